@@ -1,0 +1,70 @@
+"""Validation of user data: every public entry point goes through :func:`check_xy`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmlex.exceptions import DataError
+
+__all__ = ["MIN_POINTS", "check_xy"]
+
+#: Fewest data points a regression accepts.
+MIN_POINTS = 5
+
+
+def _as_1d(name: str, values: object) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{name} must be numeric: {err}") from err
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.ravel()  # a column or row vector is unambiguous
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        kind = "NaN" if np.isnan(arr[idx[0]]) else "inf"
+        raise DataError(
+            f"{name} contains {bad.sum()} non-finite value(s) ({kind} at index {idx[0]}); "
+            "drop or impute them first"
+        )
+    return arr
+
+
+def check_xy(
+    x: object, y: object, *, min_points: int = MIN_POINTS, allow_constant: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert univariate data.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Abscissae and ordinates, one-dimensional (column vectors are accepted).
+    min_points : int
+        Fewest points accepted.
+    allow_constant : bool
+        Accept a constant ``y`` (a KAN edge may legitimately be constant).
+
+    Returns
+    -------
+    x, y : ndarray
+        Float64 copies.
+
+    Raises
+    ------
+    DataError
+        Naming the problem: non-numeric, not 1-D, NaN/inf, length mismatch, too few
+        points, constant ``y`` or constant ``x``.
+    """
+    xa = _as_1d("x", x)
+    ya = _as_1d("y", y)
+    if xa.shape != ya.shape:
+        raise DataError(f"x and y differ in length: {xa.size} != {ya.size}")
+    if xa.size < min_points:
+        raise DataError(f"need at least {min_points} data points, got {xa.size}")
+    if np.ptp(xa) == 0:
+        raise DataError("x is constant: there is no function of x to find")
+    if not allow_constant and np.ptp(ya) == 0:
+        raise DataError(f"y is constant ({ya[0]!r}): there is no function of x to find")
+    return xa.copy(), ya.copy()

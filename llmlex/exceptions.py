@@ -1,0 +1,74 @@
+"""Exceptions raised by llmlex.
+
+The hierarchy (every class also derives from the built-in that the error really is)::
+
+    LLMLExError                          base of everything llmlex raises on purpose
+    ├── DataError(ValueError)            bad x / y handed in by the caller
+    ├── AnsatzError(ValueError)          an ansatz text that is not in the safe language
+    │   └── AnsatzTooComplexError        ...or exceeds the size / nesting / exponent bounds
+    ├── LLMError(RuntimeError)           the language model could not be used
+    │   ├── LLMAuthenticationError       bad or missing API key (401 / 403)
+    │   ├── LLMConnectionError           server unreachable or timing out
+    │   ├── LLMModelNotFoundError        the endpoint does not serve the model (404)
+    │   └── NoValidAnsatzError           every call failed or no reply gave a usable ansatz
+    └── MissingDependencyError(ImportError)  an optional extra (e.g. ``llmlex[kan]``) is absent
+
+A failed fit or a bad LLM reply during a search is *not* an exception: it is recorded
+in the run's :class:`~llmlex.genetic.RunStats` and the search goes on.  Exceptions are
+reserved for bad input and for runs that cannot produce anything at all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AnsatzError",
+    "AnsatzTooComplexError",
+    "DataError",
+    "LLMAuthenticationError",
+    "LLMConnectionError",
+    "LLMError",
+    "LLMLExError",
+    "LLMModelNotFoundError",
+    "MissingDependencyError",
+    "NoValidAnsatzError",
+]
+
+
+class LLMLExError(Exception):
+    """Base class of all exceptions raised deliberately by llmlex."""
+
+
+class DataError(LLMLExError, ValueError):
+    """The data handed in is unusable (NaN/inf, length mismatch, too few points, ...)."""
+
+
+class AnsatzError(LLMLExError, ValueError):
+    """An ansatz text is not a valid expression of the safe ansatz language."""
+
+
+class AnsatzTooComplexError(AnsatzError):
+    """An ansatz exceeds the bounds on size, nesting depth or exponent growth."""
+
+
+class LLMError(LLMLExError, RuntimeError):
+    """The language model could not be used to produce ansätze."""
+
+
+class LLMAuthenticationError(LLMError):
+    """The endpoint rejected the API key (HTTP 401/403)."""
+
+
+class LLMConnectionError(LLMError):
+    """The endpoint could not be reached or kept timing out."""
+
+
+class LLMModelNotFoundError(LLMError):
+    """The endpoint does not serve the requested model (HTTP 404)."""
+
+
+class NoValidAnsatzError(LLMError):
+    """Every proposal failed: no usable, fittable ansatz was produced."""
+
+
+class MissingDependencyError(LLMLExError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

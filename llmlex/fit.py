@@ -1,0 +1,431 @@
+"""The normalized chi-squared score and the fitting of ansatz parameters.
+
+The score (Harvey et al., arXiv 2505.07956) is
+
+.. math::
+
+    n\\chi^2 = \\frac{1}{N}\\sum_i \\frac{(y_i - \\hat y_i)^2}{\\max(g, \\alpha|y_i|)^2},
+    \\qquad g = \\max(\\mathrm{MAD}(y), \\alpha\\,\\mathrm{mean}|y|, \\epsilon)
+
+with :math:`\\alpha = 0.01`, :math:`\\epsilon = 10^{-4}`.  It is a weighted least-squares
+objective, so parameters are fitted by minimising it directly with
+:func:`scipy.optimize.least_squares` from several starts.  By the reference convention
+``score = -nchi2`` (higher is better).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.optimize import least_squares, leastsq
+
+from llmlex._validation import check_xy
+from llmlex.ansatz import Ansatz, parse_ansatz
+
+if TYPE_CHECKING:
+    import sympy
+
+__all__ = [
+    "ALPHA",
+    "EPS",
+    "FitResult",
+    "fit_ansatz",
+    "nchi2",
+    "nchi2_scale",
+    "score",
+]
+
+log = logging.getLogger(__name__)
+
+#: Fraction of |y| below which the local scale does not shrink.
+ALPHA = 0.01
+#: Floor of the global scale.
+EPS = 1e-4
+#: A fit at or below this nchi2 is exact to rounding: no further starts are tried.
+EXACT_NCHI2 = 1e-16
+# Residuals are clipped here so that squares never overflow; non-finite ones become it.
+_RESIDUAL_CAP = 1e10
+
+
+def nchi2_scale(y: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> np.ndarray:
+    """Per-point denominator ``max(g, alpha*|y_i|)`` of the normalized chi-squared.
+
+    Parameters
+    ----------
+    y : ndarray
+        Observed values.
+    alpha, eps : float
+        The relative floor and the absolute floor of the scale.
+
+    Returns
+    -------
+    ndarray
+        Positive scales with the shape of ``y``.
+    """
+    y = np.asarray(y, dtype=float)
+    abs_y = np.abs(y)
+    mad = float(np.median(np.abs(y - np.median(y))))
+    g = max(mad, alpha * float(np.mean(abs_y)), eps)
+    return np.maximum(g, alpha * abs_y)
+
+
+def nchi2(
+    y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS
+) -> float:
+    """Normalized chi-squared of predictions ``yhat`` against ``y`` (lower is better).
+
+    Returns ``inf`` if any prediction is non-finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nchi2(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+    0.0
+    """
+    y = np.asarray(y, dtype=float)
+    yhat = np.broadcast_to(np.asarray(yhat, dtype=float), y.shape)
+    if not np.all(np.isfinite(yhat)):
+        return float("inf")
+    with np.errstate(over="ignore"):
+        r = (y - yhat) / nchi2_scale(y, alpha=alpha, eps=eps)
+        value = float(np.mean(r * r))
+    return value if np.isfinite(value) else float("inf")
+
+
+def score(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> float:
+    """The reference library's score, ``-nchi2`` (higher is better)."""
+    return -nchi2(y, yhat, alpha=alpha, eps=eps)
+
+
+_MAPPING_KEYS = (
+    "ansatz",
+    "params",
+    "score",
+    "nchi2",
+    "n_params",
+    "complexity",
+    "success",
+    "message",
+    "nfev",
+    "time",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """An ansatz with fitted parameters.
+
+    Also readable as a mapping, as in the reference library: ``result['ansatz']``,
+    ``result['params']``, ``result['score']`` (and every other field name).
+
+    Attributes
+    ----------
+    ansatz : str
+        The ansatz in normal form (parameters ``params[0..n-1]``).
+    params : ndarray
+        Fitted parameter values (read-only).
+    nchi2 : float
+        Normalized chi-squared of the fit on the data it was fitted to; ``inf`` if the
+        ansatz could not be evaluated to finite values.
+    success : bool
+        Whether a finite fit was found.
+    message : str
+        What the optimiser reported, or why the fit failed.
+    nfev : int
+        Evaluations of the ansatz spent over all starts.
+    n_starts : int
+        Optimiser starts tried.
+    time : float
+        Wall time of the fit in seconds.
+    compiled : Ansatz or None
+        The compiled ansatz, for :meth:`predict`.
+    """
+
+    ansatz: str
+    params: np.ndarray
+    nchi2: float
+    success: bool
+    message: str
+    nfev: int = 0
+    n_starts: int = 0
+    time: float = 0.0
+    compiled: Ansatz | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        p = np.array(self.params, dtype=float).ravel()
+        p.setflags(write=False)
+        object.__setattr__(self, "params", p)
+
+    @property
+    def score(self) -> float:
+        """``-nchi2``: higher is better (the reference convention)."""
+        return -self.nchi2
+
+    @property
+    def n_params(self) -> int:
+        """Number of fitted parameters."""
+        return int(self.params.size)
+
+    @cached_property
+    def complexity(self) -> int:
+        """Node count of the sympy form of the ansatz (see :attr:`Ansatz.complexity`)."""
+        return self._compiled().complexity
+
+    @cached_property
+    def expression(self) -> sympy.Expr:
+        """The sympy expression in ``x`` with the fitted parameters substituted."""
+        from llmlex._symbolic import param
+
+        a = self._compiled()
+        return a.sympy.xreplace({param(k): float(v) for k, v in enumerate(self.params)})
+
+    def _compiled(self) -> Ansatz:
+        return self.compiled if self.compiled is not None else parse_ansatz(self.ansatz)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Evaluate the fitted ansatz at ``x``."""
+        return self._compiled()(np.asarray(x, dtype=float), self.params)
+
+    __call__ = predict
+
+    def formula(self, precision: int = 6) -> str:
+        """The ansatz text with the fitted values written in place of ``params[i]``."""
+        text = self.ansatz
+        for k in range(self.n_params - 1, -1, -1):
+            text = text.replace(f"params[{k}]", f"{self.params[k]:.{precision}g}")
+        return text
+
+    # Mapping-style access, for code written against the reference library.
+    def __getitem__(self, key: str) -> Any:
+        if key not in _MAPPING_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _MAPPING_KEYS
+
+    def keys(self) -> tuple[str, ...]:
+        """Names readable with ``result[name]``."""
+        return _MAPPING_KEYS
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``result[key]`` or ``default``."""
+        return getattr(self, key) if key in _MAPPING_KEYS else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MAPPING_KEYS)
+
+    def __len__(self) -> int:
+        return len(_MAPPING_KEYS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python summary (JSON-serialisable)."""
+        return {
+            "ansatz": self.ansatz,
+            "params": [float(v) for v in self.params],
+            "nchi2": self.nchi2,
+            "score": self.score,
+            "success": self.success,
+            "message": self.message,
+            "nfev": self.nfev,
+            "n_starts": self.n_starts,
+            "time": self.time,
+        }
+
+
+class _Budget(Exception):
+    """Raised inside the residual function when the time budget is spent."""
+
+
+def _random_start(rng: np.random.Generator, n: int, wide: bool) -> np.ndarray:
+    lo, hi = (-2.0, 2.0) if wide else (-1.0, 1.0)
+    return rng.choice([-1.0, 1.0], size=n) * 10.0 ** rng.uniform(lo, hi, size=n)
+
+
+def _minimise(fun: Any, p0: np.ndarray, max_nfev: int, m: int) -> float:
+    """Run one local least-squares minimisation; return the mean squared residual reached.
+
+    MINPACK's Levenberg-Marquardt through :func:`scipy.optimize.leastsq` has the least
+    per-call overhead (the finite differences run in compiled code); it needs at least
+    as many residuals as parameters, else the trust-region solver is used.
+    """
+    if m >= p0.size:
+        p, *_ = leastsq(fun, p0, full_output=True, maxfev=max_nfev, ftol=1e-12, xtol=1e-12)
+    else:
+        p = least_squares(fun, p0, method="trf", max_nfev=max_nfev).x
+    r = fun(np.asarray(p, dtype=float))
+    return float(r @ r) / m
+
+
+def fit_ansatz(
+    ansatz: Ansatz | str,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    initial: Sequence[float] | None = None,
+    n_starts: int = 8,
+    max_nfev: int | None = None,
+    timeout: float = 5.0,
+    seed: int | np.random.Generator | None = 0,
+    alpha: float = ALPHA,
+    eps: float = EPS,
+    validate: bool = True,
+) -> FitResult:
+    """Fit the parameters of an ansatz by minimising the normalized chi-squared.
+
+    Starts, in order: ``initial`` (if given), all ones, then random log-uniform values of
+    both signs (magnitudes in [0.1, 10], later [0.01, 100]).  A start at which the ansatz
+    is not finite on the data is replaced by the nearest random draw where it is.  The
+    search stops early once a start is exact to rounding, or once three starts agree on
+    the best minimum.
+
+    Parameters
+    ----------
+    ansatz : Ansatz or str
+        The ansatz; text is parsed with :func:`~llmlex.ansatz.parse_ansatz`.
+    x, y : array_like
+        The data.
+    initial : sequence of float, optional
+        A first start (e.g. values the language model suggested).
+    n_starts : int
+        Most optimiser starts.
+    max_nfev : int, optional
+        Most ansatz evaluations per start (default ``100 * (n_params + 1)``).
+    timeout : float
+        Wall-time budget of the whole fit in seconds.
+    seed : int, Generator or None
+        Randomness of the starts.
+    alpha, eps : float
+        Parameters of the score.
+    validate : bool
+        Check ``x`` and ``y`` (set False when the caller already has).
+
+    Returns
+    -------
+    FitResult
+        Never raises for a fit that fails: ``success`` is False and ``nchi2`` is ``inf``.
+
+    Raises
+    ------
+    AnsatzError
+        If ``ansatz`` is text that does not parse.
+    DataError
+        If ``x`` or ``y`` is unusable.
+    """
+    t0 = time.perf_counter()
+    compiled = parse_ansatz(ansatz) if isinstance(ansatz, str) else ansatz
+    if validate:
+        x, y = check_xy(x, y, allow_constant=True)
+    else:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n = compiled.n_params
+    weight = 1.0 / nchi2_scale(y, alpha=alpha, eps=eps)
+    m = y.size
+
+    def done(p: np.ndarray, value: float, ok: bool, msg: str, nfev: int, starts: int):
+        return FitResult(
+            ansatz=compiled.text,
+            params=p,
+            nchi2=value,
+            success=ok,
+            message=msg,
+            nfev=nfev,
+            n_starts=starts,
+            time=time.perf_counter() - t0,
+            compiled=compiled,
+        )
+
+    if n == 0:
+        value = nchi2(y, compiled(x, ()), alpha=alpha, eps=eps)
+        ok = bool(np.isfinite(value))
+        return done(np.empty(0), value, ok, "no parameters" if ok else "non-finite", 1, 0)
+
+    best_p = np.full(n, np.nan)
+    best = np.inf
+    nfev = 0
+    deadline = t0 + timeout
+
+    def raw_residuals(p: np.ndarray) -> np.ndarray:
+        return (compiled(x, p) - y) * weight
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        nonlocal best, best_p, nfev
+        nfev += 1
+        r = raw_residuals(p)
+        value = float(r @ r) / m  # nan or inf when anything is non-finite
+        if value < best:  # keep the best point ever seen, not only where the optimiser stops
+            best, best_p = value, p.copy()
+        elif not np.isfinite(value):
+            # Steer the optimiser away from where the ansatz is undefined or overflows.
+            r = np.where(np.isfinite(r), np.clip(r, -_RESIDUAL_CAP, _RESIDUAL_CAP), _RESIDUAL_CAP)
+        if nfev % 32 == 0 and time.perf_counter() > deadline:
+            raise _Budget
+        return r
+
+    def finite_at(p: np.ndarray) -> bool:
+        nonlocal nfev
+        nfev += 1
+        return bool(np.all(np.isfinite(raw_residuals(p))))
+
+    def find_finite(p0: np.ndarray) -> np.ndarray | None:
+        if finite_at(p0):
+            return p0
+        for k in range(64):
+            # First perturb the proposed start, then roam more widely.
+            if k < 16:
+                cand = p0 * 10.0 ** rng.uniform(-1, 1, n) * rng.choice([-1.0, 1.0], n)
+            else:
+                cand = _random_start(rng, n, wide=k >= 32)
+            if finite_at(cand):
+                return cand
+        return None
+
+    starts: list[np.ndarray] = []
+    if initial is not None:
+        init = np.asarray(initial, dtype=float).ravel()
+        if init.size == n and np.all(np.isfinite(init)):
+            starts.append(init)
+    starts.append(np.ones(n))
+    budget = max_nfev if max_nfev is not None else 100 * (n + 1)
+    tried = 0
+    agree = 0
+    message = "no start where the ansatz is finite on the data"
+    while tried < n_starts:
+        p0 = starts[tried] if tried < len(starts) else _random_start(rng, n, tried >= 5)
+        tried += 1
+        p0 = find_finite(p0)
+        if p0 is None:
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                reached = _minimise(residuals, p0, budget, m)
+            message = "converged"
+        except _Budget:
+            message = f"time budget of {timeout:g} s spent"
+            break
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+            message = f"optimiser failed: {err}"
+            continue
+        if best <= EXACT_NCHI2:
+            message = "exact fit"
+            break
+        # Three starts landing on the same best minimum: more are unlikely to help.
+        if abs(reached - best) <= 1e-8 * best:
+            agree += 1
+            if agree >= 3:
+                break
+        if time.perf_counter() > deadline:
+            message = f"time budget of {timeout:g} s spent"
+            break
+
+    if not np.isfinite(best):
+        return done(np.full(n, np.nan), float("inf"), False, message, nfev, tried)
+    final = nchi2(y, compiled(x, best_p), alpha=alpha, eps=eps)
+    return done(best_p, final, bool(np.isfinite(final)), str(message), nfev, tried)
