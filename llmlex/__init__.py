@@ -1,4 +1,69 @@
 """llmlex: symbolic regression with vision-capable language models (LLM-LEx).
 
-Hand it data, get back a formula that fits, with its fitted parameters and score.
+Hand it data, get back a formula that fits, with its fitted parameters and score::
+
+    import numpy as np
+    import llmlex
+
+    x = np.linspace(0.1, 5, 100)
+    y = 2.5 * np.exp(-0.7 * x)
+    run = llmlex.run_genetic(None, None, x, y)       # None: offline, no API key needed
+    run.best.ansatz, run.best.params, run.best.nchi2
+
+Pass an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client (any OpenAI-compatible
+``base_url``: OpenRouter, OpenAI, Ollama, vLLM, llama.cpp) to have a vision model look at
+the plot and propose the ansätze.  Multivariate data goes through Kolmogorov-Arnold
+networks: ``llmlex.KANLEX`` and ``llmlex.kan_to_symbolic`` (extra ``llmlex[kan]``).
+
+Modules: :mod:`llmlex.images` (plots), :mod:`llmlex.llm` (prompts and calls),
+:mod:`llmlex.fit` (score and fitting), :mod:`llmlex.genetic` (the search),
+:mod:`llmlex.kan` (KANs), :mod:`llmlex.ansatz` (the safe expression language),
+:mod:`llmlex.exceptions`.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from llmlex.ansatz import Ansatz, parse_ansatz
+from llmlex.exceptions import LLMLExError
+from llmlex.fit import FitResult, fit_ansatz, nchi2, score
+from llmlex.genetic import GeneticRun, RunStats, arun_genetic, run_genetic, single_call
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KANLEX",
+    "Ansatz",
+    "FitResult",
+    "GeneticRun",
+    "LLMLExError",
+    "RunStats",
+    "__version__",
+    "arun_genetic",
+    "fit_ansatz",
+    "kan_to_symbolic",
+    "nchi2",
+    "parse_ansatz",
+    "run_genetic",
+    "score",
+    "single_call",
+]
+
+# Submodules and names imported on first use: matplotlib, openai, torch and pykan are
+# slow (or optional) imports that `import llmlex` must not pay for.
+_LAZY_MODULES = {"images", "llm", "offline", "kan", "exceptions", "fit", "genetic", "ansatz"}
+_LAZY_NAMES = {"KANLEX": "llmlex.kan", "kan_to_symbolic": "llmlex.kan"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"llmlex.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    raise AttributeError(f"module 'llmlex' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_NAMES))

@@ -64,7 +64,7 @@ _SYMPY_FUNCS = {
     "maximum": sympy.Max,
     "minimum": sympy.Min,
     "where": lambda c, a, b: sympy.Piecewise((a, c), (b, True)),
-    "heaviside": lambda a, h=sympy.Rational(1, 2): sympy.Heaviside(a, h),
+    "heaviside": lambda a, h=None: sympy.Heaviside(a, sympy.S.Half if h is None else h),
     "erf": sympy.erf,
     "erfc": sympy.erfc,
     "erfinv": sympy.erfinv,
@@ -143,9 +143,7 @@ def ast_to_sympy(node: ast.expr) -> sympy.Expr:
         return -a if isinstance(node.op, ast.USub) else a
     if isinstance(node, ast.Compare):
         vals = [ast_to_sympy(t) for t in (node.left, *node.comparators)]
-        rels = [
-            _SYMPY_CMP[type(op)](vals[k], vals[k + 1]) for k, op in enumerate(node.ops)
-        ]
+        rels = [_SYMPY_CMP[type(op)](vals[k], vals[k + 1]) for k, op in enumerate(node.ops)]
         return rels[0] if len(rels) == 1 else sympy.And(*rels)
     if isinstance(node, ast.BoolOp):
         f = sympy.And if isinstance(node.op, ast.And) else sympy.Or

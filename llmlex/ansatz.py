@@ -105,8 +105,7 @@ FUNCTIONS: dict[str, _Fn] = {
     **{
         name: _Fn(getattr(_sps, name), (1,), "scipy.special")
         for name in (
-            "erf erfc erfinv gamma gammaln digamma j0 j1 y0 y1 i0 i1 k0 k1 "
-            "ellipk ellipe dawsn"
+            "erf erfc erfinv gamma gammaln digamma j0 j1 y0 y1 i0 i1 k0 k1 ellipk ellipe dawsn"
         ).split()
     },
     "expit": _Fn(_expit, (1,), "scipy.special"),

@@ -75,9 +75,7 @@ def nchi2_scale(y: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> np.
     return np.maximum(g, alpha * abs_y)
 
 
-def nchi2(
-    y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS
-) -> float:
+def nchi2(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> float:
     """Normalized chi-squared of predictions ``yhat`` against ``y`` (lower is better).
 
     Returns ``inf`` if any prediction is non-finite.

@@ -1,0 +1,185 @@
+"""The safe ansatz language: whitelist, bounds, renumbering, sympy round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llmlex.ansatz import MAX_TEXT_LENGTH, parse_ansatz
+from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
+
+X = np.linspace(0.1, 5.0, 25)
+
+
+@pytest.mark.parametrize(
+    ("text", "n_params", "expected"),
+    [
+        ("params[0]*np.sin(params[1]*x)+params[2]", 3, lambda p: p[0] * np.sin(p[1] * X) + p[2]),
+        (
+            "lambda x, *params: params[0]*np.exp(-params[1]*x)",
+            2,
+            lambda p: p[0] * np.exp(-p[1] * X),
+        ),
+        ("np.where(x >= 1, x**2, np.cos(x))", 0, lambda p: np.where(X >= 1, X**2, np.cos(X))),
+        ("scipy.special.erf(params[0]*x) + math.pi", 1, lambda p: _erf(p[0] * X) + np.pi),
+        ("sin(x) + np.e", 0, lambda p: np.sin(X) + np.e),
+        ("p[0] * x", 1, lambda p: p[0] * X),
+        ("np.where((x > 1) & (x < 3), 1, 0)", 0, lambda p: ((X > 1) & (X < 3)).astype(float)),
+    ],
+)
+def test_valid_ansatz_evaluates_like_numpy(text, n_params, expected):
+    a = parse_ansatz(text)
+    assert a.n_params == n_params
+    p = np.linspace(0.5, 1.5, n_params)
+    np.testing.assert_allclose(a(X, p), expected(p), rtol=1e-12)
+    assert a(X, p).shape == X.shape
+
+
+def _erf(z):
+    from scipy.special import erf
+
+    return erf(z)
+
+
+def test_constant_ansatz_broadcasts_to_data_shape():
+    a = parse_ansatz("params[0]")
+    np.testing.assert_array_equal(a(X, [2.0]), np.full_like(X, 2.0))
+
+
+def test_parameters_renumbered_densely_and_initial_values_mapped():
+    a = parse_ansatz("params[3]*x + params[1]")
+    assert a.n_params == 2
+    assert a.text == "params[1] * x + params[0]"
+    assert a.source_indices == (1, 3)
+    np.testing.assert_array_equal(a.map_initial([9.0, 2.0, 9.0, 5.0]), [2.0, 5.0])
+    assert a.map_initial([1.0, 2.0]) is None  # does not cover index 3
+
+
+def test_wrong_number_of_params_is_a_clear_error():
+    with pytest.raises(ValueError, match="takes 2 parameters"):
+        parse_ansatz("params[0]*x+params[1]")(X, [1.0])
+
+
+HOSTILE = [
+    "__import__('os').system('touch /tmp/llmlex_pwned')",
+    "x.__class__.__bases__[0].__subclasses__()",
+    "np.__dict__",
+    "np.sin.__globals__",
+    "(lambda: 1)()",
+    "params[0] + (lambda y: y)(x)",
+    "[i for i in range(10)]",
+    "{i: i for i in x}",
+    "sum(i for i in x)",
+    "open('/etc/passwd').read()",
+    "np.load('/tmp/x')",
+    "getattr(np, 'sin')(x)",
+    "x if x > 0 else 1",
+    "9**9**9",
+    "x**1000",
+    "1e999",
+    "10" + "0" * 400,
+    "+".join(["x"] * 10_000),
+    "np.sin(" * 100 + "x" + ")" * 100,
+    "np.sin(x, out=x)",
+    "x > 1",
+    "'a' * 10",
+    "params[-1] * x",
+    "params[0:2]",
+    "x[0]",
+    "os.system",
+    "params[0] := 3",
+    "x; import os",
+    "np.random.rand()",
+    "np.frombuffer(b'')",
+    "",
+    "   ",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_is_rejected_without_side_effect(text, tmp_path):
+    marker = tmp_path / "pwned"
+    text = text.replace("/tmp/llmlex_pwned", str(marker))
+    with pytest.raises(AnsatzError):
+        parse_ansatz(text)
+    assert not marker.exists()
+
+
+def test_size_bounds_raise_too_complex():
+    with pytest.raises(AnsatzTooComplexError):
+        parse_ansatz("x+" * MAX_TEXT_LENGTH + "x")
+    with pytest.raises(AnsatzTooComplexError):
+        parse_ansatz("9**9**9")
+    with pytest.raises(AnsatzTooComplexError):
+        parse_ansatz("+".join(f"params[{i}]*x**{i % 5}" for i in range(30)))
+
+
+def test_allowed_functions_are_enforced():
+    assert parse_ansatz("np.sin(x)", allowed_functions=["sin"]).functions == {"sin"}
+    with pytest.raises(AnsatzError, match="not among the allowed"):
+        parse_ansatz("np.exp(x)", allowed_functions=["sin"])
+
+
+def test_canonical_key_ignores_order_and_parameter_names():
+    a = parse_ansatz("params[0]*x + params[1]")
+    b = parse_ansatz("params[1] + x*params[0]")
+    c = parse_ansatz("params[0]*x**2 + params[1]")
+    assert a.canonical == b.canonical
+    assert a.canonical != c.canonical
+
+
+def test_complexity_counts_sympy_nodes():
+    assert parse_ansatz("x").complexity == 1
+    assert parse_ansatz("params[0]*x").complexity == 3
+    assert parse_ansatz("params[0]*np.sin(params[1]*x)").complexity > 3
+
+
+# --- hypothesis round trips -------------------------------------------------------------
+
+_leaf = st.one_of(
+    st.just("x"),
+    st.integers(0, 3).map(lambda i: f"params[{i}]"),
+    st.floats(0.1, 9.0, allow_nan=False).map(lambda v: repr(round(v, 3))),
+)
+
+
+def _combine(children):
+    unary = st.sampled_from(["np.sin", "np.cos", "np.exp", "np.tanh", "np.abs", "np.arctan"])
+    return st.one_of(
+        st.tuples(children, st.sampled_from(["+", "-", "*", "/"]), children).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        st.tuples(unary, children).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(children, st.sampled_from(["2", "3", "0.5"])).map(lambda t: f"({t[0]})**{t[1]}"),
+    )
+
+
+expressions = st.recursive(_leaf, _combine, max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions)
+def test_normal_form_is_a_fixed_point(text):
+    a = parse_ansatz(text)
+    b = parse_ansatz(a.text)
+    assert b.text == a.text
+    assert b.n_params == a.n_params
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions)
+def test_sympy_round_trip_preserves_values(text):
+    from llmlex._symbolic import ansatz_from_sympy
+
+    a = parse_ansatz(text)
+    b = ansatz_from_sympy(a.sympy)
+    # sympy may drop a parameter (p0 - p0) but never invent one.
+    assert b.n_params <= a.n_params
+    if b.n_params != a.n_params:
+        return
+    p = np.linspace(0.7, 1.3, a.n_params)
+    va, vb = a(X, p), b(X, p)
+    ok = np.isfinite(va) & np.isfinite(vb) & (np.abs(va) < 1e12)
+    np.testing.assert_allclose(vb[ok], va[ok], rtol=1e-7, atol=1e-9)

@@ -1,0 +1,129 @@
+"""The normalized chi-squared and the fitter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmlex.exceptions import AnsatzError, DataError
+from llmlex.fit import FitResult, fit_ansatz, nchi2, nchi2_scale, score
+
+X = np.linspace(0.1, 5.0, 100)
+
+
+def test_nchi2_closed_form():
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    # MAD = 1, alpha*mean|y| = 0.03, so g = 1 and the local scale is max(1, 0.01|y|) = 1.
+    assert nchi2(y, y + 0.5) == pytest.approx(0.25)
+    assert score(y, y + 0.5) == pytest.approx(-0.25)
+    assert nchi2(y, y) == 0.0
+
+
+def test_nchi2_scale_switches_to_relative_error_for_large_values():
+    y = np.array([0.0, 0.0, 0.0, 0.0, 1e6])
+    s = nchi2_scale(y)
+    # MAD is 0; the global scale is alpha*mean|y| = 2000 and the big point uses alpha*|y|.
+    np.testing.assert_allclose(s, [2000.0, 2000.0, 2000.0, 2000.0, 1e4])
+
+
+def test_nchi2_floor_eps_for_zero_data():
+    y = np.zeros(10)
+    np.testing.assert_allclose(nchi2_scale(y), 1e-4)
+    assert nchi2(y, np.full(10, 1e-4)) == pytest.approx(1.0)
+
+
+def test_nchi2_non_finite_prediction_is_inf():
+    y = np.arange(5.0)
+    assert nchi2(y, np.array([0, 1, np.nan, 3, 4.0])) == np.inf
+
+
+@pytest.mark.parametrize(
+    ("ansatz", "truth"),
+    [
+        ("params[0]*np.cos(params[1]*x)", lambda x: 51.2288 * np.cos(1.18219 * x)),
+        ("np.exp(params[0]+params[1]/x)", lambda x: np.exp(1.83169 - 3.35509 / x)),
+        ("x**params[0]*np.sin(params[1]*x)", lambda x: x**-3 * np.sin(x)),
+        (
+            "np.exp(params[0]*x)+params[1]*np.exp(params[2]*x)",
+            lambda x: np.exp(-x) + 2 * np.exp(-3 * x),
+        ),
+        ("np.sqrt(params[0]-x)", lambda x: np.sqrt(6 - x)),
+    ],
+)
+def test_fitter_finds_constants_of_true_forms(ansatz, truth):
+    result = fit_ansatz(ansatz, X, truth(X))
+    assert result.success
+    assert result.nchi2 < 1e-10
+
+
+def test_fit_uses_initial_values_first():
+    y = 3.0 * np.sin(7.0 * X + 0.3)
+    r = fit_ansatz("params[0]*np.sin(params[1]*x+params[2])", X, y, initial=[2.9, 7.05, 0.25])
+    assert r.nchi2 < 1e-10
+    assert r.n_starts == 1
+
+
+def test_fit_of_impossible_form_is_a_failed_result_not_an_exception():
+    r = fit_ansatz("np.log(-np.abs(params[0]) - x**2)", X, X)
+    assert not r.success
+    assert r.nchi2 == np.inf
+    assert "finite" in r.message
+
+
+def test_fit_result_is_mapping_like_and_frozen():
+    r = fit_ansatz("params[0]*x + params[1]", X, 2 * X + 1)
+    assert r["ansatz"] == r.ansatz
+    np.testing.assert_allclose(r["params"], [2.0, 1.0])
+    assert r["score"] == -r.nchi2
+    assert "params" in r and set(r.keys()) >= {"ansatz", "params", "score"}
+    with pytest.raises(KeyError):
+        r["nope"]
+    with pytest.raises(AttributeError):
+        r.nchi2 = 0.0  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        r.params[0] = 1.0
+    np.testing.assert_allclose(r.predict(X), 2 * X + 1)
+    assert isinstance(r, FitResult)
+    assert r.to_dict()["params"] == pytest.approx([2.0, 1.0])
+
+
+def test_fit_is_reproducible_for_a_seed():
+    y = np.exp(-X) + 2 * np.exp(-3 * X) + 0.01 * np.sin(40 * X)
+    a = fit_ansatz("np.exp(params[0]*x)+params[1]*np.exp(params[2]*x)", X, y, seed=3)
+    b = fit_ansatz("np.exp(params[0]*x)+params[1]*np.exp(params[2]*x)", X, y, seed=3)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_fit_respects_time_budget():
+    y = np.sin(3 * X)
+    r = fit_ansatz(
+        "+".join(f"params[{i}]*np.sin(params[{i + 10}]*x)" for i in range(10)),
+        X,
+        y,
+        n_starts=1000,
+        timeout=0.3,
+    )
+    assert r.time < 2.0
+
+
+def test_fit_rejects_text_outside_the_language():
+    with pytest.raises(AnsatzError):
+        fit_ansatz("__import__('os')", X, X)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "match"),
+    [
+        (np.array([1, 2, np.nan, 4, 5.0]), np.arange(5.0), "NaN"),
+        (np.arange(5.0), np.array([1, 2, np.inf, 4, 5.0]), "inf"),
+        (np.arange(5.0), np.arange(6.0), "differ in length"),
+        (np.arange(3.0), np.arange(3.0), "at least 5"),
+        (np.ones((5, 2)), np.arange(5.0), "one-dimensional"),
+        (np.arange(5.0), ["a", "b", "c", "d", "e"], "numeric"),
+        (np.ones(5), np.arange(5.0), "x is constant"),
+    ],
+)
+def test_bad_data_is_a_clear_value_error(x, y, match):
+    with pytest.raises(DataError, match=match) as info:
+        fit_ansatz("params[0]*x", x, y)
+    assert isinstance(info.value, ValueError)
