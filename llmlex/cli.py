@@ -1,0 +1,287 @@
+"""The ``llmlex`` command: ``llmlex demo`` and ``llmlex fit data.csv --x COL --y COL``.
+
+Results go to stdout, progress and errors to stderr.  Errors a user can fix (a missing
+file or column, non-numeric cells, too few rows) end with one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmlex.exceptions import LLMLExError
+
+__all__ = ["main", "read_table"]
+
+log = logging.getLogger(__name__)
+
+
+class UsageError(Exception):
+    """A problem with the command line or the input file, reported in one line."""
+
+
+def read_table(path: str | os.PathLike[str], x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read two numeric columns from a CSV or whitespace-separated table.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.  Delimiter is detected (comma, semicolon, tab, whitespace); a header row
+        is used if the first row is not numeric.
+    x, y : str
+        Column names (with a header) or 0-based column indices.
+
+    Returns
+    -------
+    x, y : ndarray
+
+    Raises
+    ------
+    UsageError
+        For a missing file, a missing column, a non-numeric cell or an empty table.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"no such file: {p}")
+    lines = [
+        ln.strip()
+        for ln in p.read_text(encoding="utf-8-sig").splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    if not lines:
+        raise UsageError(f"{p} has no data rows")
+    first = lines[0]
+    delim = next((d for d in (",", ";", "\t") if d in first), None)
+
+    def split(line: str) -> list[str]:
+        cells = line.split(delim) if delim else line.split()
+        return [c.strip().strip('"').strip("'") for c in cells]
+
+    rows = [split(ln) for ln in lines]
+    header: list[str] | None = None
+    if not all(_is_number(c) for c in rows[0]):
+        header, rows = rows[0], rows[1:]
+    cols = [_column_index(spec, header, len(rows[0]) if rows else 0, p) for spec in (x, y)]
+    out = np.empty((len(rows), 2))
+    for r, row in enumerate(rows):
+        for k, c in enumerate(cols):
+            if c >= len(row):
+                raise UsageError(f"{p}: row {r + 1 + (header is not None)} has no column {c}")
+            try:
+                out[r, k] = float(row[c])
+            except ValueError:
+                line_no = r + 1 + (header is not None)
+                raise UsageError(
+                    f"{p}: non-numeric cell {row[c]!r} at line {line_no}, column {(x, y)[k]!r}"
+                ) from None
+    return out[:, 0], out[:, 1]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _column_index(spec: str, header: list[str] | None, width: int, path: Path) -> int:
+    if header is not None and spec in header:
+        return header.index(spec)
+    if spec.lstrip("-").isdigit():
+        idx = int(spec)
+        if 0 <= idx < (len(header) if header else width):
+            return idx
+    known = f"; columns are {', '.join(header)}" if header else f" (0..{width - 1})"
+    raise UsageError(f"{path}: no column {spec!r}{known}")
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """An OpenAI-compatible client when a model was asked for, else None (offline)."""
+    if args.model is None:
+        return None
+    try:
+        from dotenv import load_dotenv
+
+        load_dotenv()  # .env in the working directory, if any; never overrides the shell
+    except ImportError:  # pragma: no cover - python-dotenv is a dependency
+        pass
+    import openai
+
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    key = None
+    if base_url is None and os.environ.get("OPENROUTER_API_KEY"):
+        base_url = "https://openrouter.ai/api/v1"
+    if base_url and "openrouter.ai" in base_url:
+        key = os.environ.get("OPENROUTER_API_KEY")
+    key = key or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENROUTER_API_KEY")
+    if key is None:
+        if base_url is None:
+            raise UsageError(
+                "--model needs an API key: set OPENROUTER_API_KEY or OPENAI_API_KEY "
+                "(environment or .env), or give --base-url of a local server"
+            )
+        key = "not-needed"  # local servers (Ollama, vLLM, llama.cpp) ignore the key
+    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=args.retries)
+
+
+def _report(result: Any, elapsed: float, label: str) -> str:
+    params = ", ".join(f"params[{k}] = {v:.6g}" for k, v in enumerate(result.params))
+    return "\n".join(
+        [
+            f"{label}",
+            f"  formula:    {result.formula()}",
+            f"  ansatz:     {result.ansatz}",
+            f"  parameters: {params or '(none)'}",
+            f"  nchi2:      {result.nchi2:.4g}   (score = {result.score:.4g})",
+            f"  complexity: {result.complexity}",
+            f"  time:       {elapsed:.1f} s",
+        ]
+    )
+
+
+def _save_plot(path: Path, x: np.ndarray, y: np.ndarray, result: Any, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(x, y, s=12, color="k", label="data")
+    grid = np.linspace(x.min(), x.max(), 400)
+    ax.plot(grid, result.predict(grid), color="C3", label=f"fit (nchi2={result.nchi2:.2g})")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> Any:
+    from llmlex.genetic import run_genetic
+
+    client = _client(args)
+    t0 = time.perf_counter()
+    run = run_genetic(
+        client,
+        None,
+        x,
+        y,
+        population_size=args.population,
+        num_of_generations=args.generations,
+        model=args.model or "offline",
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    elapsed = time.perf_counter() - t0
+    best = run.best
+    sys.stdout.write(_report(best, elapsed, label) + "\n")
+    stats = run.stats
+    sys.stdout.write(
+        f"  search:     {run.proposer}, {stats.generations} generation(s), {stats.calls} API "
+        f"call(s), {stats.total_tokens} tokens; {run.stop_reason}\n"
+    )
+    if args.out:
+        payload = {
+            "best": best.to_dict(),
+            "complexity": best.complexity,
+            "pareto_front": [r.to_dict() for r in run.pareto_front],
+            "stats": {
+                "calls": stats.calls,
+                "prompt_tokens": stats.prompt_tokens,
+                "completion_tokens": stats.completion_tokens,
+                "failures": dict(stats.failures),
+                "generations": stats.generations,
+                "time": stats.time,
+            },
+            "proposer": run.proposer,
+            "stop_reason": run.stop_reason,
+        }
+        Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        sys.stdout.write(f"  result:     {args.out}\n")
+    return best
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # A damped oscillation with noise: the sort of curve one meets in a lab.
+    rng = np.random.default_rng(args.seed)
+    x = np.linspace(0.0, 10.0, 120)
+    y = 2.0 * np.exp(-0.3 * x) * np.cos(2.0 * x) + 0.01 * rng.standard_normal(x.size)
+    truth = "2*exp(-0.3*x)*cos(2*x) + 1% noise"
+    best = _run(args, x, y, f"llmlex demo: data from {truth}")
+    png = Path(args.png)
+    _save_plot(png, x, y, best, f"llmlex demo: {best.formula(4)}")
+    sys.stdout.write(f"  plot:       {png}\n")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from llmlex._validation import check_xy
+
+    x, y = read_table(args.file, args.x, args.y)
+    x, y = check_xy(x, y)
+    best = _run(args, x, y, f"llmlex fit {args.file}: y = {args.y}, x = {args.x}")
+    if args.png:
+        _save_plot(Path(args.png), x, y, best, best.formula(4))
+        sys.stdout.write(f"  plot:       {args.png}\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmlex",
+        description="Symbolic regression with vision LLMs; offline unless --model is given.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="LLM model name; omit to run offline")
+        p.add_argument("--base-url", help="OpenAI-compatible endpoint (default from env)")
+        p.add_argument("--population", type=int, default=8, help="children per generation")
+        p.add_argument("--generations", type=int, default=6, help="most generations")
+        p.add_argument("--seed", type=int, default=0, help="random seed")
+        p.add_argument("--retries", type=int, default=3, help="API retries per call")
+        p.add_argument("--out", help="write the result as JSON to this file")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser("demo", help="run a built-in example end to end (offline)")
+    common(demo)
+    demo.add_argument("--png", default="llmlex-demo.png", help="plot of data and fit")
+    demo.set_defaults(func=_demo)
+
+    fit = sub.add_parser("fit", help="find a formula y = f(x) for two columns of a table")
+    fit.add_argument("file", help="CSV or whitespace-separated table (header optional)")
+    fit.add_argument("--x", required=True, help="x column: header name or 0-based index")
+    fit.add_argument("--y", required=True, help="y column: header name or 0-based index")
+    fit.add_argument("--png", help="also write a plot of data and fit")
+    common(fit)
+    fit.set_defaults(func=_fit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llmlex`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="llmlex: %(message)s")
+    try:
+        return int(args.func(args))
+    except (UsageError, LLMLExError) as err:
+        sys.stderr.write(f"llmlex: error: {err}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("llmlex: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
