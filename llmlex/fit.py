@@ -268,6 +268,7 @@ def fit_ansatz(
     *,
     initial: Sequence[float] | None = None,
     n_starts: int = 8,
+    pool_size: int = 256,
     max_nfev: int | None = None,
     timeout: float = 5.0,
     seed: int | np.random.Generator | None = 0,
@@ -277,11 +278,12 @@ def fit_ansatz(
 ) -> FitResult:
     """Fit the parameters of an ansatz by minimising the normalized chi-squared.
 
-    Starts, in order: ``initial`` (if given), all ones, then random log-uniform values of
-    both signs (magnitudes in [0.1, 10], later [0.01, 100]).  A start at which the ansatz
-    is not finite on the data is replaced by the nearest random draw where it is.  The
-    search stops early once a start is exact to rounding, or once three starts agree on
-    the best minimum.
+    Starts, in order: ``initial`` (if given), all ones, then the best of ``pool_size``
+    random log-uniform vectors of both signs (magnitudes in [0.1, 10] and [0.01, 100],
+    plus jitters of the best point so far), ranked by their score without optimising.
+    A start at which the ansatz is not finite on the data is replaced by the nearest
+    random draw where it is.  The search stops early once a start is exact to rounding,
+    or once five starts agree on the best minimum.
 
     Parameters
     ----------
@@ -293,6 +295,9 @@ def fit_ansatz(
         A first start (e.g. values the language model suggested).
     n_starts : int
         Most optimiser starts.
+    pool_size : int
+        Random parameter vectors screened (by their score, without optimising) to choose
+        the starts after ``initial`` and all-ones; 0 disables screening.
     max_nfev : int, optional
         Most ansatz evaluations per start (default ``100 * (n_params + 1)``).
     timeout : float
@@ -385,6 +390,38 @@ def fit_ansatz(
                 return cand
         return None
 
+    def screen_starts() -> list[np.ndarray]:
+        # Multimodal objectives (frequencies, sums of exponentials) defeat local starts
+        # drawn blindly.  Screening a few hundred random points costs about as much as
+        # one local fit and sends the remaining starts into the most promising basins.
+        nonlocal nfev
+        half = pool_size // 2
+        logs = np.concatenate(
+            [rng.uniform(-1.0, 1.0, (half, n)), rng.uniform(-2.0, 2.0, (pool_size - half, n))]
+        )
+        points = rng.choice([-1.0, 1.0], size=logs.shape) * 10.0**logs
+        if np.all(np.isfinite(best_p)):
+            jitter = 10.0 ** rng.uniform(-0.5, 0.5, size=(pool_size // 4, n))
+            points = np.vstack([points, best_p * jitter])
+        values = np.empty(len(points))
+        with np.errstate(all="ignore"):
+            for k, pt in enumerate(points):
+                r = raw_residuals(pt)
+                values[k] = float(r @ r)
+        nfev += len(points)
+        values[~np.isfinite(values)] = np.inf
+        order = [k for k in np.argsort(values, kind="stable") if np.isfinite(values[k])]
+        # Greedy diversity: the best points often crowd one basin, so take each next
+        # start only if it is apart from those already chosen (in signed-log coordinates).
+        coords = np.sign(points) * np.log10(1.0 + np.abs(points))
+        chosen: list[int] = []
+        for k in order:
+            if all(np.max(np.abs(coords[k] - coords[j])) > 0.15 for j in chosen):
+                chosen.append(k)
+            if len(chosen) >= n_starts:
+                break
+        return [points[k] for k in chosen]
+
     starts: list[np.ndarray] = []
     if initial is not None:
         init = np.asarray(initial, dtype=float).ravel()
@@ -395,12 +432,19 @@ def fit_ansatz(
     tried = 0
     agree = 0
     message = "no start where the ansatz is finite on the data"
+    pool: list[np.ndarray] | None = None
     while tried < n_starts:
-        p0 = starts[tried] if tried < len(starts) else _random_start(rng, n, tried >= 5)
+        if tried < len(starts):
+            p0 = starts[tried]
+        else:
+            if pool is None:
+                pool = screen_starts() if pool_size > 0 else []
+            p0 = pool.pop(0) if pool else _random_start(rng, n, wide=tried >= 5)
         tried += 1
         p0 = find_finite(p0)
         if p0 is None:
             continue
+        before = best
         try:
             with np.errstate(all="ignore"):
                 reached = _minimise(residuals, p0, budget, m)
@@ -414,10 +458,10 @@ def fit_ansatz(
         if best <= EXACT_NCHI2:
             message = "exact fit"
             break
-        # Three starts landing on the same best minimum: more are unlikely to help.
-        if abs(reached - best) <= 1e-8 * best:
+        # Five starts landing on the same best minimum: more are unlikely to help.
+        if np.isfinite(before) and abs(reached - before) <= 1e-8 * before:
             agree += 1
-            if agree >= 3:
+            if agree >= 4:
                 break
         if time.perf_counter() > deadline:
             message = f"time budget of {timeout:g} s spent"
