@@ -2,9 +2,10 @@
 
 For each problem the ansatz has the right form with free parameters; a fit counts as
 found when nchi2 < 1e-10 on noiseless data.  Each problem is fitted once per seed; the
-table gives the share of seeds that found it and the median wall time of a fit.  llmlex's ``fit_ansatz`` is compared with
-the reference library's strategy: ``scipy.optimize.curve_fit`` from all-ones, retrying
-from a random start only when ``curve_fit`` raises.
+table gives the share of seeds that found it and the median wall time of a fit.
+llmlex's ``fit_ansatz`` is compared with the reference library's strategy:
+``scipy.optimize.curve_fit`` from all-ones, retrying from a random start only when
+``curve_fit`` raises.
 
 Run:  python benchmarks/fitter.py [--repeat 5] [--shared ../shared]
 """
