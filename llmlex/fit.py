@@ -356,13 +356,15 @@ def fit_ansatz(
     deadline = t0 + timeout
 
     def raw_residuals(p: np.ndarray) -> np.ndarray:
-        return (compiled(x, p) - y) * weight
+        with np.errstate(all="ignore"):  # overflow is expected far from the optimum
+            return (compiled(x, p) - y) * weight
 
     def residuals(p: np.ndarray) -> np.ndarray:
         nonlocal best, best_p, nfev
         nfev += 1
         r = raw_residuals(p)
-        value = float(r @ r) / m  # nan or inf when anything is non-finite
+        with np.errstate(all="ignore"):
+            value = float(r @ r) / m  # nan or inf when anything is non-finite
         if value < best:  # keep the best point ever seen, not only where the optimiser stops
             best, best_p = value, p.copy()
         elif not np.isfinite(value):

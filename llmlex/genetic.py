@@ -450,6 +450,7 @@ async def arun_genetic(
     seed: int | None = None,
     progress: bool = True,
     callback: Callable[[int, tuple[FitResult, ...]], None] | None = None,
+    time_budget: float | None = None,
     **compat: Any,
 ) -> GeneticRun:
     """Asynchronous :func:`run_genetic`; await it inside a running event loop."""
@@ -486,6 +487,7 @@ async def arun_genetic(
 
     rng = np.random.default_rng(seed)
     stop_reason = "all generations done"
+    deadline = None if time_budget is None else time.perf_counter() + time_budget
     bar = _progress_bar(population_size * num_of_generations * len(stages), progress, "llmlex")
     try:
         for stage_no, stage in enumerate(stages):
@@ -507,6 +509,9 @@ async def arun_genetic(
             )
             try:
                 for _ in range(num_of_generations):
+                    if deadline is not None and populations and time.perf_counter() > deadline:
+                        stop_reason = f"time budget of {time_budget:g} s spent"
+                        break
                     seeds = _seed_ints(int(rng.integers(2**63)), population_size)
                     ranked = search.ranked()[:population_size]
                     tasks = []
@@ -532,6 +537,8 @@ async def arun_genetic(
                         break
             finally:
                 search.close()
+            if stop_reason.startswith("time budget"):
+                break
             if search.best_nchi2() <= exit_condition:
                 if not is_llm_stage and len(stages) > 1:
                     counter.saved = population_size * num_of_generations
@@ -646,6 +653,9 @@ def run_genetic(
         Show a progress bar on stderr.
     callback : callable, optional
         Called as ``callback(generation, population)`` after every generation.
+    time_budget : float, optional
+        Wall-time budget in seconds: no new generation starts once it is spent (the
+        generation in flight finishes, so nothing paid for is lost).
 
     Returns
     -------
@@ -694,6 +704,7 @@ _RUN_OPTIONS = (
     "seed",
     "progress",
     "callback",
+    "time_budget",
 )
 
 

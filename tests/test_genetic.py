@@ -234,3 +234,12 @@ def test_selection_temperature():
     assert len(hot) == len(cands)
     pair = select_parents(cands, 2, temperature=1.0, rng=rng)
     assert len({p.ansatz for p in pair}) == 2 and pair[0].nchi2 <= pair[1].nchi2
+
+
+def test_time_budget_ends_run_after_the_generation_in_flight():
+    proposer = Scripted(FORMS[:2], latency=0.2)
+    run = run_genetic(
+        None, None, X, Y, 2, 50, proposer=proposer, progress=False, time_budget=0.3, seed=0
+    )
+    assert 1 <= len(run) < 50
+    assert "time budget" in run.stop_reason

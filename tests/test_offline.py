@@ -1,0 +1,196 @@
+"""Tests of the offline proposer and the data features that steer it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from llmlex._features import compute_features
+from llmlex.ansatz import parse_ansatz
+from llmlex.fit import fit_ansatz
+from llmlex.offline import OfflineProposer
+from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
+
+X = np.linspace(-2.0, 2.0, 40)
+XPOS = np.linspace(0.2, 4.0, 40)
+
+
+def _request(x, y, **kw) -> ProposalRequest:
+    return ProposalRequest(x=x, y=y, **kw)
+
+
+def _search(x, y, *, seed=0, pop=4, gens=4, exit=1e-14):
+    """A tiny genetic loop around the proposer: propose, fit, keep the best as parents."""
+    prop = OfflineProposer(seed=seed, fits_per_request=25)
+    rng = np.random.default_rng(seed)
+    archive = {}
+    parents = ()
+    for g in range(gens):
+        for _ in range(pop):
+            req = _request(x, y, parents=parents, generation=g, seed=int(rng.integers(2**31)))
+            for p in prop.propose_sync(req):
+                r = fit_ansatz(p.text, x, y, initial=p.initial, n_starts=2)
+                if r.success:
+                    archive[r.ansatz] = r
+        ranked = sorted(archive.values(), key=lambda r: (max(r.nchi2, 1e-20), r.complexity))
+        parents = tuple(ranked[:3])
+        if ranked[0].nchi2 < exit:
+            break
+    return parents[0]
+
+
+def test_is_a_proposer_and_async_returns_batch():
+    prop = OfflineProposer(seed=1)
+    assert isinstance(prop, Proposer)
+    assert prop.name == "offline"
+    y = 2.0 * X + 1.0
+    batch = asyncio.run(prop.propose(_request(X, y, seed=3)))
+    assert isinstance(batch, ProposalBatch)
+    assert batch.calls == 0 and batch.failure is None
+    assert 1 <= len(batch.proposals) <= prop.candidates_per_request
+
+
+def test_deterministic_for_a_seed_and_varies_with_request_seed():
+    y = np.exp(-0.5 * X) * np.cos(3 * X)
+    a = OfflineProposer(seed=5).propose_sync(_request(X, y, seed=11))
+    b = OfflineProposer(seed=5).propose_sync(_request(X, y, seed=11))
+    assert a == b
+    # A warm cache must not change the answer either.
+    warm = OfflineProposer(seed=5)
+    warm.propose_sync(_request(X, y, seed=99))
+    assert warm.propose_sync(_request(X, y, seed=11)) == a
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: np.sin(x) + 0.1 * x**2,
+        lambda x: 1.0 / (1.0 + np.exp(-3 * x)),
+        lambda x: np.abs(x) ** 1.5 + 2,
+    ],
+)
+def test_every_proposal_parses_and_carries_matching_initial(f):
+    y = f(X)
+    for seed in range(3):
+        for p in OfflineProposer(seed=seed).propose_sync(_request(X, y, seed=seed)):
+            a = parse_ansatz(p.text)
+            assert p.initial is not None and len(p.initial) == a.n_params
+            assert np.all(np.isfinite(a(X, p.initial)))
+
+
+def test_allowed_functions_are_honoured():
+    y = np.sin(2 * X) * np.exp(-0.3 * X)
+    allowed = ("sin", "cos")
+    prop = OfflineProposer(seed=0)
+    props = prop.propose_sync(_request(X, y, seed=1, allowed_functions=allowed))
+    assert props
+    for p in props:
+        assert parse_ansatz(p.text).functions <= set(allowed)
+    # Also through parents' edits in a later generation.
+    parents = tuple(fit_ansatz(p.text, X, y, initial=p.initial) for p in props)
+    later = prop.propose_sync(
+        _request(X, y, seed=2, parents=parents, generation=1, allowed_functions=allowed)
+    )
+    assert later
+    for p in later:
+        assert parse_ansatz(p.text).functions <= set(allowed)
+    # No functions at all: only polynomials and rationals remain.
+    none = prop.propose_sync(_request(X, y, seed=3, allowed_functions=()))
+    assert none and all(not parse_ansatz(p.text).functions for p in none)
+
+
+def test_features_periodic():
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 10, 80))
+    f = compute_features(x, 2 * np.sin(3 * x + 0.3))
+    assert f.periodic
+    assert abs(f.frequencies[0] - 3.0) < 0.3
+    assert not compute_features(x, np.exp(0.2 * x)).periodic
+
+
+def test_features_monotone_powerlaw_exponential_log():
+    f = compute_features(XPOS, 3 * XPOS**1.7)
+    assert f.monotone == 1 and f.loglog_slope == pytest.approx(1.7, abs=1e-6)
+    assert f.x_positive and f.y_positive and f.curvature == 1
+    g = compute_features(XPOS, 2 * np.exp(-0.8 * XPOS))
+    assert g.monotone == -1 and g.semilog_slope == pytest.approx(-0.8, abs=1e-6)
+    assert compute_features(XPOS, np.log(XPOS)).ylogx_linear
+    assert compute_features(X, np.sin(X) + X**2).monotone == 0
+
+
+def test_features_symmetry_and_polynomial_degree():
+    f = compute_features(X, np.cos(X) + X**2)
+    assert f.even and not f.odd
+    g = compute_features(X, X**3 - X)
+    assert g.odd and not g.even and g.poly_degree == 3
+
+
+def test_parent_edits_are_valid_and_differ_from_parents():
+    y = np.exp(-0.7 * X) + 0.5 * np.sin(2 * X)
+    parents = (
+        fit_ansatz("params[0]*np.exp(params[1]*x)", X, y),
+        fit_ansatz("params[0]*np.sin(params[1]*x) + params[2]", X, y),
+    )
+    prop = OfflineProposer(seed=0, candidates_per_request=6)
+    seen = set()
+    for s in range(4):
+        req = _request(X, y, seed=s, parents=parents, generation=1)
+        for p in prop.propose_sync(req):
+            a = parse_ansatz(p.text)
+            assert p.initial is not None and len(p.initial) == a.n_params
+            seen.add(a.text)
+    assert seen - {r.ansatz for r in parents}
+    # The edits reach a better fit than either parent.
+    best = min(fit_ansatz(t, X, y, n_starts=2).nchi2 for t in seen)
+    assert best < 0.1 * min(r.nchi2 for r in parents)
+
+
+def test_edit_moves_produce_valid_ansatze():
+    rng = np.random.default_rng(0)
+    y = np.tanh(X) * X
+    parents = (
+        fit_ansatz("params[0]*np.tanh(params[1]*x)*x + 2.5", X, y),
+        fit_ansatz("params[0]*x**2/(1 + params[1]*x**2)", X, y),
+    )
+    prop = OfflineProposer(seed=0)
+    data = prop._prepare(X, y, None)
+    cands = prop._edits(parents, data.prims, rng, 60)
+    assert len(cands) >= 30
+    for c in cands:
+        a = parse_ansatz(c.text)
+        assert set(c.initial) == set(a.source_indices)
+
+
+def test_simplification_fixes_simple_constants():
+    y = X**2 + 3
+    parent = fit_ansatz("params[0]*x**2 + params[1]*x + params[2]", X, y)
+    props = OfflineProposer(seed=0).propose_sync(
+        _request(X, y, seed=0, parents=(parent,), generation=1)
+    )
+    texts = [parse_ansatz(p.text).text for p in props]
+    # The simplest exact candidate, with 0 and 1 fixed, ranks first.
+    assert parse_ansatz(texts[0]).complexity < parse_ansatz(parent.ansatz).complexity
+    assert fit_ansatz(texts[0], X, y).nchi2 < 1e-20
+
+
+@pytest.mark.parametrize(
+    ("f", "x"),
+    [
+        (lambda x: 2.5 * np.exp(-0.7 * x), XPOS),
+        (lambda x: 3 * np.sin(2 * x + 0.5), X),
+        (lambda x: 1.3 * x**2 - 0.4 * x, X),
+    ],
+)
+def test_small_end_to_end_recovery(f, x):
+    best = _search(x, f(x))
+    assert best.nchi2 < 1e-14
+    assert best.n_params <= 4
+
+
+def test_rejects_bad_options():
+    with pytest.raises(ValueError):
+        OfflineProposer(candidates_per_request=0)
+    with pytest.raises(ValueError):
+        OfflineProposer(fits_per_request=0)
