@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> 
         model=args.model or "offline",
         seed=args.seed,
         progress=not args.quiet,
+        patience=args.patience,
     )
     elapsed = time.perf_counter() - t0
     best = run.best
@@ -250,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--population", type=int, default=8, help="children per generation")
         p.add_argument("--generations", type=int, default=6, help="most generations")
         p.add_argument("--seed", type=int, default=0, help="random seed")
+        p.add_argument(
+            "--patience",
+            type=int,
+            default=2,
+            help="stop after this many generations without improvement",
+        )
         p.add_argument("--retries", type=int, default=3, help="API retries per call")
         p.add_argument("--out", help="write the result as JSON to this file")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -451,6 +451,7 @@ async def arun_genetic(
     progress: bool = True,
     callback: Callable[[int, tuple[FitResult, ...]], None] | None = None,
     time_budget: float | None = None,
+    patience: int | None = None,
     **compat: Any,
 ) -> GeneticRun:
     """Asynchronous :func:`run_genetic`; await it inside a running event loop."""
@@ -488,10 +489,12 @@ async def arun_genetic(
     rng = np.random.default_rng(seed)
     stop_reason = "all generations done"
     deadline = None if time_budget is None else time.perf_counter() + time_budget
+    stale = 0  # generations without a 1% improvement of the best nchi2
     bar = _progress_bar(population_size * num_of_generations * len(stages), progress, "llmlex")
     try:
         for stage_no, stage in enumerate(stages):
             names.append(stage.name)
+            stale = 0
             is_llm_stage = stage_no > 0  # in hybrid mode the offline stage comes first
             search = _Search(
                 stage,
@@ -514,6 +517,7 @@ async def arun_genetic(
                         break
                     seeds = _seed_ints(int(rng.integers(2**63)), population_size)
                     ranked = search.ranked()[:population_size]
+                    before = search.best_nchi2()
                     tasks = []
                     for k in range(population_size):
                         parents = (
@@ -534,6 +538,10 @@ async def arun_genetic(
                         callback(len(populations) - 1, populations[-1])
                     if search.best_nchi2() <= exit_condition:
                         stop_reason = f"exit_condition {exit_condition:g} reached"
+                        break
+                    stale = stale + 1 if search.best_nchi2() > 0.99 * before else 0
+                    if patience is not None and stale >= patience:
+                        stop_reason = f"no improvement in {patience} generation(s)"
                         break
             finally:
                 search.close()
@@ -653,6 +661,9 @@ def run_genetic(
         Show a progress bar on stderr.
     callback : callable, optional
         Called as ``callback(generation, population)`` after every generation.
+    patience : int, optional
+        Stop after this many generations in a row without a 1% improvement of the best
+        nchi2 (useful on noisy data, where ``exit_condition`` is never reached).
     time_budget : float, optional
         Wall-time budget in seconds: no new generation starts once it is spent (the
         generation in flight finishes, so nothing paid for is lost).
@@ -705,6 +716,7 @@ _RUN_OPTIONS = (
     "progress",
     "callback",
     "time_budget",
+    "patience",
 )
 
 

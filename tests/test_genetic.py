@@ -243,3 +243,10 @@ def test_time_budget_ends_run_after_the_generation_in_flight():
     )
     assert 1 <= len(run) < 50
     assert "time budget" in run.stop_reason
+
+
+def test_patience_stops_a_run_that_no_longer_improves():
+    proposer = Scripted(["params[0]*x"])  # the same poor fit every time
+    run = run_genetic(None, None, X, Y, 2, 20, proposer=proposer, progress=False, patience=2)
+    assert len(run) == 3
+    assert "no improvement" in run.stop_reason
