@@ -9,6 +9,10 @@ text is parsed by the safe ansatz language and fitted in a worker thread, so fit
 blocks the event loop that waits on the network.  A proposal that fails anywhere
 (API, extraction, parsing, fitting) is counted in :class:`RunStats` and costs only that
 child.
+
+A run can be checkpointed after every generation and resumed after an interruption
+(``checkpoint=``), answered from an on-disk cache of replies (``cache=``), and bounded by
+budgets of calls, tokens and money (``max_calls=``, ``max_tokens=``, ``max_cost=``).
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import difflib
+import hashlib
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,6 +89,10 @@ class RunStats:
         Wall time in seconds.
     last_error : str
         The last failure message seen (empty if none).
+    cache_hits : int
+        Replies answered from the reply cache (they cost no call and no tokens).
+    cost : float or None
+        Money spent in USD, when ``prices`` for the model were given; else None.
     """
 
     calls: int = 0
@@ -93,6 +105,8 @@ class RunStats:
     generations: int = 0
     time: float = 0.0
     last_error: str = ""
+    cache_hits: int = 0
+    cost: float | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -106,9 +120,26 @@ class _Counter:
     def __init__(self) -> None:
         self.calls = self.prompt_tokens = self.completion_tokens = 0
         self.proposals = self.fits = self.saved = self.generations = 0
+        self.cache_hits = 0
         self.failures = dict.fromkeys(STAGES, 0)
         self.errors: list[tuple[str, str]] = []
         self.t0 = time.perf_counter()
+        self.time_before = 0.0  # wall time of the run before a resume
+        # USD per token (prompt, completion) of the current stage's model, if known.
+        self.price: tuple[float, float] | None = None
+        self.cost: float | None = None
+        self.reserved = 0  # paid calls started and not yet counted
+
+    def restore(self, stats: RunStats, errors: Sequence[tuple[str, str]]) -> None:
+        """Continue the counts of a checkpointed run."""
+        self.calls, self.prompt_tokens = stats.calls, stats.prompt_tokens
+        self.completion_tokens, self.proposals = stats.completion_tokens, stats.proposals
+        self.fits, self.saved = stats.fits, stats.llm_calls_saved
+        self.generations = stats.generations
+        self.cache_hits, self.cost = stats.cache_hits, stats.cost
+        self.failures = {k: int(stats.failures.get(k, 0)) for k in STAGES}
+        self.errors = [(str(a), str(b)) for a, b in errors]
+        self.time_before = stats.time
 
     def fail(self, stage: str, message: str) -> None:
         self.failures[stage] += 1
@@ -120,6 +151,10 @@ class _Counter:
         self.prompt_tokens += batch.prompt_tokens
         self.completion_tokens += batch.completion_tokens
         self.proposals += len(batch.proposals)
+        self.cache_hits += int(getattr(batch, "cache_hits", 0))
+        if self.price is not None:
+            spent = batch.prompt_tokens * self.price[0] + batch.completion_tokens * self.price[1]
+            self.cost = (self.cost or 0.0) + spent
         if batch.failure is not None:
             self.fail(*batch.failure)
 
@@ -133,9 +168,37 @@ class _Counter:
             failures=dict(self.failures),
             llm_calls_saved=self.saved,
             generations=self.generations,
-            time=time.perf_counter() - self.t0,
+            time=self.time_before + time.perf_counter() - self.t0,
             last_error=self.errors[-1][1] if self.errors else "",
+            cache_hits=self.cache_hits,
+            cost=self.cost,
         )
+
+
+@dataclass(frozen=True)
+class _Budgets:
+    """Spending limits of a run (None: unlimited)."""
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+
+    def spent(self, counter: _Counter) -> str | None:
+        """Why no new paid call may start, or None.
+
+        Calls are counted with those already started (``reserved``), so concurrent
+        children never exceed ``max_calls``; tokens and cost are only known when a call
+        returns, so calls in flight may overshoot those two.
+        """
+        if self.max_calls is not None and counter.calls + counter.reserved >= self.max_calls:
+            return f"max_calls budget of {self.max_calls} calls reached"
+        if self.max_tokens is not None and (
+            counter.prompt_tokens + counter.completion_tokens >= self.max_tokens
+        ):
+            return f"max_tokens budget of {self.max_tokens} tokens reached"
+        if self.max_cost is not None and (counter.cost or 0.0) >= self.max_cost:
+            return f"max_cost budget of {self.max_cost:g} USD reached"
+        return None
 
 
 def _prefer(a: FitResult, b: FitResult, rtol: float) -> FitResult:
@@ -207,6 +270,21 @@ class GeneticRun(Sequence[tuple[FitResult, ...]]):
                 front.append(r)
         return tuple(front)
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the run as JSON (see :mod:`llmlex.persist`); returns the path written."""
+        from llmlex.persist import save_result
+
+        return save_result(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> GeneticRun:
+        """Load a run saved by :meth:`save` (or a ``run_genetic`` checkpoint)."""
+        from llmlex.persist import load_result
+
+        run = load_result(path, kind="genetic_run")
+        assert isinstance(run, GeneticRun)
+        return run
+
     def __repr__(self) -> str:
         best = self.best.ansatz if self.archive else None
         return (
@@ -254,8 +332,13 @@ def make_proposer(
     llm_temperature: float | None = None,
     max_tokens: int | None = None,
     seed: int | None = None,
+    cache: Any = None,
 ) -> Proposer:
-    """The proposer for a client: the offline one for ``None``, else an LLM proposer."""
+    """The proposer for a client: the offline one for ``None``, else an LLM proposer.
+
+    ``max_tokens`` is the reply-length cap of each call; ``cache`` a reply cache (or its
+    directory) for the LLM proposer.
+    """
     if isinstance(client, Proposer) and not hasattr(client, "chat"):
         return client
     if client is None:
@@ -264,7 +347,7 @@ def make_proposer(
         return OfflineProposer(seed=seed)
     from llmlex.llm import LLMProposer
 
-    options: dict[str, Any] = {"model": model, "system_prompt": system_prompt}
+    options: dict[str, Any] = {"model": model, "system_prompt": system_prompt, "cache": cache}
     if llm_temperature is not None:
         options["temperature"] = llm_temperature
     if max_tokens is not None:
@@ -321,8 +404,11 @@ class _Search:
         counter: _Counter,
         archive: dict[str, FitResult],
         progress: Any,
+        budgets: _Budgets | None = None,
     ) -> None:
         self.proposer = proposer
+        self.budgets = budgets  # None: this stage costs nothing (offline)
+        self.budget_hit: str | None = None
         self.x, self.y = x, y
         self.image = image
         self.hints = hints
@@ -356,7 +442,21 @@ class _Search:
             seed=seed,
         )
         async with self.sem:
-            batch = await self.proposer.propose(request)
+            if self.budgets is not None:
+                # Checked and reserved inside the semaphore, so that children queued
+                # behind it see every call started before them.
+                reason = self.budgets.spent(self.counter)
+                if reason is not None:
+                    self.budget_hit = reason
+                    if self.progress is not None:
+                        self.progress.update(1)
+                    return None
+                self.counter.reserved += 1
+            try:
+                batch = await self.proposer.propose(request)
+            finally:
+                if self.budgets is not None:
+                    self.counter.reserved -= 1
         self.counter.add_batch(batch)
         best: FitResult | None = None
         if batch.proposals:
@@ -385,7 +485,7 @@ class _Search:
         return best
 
     def _archive(self, r: FitResult) -> None:
-        key = r.compiled.canonical if r.compiled is not None else r.ansatz
+        key = _archive_key(r)
         old = self.archive.get(key)
         if old is None or r.nchi2 < old.nchi2:
             self.archive[key] = r
@@ -395,6 +495,10 @@ class _Search:
 
     def ranked(self) -> list[FitResult]:
         return sorted(self.archive.values(), key=lambda r: (r.nchi2, len(r.ansatz)))
+
+
+def _archive_key(r: FitResult) -> str:
+    return r.compiled.canonical if r.compiled is not None else r.ansatz
 
 
 _COMPAT_OPTIONS = ("use_async", "for_kan", "demonstrate_parent_plotting", "plot_parents")
@@ -423,6 +527,105 @@ def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="child", leave=False)
 
 
+def _data_hash(x: np.ndarray, y: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in (x, y):
+        b = np.ascontiguousarray(a, dtype=float)
+        h.update(str(b.shape).encode())
+        h.update(b.tobytes())
+    return h.hexdigest()
+
+
+def _check_prices(
+    prices: Mapping[str, Sequence[float]] | None,
+) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    for name, pair in (prices or {}).items():
+        try:
+            p_in, p_out = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"prices[{name!r}] must be (usd_per_1M_prompt_tokens, "
+                f"usd_per_1M_completion_tokens), got {pair!r}"
+            ) from None
+        if not (p_in >= 0 and p_out >= 0 and math.isfinite(p_in + p_out)):
+            raise ValueError(f"prices[{name!r}] must be finite and non-negative, got {pair!r}")
+        out[str(name)] = (p_in, p_out)
+    return out
+
+
+def _write_checkpoint(
+    path: Path,
+    *,
+    fingerprint: Mapping[str, Any],
+    populations: Sequence[tuple[FitResult, ...]],
+    archive: Mapping[str, FitResult],
+    counter: _Counter,
+    rng: np.random.Generator,
+    position: Mapping[str, int],
+    proposer: str,
+    stop_reason: str | None,
+    parsimony_rtol: float,
+) -> None:
+    from llmlex.persist import encode_float, encode_results, envelope, stats_to_dict, write_atomic
+
+    body: dict[str, Any] = dict(fingerprint)
+    # The archive is written in insertion order (ties in the ranking depend on it).
+    body.update(encode_results(populations, list(archive.values())))
+    body.update(
+        stats=stats_to_dict(counter.snapshot()),
+        errors=[list(e) for e in counter.errors[-50:]],
+        position=dict(position),
+        rng=rng.bit_generator.state,
+        proposer=proposer,
+        finished=stop_reason is not None,
+        stop_reason=stop_reason or f"interrupted after {len(populations)} generation(s)",
+        parsimony_rtol=encode_float(parsimony_rtol),
+    )
+    write_atomic(path, json.dumps(envelope("genetic_checkpoint", body), allow_nan=False))
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    from llmlex.persist import PersistError, check_envelope
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        check_envelope(doc, ("genetic_checkpoint",))
+    except (ValueError, OSError) as err:
+        raise PersistError(
+            f"cannot resume from {str(path)!r}: {err}. Pass resume=False to start afresh "
+            "and overwrite it, or another checkpoint path."
+        ) from None
+    return doc
+
+
+def _run_from_checkpoint(doc: Mapping[str, Any]) -> GeneticRun:
+    """The run so far, from a checkpoint document (see :mod:`llmlex.persist`)."""
+    from llmlex.persist import decode_float, decode_results, stats_from_dict
+
+    populations, archive = decode_results(doc)
+    return GeneticRun(
+        populations=populations,
+        archive=tuple(sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))),
+        stats=stats_from_dict(doc["stats"]),
+        proposer=str(doc["proposer"]),
+        stop_reason=str(doc["stop_reason"]),
+        parsimony_rtol=decode_float(doc["parsimony_rtol"]),
+    )
+
+
+def _mismatch(path: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    if saved.get("data") != now["data"]:
+        return "different data (x, y)"
+    old, new = saved.get("options") or {}, now["options"]
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if diff:
+        return "different options: " + "; ".join(
+            f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in diff
+        )
+    return None
+
+
 async def arun_genetic(
     client: Any,
     base64_img: str | None,
@@ -441,7 +644,7 @@ async def arun_genetic(
     hints: Sequence[str] | str = (),
     allowed_functions: Sequence[str] | None = None,
     llm_temperature: float | None = None,
-    max_tokens: int | None = None,
+    llm_max_tokens: int | None = None,
     num_parents: int = 2,
     hybrid: bool = False,
     parsimony_rtol: float = PARSIMONY_RTOL,
@@ -452,22 +655,41 @@ async def arun_genetic(
     callback: Callable[[int, tuple[FitResult, ...]], None] | None = None,
     time_budget: float | None = None,
     patience: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+    cache: Any = None,
+    max_calls: int | None = None,
+    max_tokens: int | None = None,
+    max_cost: float | None = None,
+    prices: Mapping[str, Sequence[float]] | None = None,
     **compat: Any,
 ) -> GeneticRun:
-    """Asynchronous :func:`run_genetic`; await it inside a running event loop."""
+    """Asynchronous :func:`run_genetic`; await it inside a running event loop.
+
+    Takes the same arguments and returns the same :class:`GeneticRun`.
+    """
     _reject_unknown(compat, _RUN_OPTIONS, "run_genetic")
     x, y = check_xy(x, y)
     if population_size < 1 or num_of_generations < 1:
         raise ValueError("population_size and num_of_generations must be at least 1")
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    for name, limit in (("max_calls", max_calls), ("max_tokens", max_tokens)):
+        if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 0):
+            raise ValueError(f"{name} must be a non-negative integer, got {limit!r}")
+    if max_cost is not None and not (max_cost >= 0):
+        raise ValueError(f"max_cost must be non-negative, got {max_cost!r}")
+    price_table = _check_prices(prices)
     if isinstance(hints, str):
         hints = (hints,)
     allowed = tuple(allowed_functions) if allowed_functions is not None else None
+    if cache is not None and seed is None:
+        # Cached replies are keyed by each request's seed, and those derive from `seed`:
+        # a fixed default is what lets a re-run of the same cell hit the cache.
+        seed = 0
     counter = _Counter()
     archive: dict[str, FitResult] = {}
     populations: list[tuple[FitResult, ...]] = []
-    names: list[str] = []
     fit_options = {"n_starts": fit_starts, "timeout": fit_timeout}
 
     stages: list[Proposer] = []
@@ -479,23 +701,116 @@ async def arun_genetic(
             model=model,
             system_prompt=system_prompt,
             llm_temperature=llm_temperature,
-            max_tokens=max_tokens,
+            max_tokens=llm_max_tokens,
             seed=seed,
+            cache=cache,
         )
         if hybrid and client is not None:
             stages.append(make_proposer(None, model=model, seed=seed))
         stages.append(main)
+    # Budgets bind paid stages only: the offline proposer costs nothing.
+    paid = [s.name != "offline" for s in stages]
+    budgets = _Budgets(max_calls=max_calls, max_tokens=max_tokens, max_cost=max_cost)
+    stage_prices: list[tuple[float, float] | None] = []
+    for stage, is_paid in zip(stages, paid, strict=True):
+        stage_model = str(getattr(stage, "model", model))
+        price = price_table.get(stage_model) if is_paid else None
+        if is_paid and max_cost is not None and price is None:
+            raise ValueError(
+                f"max_cost needs the price of model {stage_model!r}: pass "
+                f"prices={{{stage_model!r}: (usd_per_1M_prompt_tokens, "
+                "usd_per_1M_completion_tokens)}"
+            )
+        stage_prices.append(None if price is None else (price[0] / 1e6, price[1] / 1e6))
 
     rng = np.random.default_rng(seed)
+    start_stage, start_gen, stale = 0, 0, 0
+    path = None if checkpoint is None else Path(checkpoint)
+    fingerprint: dict[str, Any] = {}
+    if path is not None:
+        fingerprint = {
+            "data": _data_hash(x, y),
+            "options": {
+                "population_size": int(population_size),
+                "temperature": float(temperature),
+                "model": str(model),
+                "elite": bool(elite),
+                "num_parents": int(num_parents),
+                "hybrid": bool(hybrid),
+                "parsimony_rtol": float(parsimony_rtol),
+                "fit_starts": int(fit_starts),
+                "seed": seed,
+                "hints": list(hints),
+                "allowed_functions": None if allowed is None else list(allowed),
+                "system_prompt": system_prompt,
+                "llm_temperature": llm_temperature,
+                "llm_max_tokens": llm_max_tokens,
+                "proposer": "+".join(s.name for s in stages),
+                "image": None
+                if base64_img is None
+                else hashlib.sha256(base64_img.encode()).hexdigest(),
+            },
+        }
+        if resume and path.exists():
+            from llmlex.persist import CheckpointError, decode_results, stats_from_dict
+
+            doc = _read_checkpoint(path)
+            why = _mismatch(path, doc, fingerprint)
+            if why is not None:
+                raise CheckpointError(
+                    f"the checkpoint {str(path)!r} belongs to another run ({why}); it was "
+                    "left untouched. Pass resume=False to overwrite it, or another path."
+                )
+            saved_pops, saved_archive = decode_results(doc)
+            populations = list(saved_pops)
+            for r in saved_archive:
+                archive[_archive_key(r)] = r
+            counter.restore(stats_from_dict(doc["stats"]), doc.get("errors", []))
+            rng.bit_generator.state = doc["rng"]
+            start_stage = int(doc["position"]["stage"])
+            start_gen = int(doc["position"]["generation"])
+            stale = int(doc["position"]["stale"])
+            log.info(
+                "resuming from %s: %d generation(s), %d calls already made",
+                path,
+                len(populations),
+                counter.calls,
+            )
+
+    def save(stage_no: int, gen: int, stop_reason: str | None) -> None:
+        if path is None:
+            return
+        _write_checkpoint(
+            path,
+            fingerprint=fingerprint,
+            populations=populations,
+            archive=archive,
+            counter=counter,
+            rng=rng,
+            position={"stage": stage_no, "generation": gen, "stale": stale},
+            proposer="+".join(s.name for s in stages[: stage_no + 1]),
+            stop_reason=stop_reason,
+            parsimony_rtol=parsimony_rtol,
+        )
+
     stop_reason = "all generations done"
+    halt = False  # a time or money budget ends the whole run, not only the stage
     deadline = None if time_budget is None else time.perf_counter() + time_budget
-    stale = 0  # generations without a 1% improvement of the best nchi2
     bar = _progress_bar(population_size * num_of_generations * len(stages), progress, "llmlex")
+    if bar is not None and populations:
+        bar.update(population_size * len(populations))
+    stage_no = start_stage
+    gen = start_gen
     try:
-        for stage_no, stage in enumerate(stages):
-            names.append(stage.name)
-            stale = 0
+        for stage_no in range(start_stage, len(stages)):
+            stage = stages[stage_no]
+            gen = start_gen if stage_no == start_stage else 0
+            if stage_no != start_stage:
+                stale = 0
             is_llm_stage = stage_no > 0  # in hybrid mode the offline stage comes first
+            counter.price = stage_prices[stage_no]
+            if counter.price is not None and counter.cost is None:
+                counter.cost = 0.0
             search = _Search(
                 stage,
                 x,
@@ -509,11 +824,25 @@ async def arun_genetic(
                 counter=counter,
                 archive=archive,
                 progress=bar,
+                budgets=budgets if paid[stage_no] else None,
             )
             try:
-                for _ in range(num_of_generations):
+                while gen < num_of_generations:
+                    # Checked before a generation too, so that resuming a finished run
+                    # makes no call.
+                    if populations and search.best_nchi2() <= exit_condition:
+                        stop_reason = f"exit_condition {exit_condition:g} reached"
+                        break
+                    if gen > 0 and patience is not None and stale >= patience:
+                        stop_reason = f"no improvement in {patience} generation(s)"
+                        break
                     if deadline is not None and populations and time.perf_counter() > deadline:
                         stop_reason = f"time budget of {time_budget:g} s spent"
+                        halt = True
+                        break
+                    spent = budgets.spent(counter) if paid[stage_no] else None
+                    if spent is not None:
+                        stop_reason, halt = spent, True
                         break
                     seeds = _seed_ints(int(rng.integers(2**63)), population_size)
                     ranked = search.ranked()[:population_size]
@@ -528,24 +857,31 @@ async def arun_genetic(
                         tasks.append(search.child(parents, len(populations), seeds[k]))
                     children = await asyncio.gather(*tasks)
                     counter.generations += 1
+                    gen += 1
                     pop = [c for c in children if c is not None]
                     if elite and ranked:
                         keys = {c.ansatz for c in pop}
                         pop.extend(r for r in ranked[:1] if r.ansatz not in keys)
                     pop.sort(key=lambda r: r.nchi2)
                     populations.append(tuple(pop))
+                    stale = stale + 1 if search.best_nchi2() > 0.99 * before else 0
+                    # Written before the callback, so that a callback that raises (or a
+                    # kill) loses nothing already paid for.
+                    save(stage_no, gen, None)
                     if callback is not None:
                         callback(len(populations) - 1, populations[-1])
                     if search.best_nchi2() <= exit_condition:
                         stop_reason = f"exit_condition {exit_condition:g} reached"
                         break
-                    stale = stale + 1 if search.best_nchi2() > 0.99 * before else 0
                     if patience is not None and stale >= patience:
                         stop_reason = f"no improvement in {patience} generation(s)"
                         break
+                    if search.budget_hit is not None:
+                        stop_reason, halt = search.budget_hit, True
+                        break
             finally:
                 search.close()
-            if stop_reason.startswith("time budget"):
+            if halt:
                 break
             if search.best_nchi2() <= exit_condition:
                 if not is_llm_stage and len(stages) > 1:
@@ -562,6 +898,7 @@ async def arun_genetic(
     stats = counter.snapshot()
     if not archive:
         raise _no_result_error(stats, counter.errors)
+    save(stage_no, gen, stop_reason)
     ranked_all = sorted(archive.values(), key=lambda r: (r.nchi2, len(r.ansatz)))
     log.info(
         "run ended (%s): best nchi2 %.3g, %d calls, failures %s",
@@ -574,7 +911,7 @@ async def arun_genetic(
         populations=tuple(populations),
         archive=tuple(ranked_all),
         stats=stats,
-        proposer="+".join(names),
+        proposer="+".join(s.name for s in stages[: stage_no + 1]),
         stop_reason=stop_reason,
         parsimony_rtol=parsimony_rtol,
     )
@@ -644,8 +981,8 @@ def run_genetic(
         The only functions an ansatz may use (others are rejected at parsing).
     llm_temperature : float, optional
         Sampling temperature of the language model.
-    max_tokens : int, optional
-        Reply length limit of the language model.
+    llm_max_tokens : int, optional
+        Reply length limit of each language-model call (the API's ``max_tokens``).
     num_parents : int
         Parents shown per child after the first generation.
     hybrid : bool
@@ -667,6 +1004,43 @@ def run_genetic(
     time_budget : float, optional
         Wall-time budget in seconds: no new generation starts once it is spent (the
         generation in flight finishes, so nothing paid for is lost).
+    checkpoint : str or path-like, optional
+        A JSON file the run state is written to after every generation (atomically:
+        a temporary file then :func:`os.replace`): populations, archive, counters, the
+        random generator's state and the options that define the run.  If the file
+        exists when the run starts, the run *resumes* from it: generations already
+        recorded are not redone and their calls not repeated; at most the generation
+        that was in flight when the process died is lost (with ``cache=`` even its
+        finished calls are replayed for free).  A finished run's checkpoint returns the
+        same run with no call.  ``num_of_generations``, the budgets, ``patience`` and
+        ``exit_condition`` may differ on resume (to extend a run); the data, the image
+        and every option that shapes the search must match, else
+        :class:`~llmlex.persist.CheckpointError` is raised and the file is left alone.
+        :func:`llmlex.persist.load_result` reads a checkpoint as the run so far.
+    resume : bool
+        False starts afresh and overwrites ``checkpoint``.
+    cache : ReplyCache, str, path-like or None
+        An on-disk cache of LLM replies (:class:`~llmlex.cache.ReplyCache` or its
+        directory): a request whose content was answered before costs no call
+        (``stats.cache_hits`` counts them).  Requests are told apart by their seed, so
+        with a cache ``seed=None`` means ``seed=0``: re-running the same cell replays
+        the same replies; pass another seed for fresh ones.
+    max_calls : int, optional
+        Budget of paid API calls for the whole run (a resumed run counts the calls made
+        before).  Calls are reserved before they start, so it is never exceeded.
+    max_tokens : int, optional
+        Budget of prompt plus completion tokens (as reported by the server).
+    max_cost : float, optional
+        Budget in USD; needs ``prices`` for the model.
+    prices : mapping, optional
+        ``{model: (usd_per_1M_prompt_tokens, usd_per_1M_completion_tokens)}``; with a
+        price for the model, ``stats.cost`` reports the money spent.
+
+        A spent budget (``max_calls``, ``max_tokens``, ``max_cost``) ends the run cleanly
+        with the best result so far and a ``stop_reason`` naming the budget: no new call
+        starts once it is spent, but calls already in flight finish and are counted, so
+        tokens and cost may end slightly above their budget (by at most the calls of one
+        generation).  Budgets apply to LLM calls only; the offline proposer is free.
 
     Returns
     -------
@@ -706,7 +1080,7 @@ _RUN_OPTIONS = (
     "hints",
     "allowed_functions",
     "llm_temperature",
-    "max_tokens",
+    "llm_max_tokens",
     "num_parents",
     "hybrid",
     "parsimony_rtol",
@@ -717,6 +1091,13 @@ _RUN_OPTIONS = (
     "callback",
     "time_budget",
     "patience",
+    "checkpoint",
+    "resume",
+    "cache",
+    "max_calls",
+    "max_tokens",
+    "max_cost",
+    "prices",
 )
 
 

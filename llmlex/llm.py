@@ -39,16 +39,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmlex.ansatz import _ALIASES, CONSTANTS, FUNCTIONS, parse_ansatz
+from llmlex.cache import ReplyCache, as_cache, request_key
 from llmlex.exceptions import AnsatzError, LLMAuthenticationError, LLMModelNotFoundError
 from llmlex.images import data_image, fits_image
 from llmlex.proposer import Proposal, ProposalBatch, ProposalRequest
 
 if TYPE_CHECKING:
+    import os
+
     from llmlex.fit import FitResult
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "MAX_PROPOSALS_PER_REPLY",
+    "CachedProposalBatch",
     "LLMProposer",
     "build_first_prompt",
     "build_generation_prompt",
@@ -783,6 +787,12 @@ class LLMProposer:
         drawing costs ~0.1 s of CPU, serialised by the GIL, so a generation of ``n``
         children spends about ``n * 0.1`` s drawing before its last call is sent; False
         sends the data image instead and lists the parents in the text only.
+    cache : ReplyCache, str, path-like or None
+        An on-disk cache of replies (:class:`~llmlex.cache.ReplyCache`, or its
+        directory).  A request whose content -- endpoint, model, messages, image,
+        sampling options and the request's seed -- was answered before is answered from
+        the cache with no HTTP call: the batch reports ``calls=0`` and no tokens, and
+        ``cache_hits=1`` (see :class:`CachedProposalBatch`).  Failed calls are not cached.
     """
 
     def __init__(
@@ -798,6 +808,7 @@ class LLMProposer:
         request_timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
         parent_plots: bool = True,
+        cache: ReplyCache | str | os.PathLike[str] | None = None,
     ) -> None:
         if client is None or not hasattr(client, "chat"):
             raise TypeError(
@@ -819,6 +830,7 @@ class LLMProposer:
         self.request_timeout = request_timeout
         self.extra_body = dict(extra_body) if extra_body else None
         self.parent_plots = bool(parent_plots)
+        self.cache = as_cache(cache)
         self._async = _is_async_client(client)
         self._images = _LRU(32)
         self._images_lock = threading.Lock()
@@ -838,7 +850,13 @@ class LLMProposer:
 
     # -- images ----------------------------------------------------------------------
 
-    async def _image_for(self, request: ProposalRequest) -> str:
+    async def _image_for(self, request: ProposalRequest) -> tuple[str, str]:
+        """The image to send and a stable key of its content.
+
+        The key of a drawn image digests what was drawn (data, parents' ansätze and
+        parameters) rather than the PNG bytes, so the reply cache does not depend on
+        matplotlib rendering the same bytes on another machine or version.
+        """
         if request.parents and self.parent_plots:
             key = "fits:" + _digest(
                 request.x,
@@ -850,15 +868,15 @@ class LLMProposer:
                 fits_image, request.x, request.y, request.parents
             )
         elif request.image is not None:
-            return request.image
+            return request.image, "image:" + hashlib.sha256(request.image.encode()).hexdigest()
         else:
             key = "data:" + _digest(request.x, request.y)
             draw = functools.partial(data_image, request.x, request.y)
         with self._images_lock:
             hit = self._images.get(key)
         if hit is not None:
-            return hit
-        return await asyncio.to_thread(self._render, key, draw)  # CPU work off the loop
+            return hit, key
+        return await asyncio.to_thread(self._render, key, draw), key  # CPU work off the loop
 
     def _render(self, key: str, draw: Callable[[], str]) -> str:
         """Draw once per key even when a whole generation asks at the same moment."""
@@ -900,12 +918,29 @@ class LLMProposer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_sync_executor(), functools.partial(create, **kwargs))
 
+    def _cache_key(self, kwargs: dict[str, Any], image_key: str, request: ProposalRequest) -> str:
+        messages = build_messages(
+            self.prompt_for(request), image_key, system_prompt=self.system_prompt
+        )
+        return request_key(
+            {
+                "base_url": self._base_url(),
+                "model": self.model,
+                "messages": messages,
+                "temperature": kwargs.get("temperature"),
+                "max_tokens": kwargs.get("max_tokens"),
+                "extra_body": kwargs.get("extra_body"),
+                # Identical prompts (all of generation 0) must map to distinct replies.
+                "seed": int(request.seed),
+            }
+        )
+
     async def propose(self, request: ProposalRequest) -> ProposalBatch:
         """Ask the model for one child ansatz (see the class docstring for failures)."""
         import openai
 
         text = self.prompt_for(request)
-        image = await self._image_for(request)
+        image, image_key = await self._image_for(request)
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": build_messages(text, image, system_prompt=self.system_prompt),
@@ -918,6 +953,20 @@ class LLMProposer:
             kwargs["timeout"] = self.request_timeout
         if self.extra_body:
             kwargs["extra_body"] = self.extra_body
+        cache_key = None
+        if self.cache is not None:
+            cache_key = self._cache_key(kwargs, image_key, request)
+            hit = await asyncio.to_thread(self.cache.get, cache_key)
+            if hit is not None:
+                log.debug("reply for generation %d from the cache", request.generation)
+                return self._batch_from_reply(
+                    str(hit.get("content") or ""),
+                    hit.get("finish_reason"),
+                    calls=0,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    cache_hits=1,
+                )
         log.debug(
             "calling %s at %s (generation %d)", self.model, self._base_url(), request.generation
         )
@@ -942,46 +991,96 @@ class LLMProposer:
             msg = f"{type(err).__name__}: {self._redact(_message(err))}"
             log.info("LLM call failed: %s", msg)
             return ProposalBatch(calls=1, failure=("api", msg[:500]))
-        return self._batch_from(completion)
+        batch = self._batch_from(completion)
+        if self.cache is not None and cache_key is not None and batch.reply is not None:
+            # Only replies the model actually gave are kept (also those without an
+            # ansatz, so that a re-run replays them); transport failures are not.
+            entry = {
+                "content": batch.reply or "",
+                "finish_reason": _finish_reason(completion),
+                "model": self.model,
+                "prompt_tokens": batch.prompt_tokens,
+                "completion_tokens": batch.completion_tokens,
+            }
+            await asyncio.to_thread(self.cache.put, cache_key, entry)
+        return batch
 
     def _batch_from(self, completion: Any) -> ProposalBatch:
         usage = getattr(completion, "usage", None)
         prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
         completion_tokens = _int(getattr(usage, "completion_tokens", 0))
-
-        def fail(stage: Any, msg: str, reply: str | None = None) -> ProposalBatch:
-            log.info("LLM reply unusable (%s): %s", stage, msg)
+        choices = getattr(completion, "choices", None)
+        if isinstance(completion, str) or not choices:
+            body = completion if isinstance(completion, str) else repr(completion)
+            msg = f"MalformedResponse: no choices in the response: {body[:200]}"
+            log.info("LLM reply unusable (api): %s", msg)
             return ProposalBatch(
                 calls=1,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
-                failure=(stage, msg),
-                reply=reply,
+                failure=("api", msg),
             )
-
-        choices = getattr(completion, "choices", None)
-        if isinstance(completion, str) or not choices:
-            body = completion if isinstance(completion, str) else repr(completion)
-            return fail("api", f"MalformedResponse: no choices in the response: {body[:200]}")
         choice = choices[0]
         message = getattr(choice, "message", None)
-        content = _content_text(getattr(message, "content", None))
-        finish = getattr(choice, "finish_reason", None)
+        return self._batch_from_reply(
+            _content_text(getattr(message, "content", None)),
+            getattr(choice, "finish_reason", None),
+            calls=1,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    def _batch_from_reply(
+        self,
+        content: str,
+        finish: Any,
+        *,
+        calls: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cache_hits: int = 0,
+    ) -> ProposalBatch:
+        def fail(stage: Any, msg: str) -> ProposalBatch:
+            log.info("LLM reply unusable (%s): %s", stage, msg)
+            return CachedProposalBatch(
+                calls=calls,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                failure=(stage, msg),
+                reply=content,
+                cache_hits=cache_hits,
+            )
+
         if not content.strip():
-            return fail("extraction", f"empty reply (finish_reason={finish})", content)
+            return fail("extraction", f"empty reply (finish_reason={finish})")
         proposals = extract_proposals(content)[:MAX_PROPOSALS_PER_REPLY]
         if not proposals:
             why = "no ansatz found in the reply"
             if finish == "length":
                 why += " (cut off by max_tokens)"
-            return fail("extraction", why, content)
-        return ProposalBatch(
+            return fail("extraction", why)
+        return CachedProposalBatch(
             proposals=tuple(proposals),
-            calls=1,
+            calls=calls,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             reply=content,
+            cache_hits=cache_hits,
         )
+
+
+@dataclass(frozen=True)
+class CachedProposalBatch(ProposalBatch):
+    """A :class:`~llmlex.proposer.ProposalBatch` that also says whether it came from the
+    reply cache (``cache_hits`` is 1 for a cached reply, which costs ``calls=0``)."""
+
+    cache_hits: int = 0
+
+
+def _finish_reason(completion: Any) -> str | None:
+    choices = getattr(completion, "choices", None) or [None]
+    reason = getattr(choices[0], "finish_reason", None)
+    return None if reason is None else str(reason)
 
 
 def _message(err: BaseException) -> str:

@@ -1,0 +1,196 @@
+"""An on-disk cache of language-model replies, so that re-running a cell costs nothing.
+
+:class:`ReplyCache` maps a key computed from everything that determines a reply -- the
+endpoint (``base_url``), the model, the messages (system prompt and prompt text, with the
+image replaced by a hash of it), the sampling options (temperature, ``max_tokens``,
+``extra_body``) and a per-request discriminator (the request's seed) -- to the reply text
+and its token usage.  The discriminator matters: the first generation sends the same
+prompt ``population_size`` times, and without it a cache would hand back one reply
+``population_size`` times instead of reproducing the run's different replies.
+
+Storage is a directory with one small JSON file per key (``<dir>/<ab>/<key>.json``),
+each written to a temporary file and moved into place with :func:`os.replace`.  So:
+
+* two processes (or threads) may read and write the same cache at once: a reader sees a
+  whole entry or none, and two writers of one key leave one whole entry;
+* a damaged entry (truncated, garbage, wrong key inside) is a miss and is replaced by the
+  next write of that key; it never raises.
+
+The API key is never part of a key or an entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ReplyCache", "as_cache", "request_key"]
+
+log = logging.getLogger(__name__)
+
+_FORMAT = 1
+
+
+def _image_token(url: str) -> str:
+    """A data URL (or any URL) replaced by a short hash of its bytes."""
+    return "sha256:" + hashlib.sha256(url.encode()).hexdigest()
+
+
+def _strip_images(messages: Any) -> Any:
+    """Messages with every image URL replaced by its hash (keys stay small)."""
+    if isinstance(messages, list):
+        return [_strip_images(m) for m in messages]
+    if isinstance(messages, dict):
+        out = {}
+        for k, v in messages.items():
+            if k == "image_url" and isinstance(v, dict) and isinstance(v.get("url"), str):
+                out[k] = {**v, "url": _image_token(v["url"])}
+            else:
+                out[k] = _strip_images(v)
+        return out
+    return messages
+
+
+def request_key(request: Mapping[str, Any]) -> str:
+    """The cache key of a request description (a hex SHA-256 digest).
+
+    Parameters
+    ----------
+    request : mapping
+        JSON-able description of the call, e.g. ``{"base_url": ..., "model": ...,
+        "messages": [...], "temperature": ..., "max_tokens": ..., "seed": ...}``.
+        Image URLs inside ``messages`` are hashed first.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    norm = dict(request)
+    if "messages" in norm:
+        norm["messages"] = _strip_images(norm["messages"])
+    text = json.dumps(norm, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ReplyCache:
+    """A directory of cached replies, safe for concurrent processes.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The cache directory (created on first write).
+
+    Attributes
+    ----------
+    hits, misses : int
+        Lookups answered and not answered by this object since it was made.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cache = ReplyCache(tempfile.mkdtemp())
+    >>> key = request_key({"model": "m", "messages": [], "seed": 1})
+    >>> cache.get(key) is None
+    True
+    >>> cache.put(key, {"content": "ansatz: params[0]*x"})
+    >>> cache.get(key)["content"]
+    'ansatz: params[0]*x'
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ReplyCache({str(self.path)!r})"
+
+    def _file(self, key: str) -> Path:
+        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"cache keys are hex digests, got {key[:80]!r}")
+        return self.path / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored value of ``key``, or None (missing or damaged entries are misses)."""
+        file = self._file(key)
+        value: dict[str, Any] | None = None
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+            if (
+                isinstance(doc, dict)
+                and doc.get("format") == _FORMAT
+                and doc.get("key") == key
+                and isinstance(doc.get("value"), dict)
+            ):
+                value = doc["value"]
+            else:
+                log.warning("ignoring a damaged cache entry %s", file)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            # Truncated or garbage: a miss; the next put() of this key replaces it.
+            log.warning("ignoring an unreadable cache entry %s: %s", file, err)
+        with self._lock:
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return value
+
+    def put(self, key: str, value: Mapping[str, Any]) -> None:
+        """Store ``value`` (a JSON-able mapping) under ``key``, atomically.
+
+        A failure to write (disk full, read-only directory) is logged, not raised: the
+        cache is an optimisation and must not end a paid run.
+        """
+        file = self._file(key)
+        text = json.dumps({"format": _FORMAT, "key": key, "value": dict(value)})
+        tmp = None
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=file.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, file)
+            tmp = None
+        except OSError as err:
+            log.warning("could not write the cache entry %s: %s", file, err)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._file(key).is_file()
+
+    def __len__(self) -> int:
+        if not self.path.is_dir():
+            return 0
+        return sum(1 for _ in self.path.glob("??/*.json"))
+
+    def clear(self) -> None:
+        """Delete every entry (the directory itself stays)."""
+        if not self.path.is_dir():
+            return
+        for file in self.path.glob("??/*.json"):
+            with contextlib.suppress(OSError):
+                file.unlink()
+
+
+def as_cache(cache: ReplyCache | str | os.PathLike[str] | None) -> ReplyCache | None:
+    """``cache`` as a :class:`ReplyCache`: a path makes one, None stays None."""
+    if cache is None or isinstance(cache, ReplyCache):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        return ReplyCache(cache)
+    raise TypeError(f"cache must be a ReplyCache, a directory path or None, got {cache!r}")

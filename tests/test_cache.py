@@ -1,0 +1,207 @@
+"""The on-disk reply cache: hits and misses through the real client, concurrency, damage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import openai
+import pytest
+from fake_openai import closed_port_url
+
+import llmlex
+from llmlex.cache import ReplyCache, as_cache, request_key
+from llmlex.llm import LLMProposer
+from llmlex.proposer import ProposalRequest
+
+X = np.linspace(-1, 1, 40)
+Y = np.sin(2.5 * X) + 0.3 * X**3
+REPLIES = [
+    "ansatz: lambda x, *params: params[0]*np.sin(params[1]*x)\ninitial: [1.0, 2.5]",
+    "ansatz: lambda x, *params: params[0]*x + params[1]*x**2",
+    "ansatz: lambda x, *params: params[0]*np.tanh(params[1]*x)",
+    "ansatz: lambda x, *params: params[0]*np.sin(params[1]*x) + params[2]*x",
+    "Sorry, I see no pattern.",
+]
+
+
+@pytest.fixture
+def server(fake_openai):
+    # Every request gets the next reply in turn, so identical prompts get different replies.
+    fake_openai.reply_with(lambda body: REPLIES[len(fake_openai.requests) % len(REPLIES)])
+    return fake_openai
+
+
+def run(client, cache, **kw):
+    return llmlex.run_genetic(
+        client,
+        None,
+        X,
+        Y,
+        kw.pop("population_size", 4),
+        kw.pop("generations", 2),
+        model="fake/m",
+        progress=False,
+        exit_condition=0.0,
+        cache=cache,
+        **kw,
+    )
+
+
+def texts(run):
+    return [[(r.ansatz, r.params.tobytes()) for r in pop] for pop in run.populations]
+
+
+def test_rerun_makes_no_request_and_gives_the_same_result(server, tmp_path):
+    first = run(server.client(), tmp_path / "cache")  # seed=None: a notebook cell
+    made = server.calls
+    assert made == first.stats.calls == 8 and first.stats.cache_hits == 0
+    # Generation 0 sent one prompt four times; each got its own reply and its own entry.
+    assert len(ReplyCache(tmp_path / "cache")) == 8
+    prompts = {json.dumps(r["messages"]) for r in server.requests[:4]}
+    assert len(prompts) == 1
+
+    again = run(server.client(), tmp_path / "cache")
+    assert server.calls == made  # not one HTTP request
+    assert texts(again) == texts(first)
+    assert again.stats.calls == 0 and again.stats.total_tokens == 0
+    assert again.stats.cache_hits == 8
+    assert again.stats.failures == first.stats.failures  # a useless reply replays as such
+    assert again.best.ansatz == first.best.ansatz
+
+
+def test_cached_run_needs_no_server(server, tmp_path):
+    first = run(server.client(), tmp_path / "c", seed=4)
+    dead = openai.OpenAI(base_url=closed_port_url(), api_key="k", max_retries=0, timeout=2)
+    with pytest.raises(llmlex.exceptions.LLMConnectionError):
+        run(dead, tmp_path / "c", seed=4)  # another base_url: a different request
+    proposer = LLMProposer(server.client(), model="fake/m", cache=tmp_path / "c")
+    server.stop()  # the endpoint is gone; the same requests still hit
+    again = run(None, None, seed=4, proposer=proposer)
+    assert texts(again) == texts(first) and again.stats.cache_hits == first.stats.calls
+    dead.close()
+
+
+def test_key_covers_sampling_options_and_seed(server, tmp_path):
+    run(server.client(), tmp_path / "c", seed=1, generations=1)
+    made = server.calls
+    run(server.client(), tmp_path / "c", seed=1, generations=1, llm_temperature=0.3)
+    assert server.calls == 2 * made  # another temperature: all misses
+    run(server.client(), tmp_path / "c", seed=2, generations=1)
+    assert server.calls == 3 * made  # other request seeds: misses
+    run(server.client(), tmp_path / "c", seed=1, generations=1, llm_max_tokens=64)
+    assert server.calls == 4 * made
+
+
+def test_damaged_entry_is_a_miss_and_is_replaced(server, tmp_path, caplog):
+    cache = ReplyCache(tmp_path / "c")
+    # One generation: a refetched reply may differ, which would change later prompts.
+    first = run(server.client(), cache, seed=3, generations=1)
+    made = server.calls
+    assert made == 4
+    files = sorted((tmp_path / "c").glob("??/*.json"))
+    files[0].write_bytes(files[0].read_bytes()[:17])  # truncated
+    files[1].write_bytes(b"\x00\xff garbage")
+    with caplog.at_level(logging.WARNING, logger="llmlex.cache"):
+        again = run(server.client(), ReplyCache(tmp_path / "c"), seed=3, generations=1)
+    assert server.calls == made + 2
+    assert again.stats.calls == 2 and again.stats.cache_hits == first.stats.calls - 2
+    assert "cache entry" in caplog.text
+    for f in files[:2]:
+        assert json.loads(f.read_text())["key"] == f.stem  # replaced by whole entries
+
+
+def test_failed_calls_are_not_cached(fake_openai, tmp_path):
+    from fake_openai import FakeReply
+
+    fake_openai.reply_with(FakeReply(status=500))
+    p = LLMProposer(fake_openai.client(), cache=tmp_path / "c")
+    batch = asyncio.run(p.propose(ProposalRequest(x=X, y=Y, image="QUJD", seed=1)))
+    assert batch.failure[0] == "api"
+    assert len(p.cache) == 0
+
+
+def test_reply_cache_basics(tmp_path, caplog):
+    cache = ReplyCache(tmp_path / "c")
+    assert len(cache) == 0 and cache.get(request_key({"a": 1})) is None
+    key = request_key({"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": 1})
+    cache.put(key, {"content": "ansatz: params[0]*x"})
+    assert key in cache and len(cache) == 1
+    assert cache.get(key) == {"content": "ansatz: params[0]*x"}
+    assert (cache.hits, cache.misses) == (1, 1)
+    # An entry whose stored key differs (a file copied to a wrong name) is a miss.
+    other = request_key({"other": True})
+    (tmp_path / "c" / other[:2]).mkdir(exist_ok=True)
+    (tmp_path / "c" / other[:2] / f"{other}.json").write_text(
+        (tmp_path / "c" / key[:2] / f"{key}.json").read_text()
+    )
+    with caplog.at_level(logging.WARNING, logger="llmlex.cache"):
+        assert cache.get(other) is None
+    assert "damaged" in caplog.text
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(ValueError, match="hex digests"):
+        cache.get("../../etc/passwd")
+    assert as_cache(None) is None and as_cache(cache) is cache
+    assert isinstance(as_cache(str(tmp_path)), ReplyCache)
+    with pytest.raises(TypeError, match="cache must be"):
+        as_cache(3)
+
+
+def test_request_key_hashes_images_and_ignores_dict_order():
+    url = "data:image/png;base64," + "A" * 10_000
+    msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+    k1 = request_key({"model": "m", "messages": msg, "seed": 0})
+    k2 = request_key({"seed": 0, "messages": msg, "model": "m"})
+    assert k1 == k2 and len(k1) == 64
+    msg2 = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url + "B"}}]}]
+    assert request_key({"model": "m", "messages": msg2, "seed": 0}) != k1
+    assert request_key({"model": "m", "messages": msg, "seed": 1}) != k1
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from llmlex.cache import ReplyCache, request_key
+
+    path, who = sys.argv[1], sys.argv[2]
+    cache = ReplyCache(path)
+    for i in range(300):
+        shared = i % 3 == 0  # both processes write these keys, with their own values
+        key = request_key({"i": i} if shared else {"i": i, "who": who})
+        cache.put(key, {"content": f"{who}:{i}", "pad": "x" * 2000})
+        got = cache.get(key)
+        assert got is not None and got["content"].endswith(f":{i}"), (i, got)
+    print(cache.misses)
+    """
+)
+
+
+def test_two_processes_write_concurrently_without_errors_or_losses(tmp_path):
+    path = tmp_path / "c"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), who],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("a", "b")
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert out.strip() == "0"  # every read after a write found a whole entry
+    cache = ReplyCache(path)
+    assert len(cache) == 100 + 2 * 200
+    for i in range(300):
+        for who in ("a", "b"):
+            key = request_key({"i": i} if i % 3 == 0 else {"i": i, "who": who})
+            value = cache.get(key)
+            assert value is not None and value["content"] in (f"a:{i}", f"b:{i}")
+    assert not list(path.glob("??/*.tmp"))  # no temporary file left behind
