@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import matplotlib
 
@@ -87,19 +86,15 @@ def test_later_generations_send_parents_with_scores(fake_openai):
 
 
 @pytest.mark.parametrize("use_async", [False, True])
-def test_generation_of_eight_takes_about_one_latency(fake_openai, use_async):
+def test_generation_of_eight_runs_its_calls_concurrently(fake_openai, use_async):
+    # Wall-time figures live in benchmarks/concurrency.py; here: all 8 calls overlap.
     fake_openai.reply_with(SINE)
     fake_openai.latency = 0.3
     client = fake_openai.async_client() if use_async else fake_openai.client()
     x = np.linspace(-1, 1, 40)
-    y = np.sin(3.0 * x)
-    t0 = time.perf_counter()
-    run = llmlex.run_genetic(client, None, x, y, 8, 1, progress=False, exit_condition=0.0)
-    elapsed = time.perf_counter() - t0
+    run = llmlex.run_genetic(client, None, x, np.sin(3.0 * x), 8, 1, progress=False)
     assert run.stats.calls == 8
     assert fake_openai.max_in_flight == 8
-    # Sequential calls would take 2.4 s; concurrent ones about one latency plus drawing.
-    assert elapsed < 1.6, elapsed
     if use_async:
         asyncio.run(client.close())
 
