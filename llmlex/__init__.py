@@ -34,27 +34,58 @@ from llmlex.genetic import GeneticRun, RunStats, arun_genetic, run_genetic, sing
 __version__ = "0.1.0"
 
 __all__ = [
-    "KANLEX",
     "Ansatz",
     "FitResult",
     "GeneticRun",
+    "KANLEX",
     "LLMLExError",
+    "LLMLExRegressor",
+    "ReplyCache",
     "RunStats",
     "__version__",
     "arun_genetic",
     "fit_ansatz",
     "kan_to_symbolic",
+    "load_result",
     "nchi2",
     "parse_ansatz",
+    "plot_pareto",
+    "plot_result",
+    "report",
     "run_genetic",
+    "save_result",
     "score",
     "single_call",
 ]
 
 # Submodules and names imported on first use: matplotlib, openai, torch and pykan are
 # slow (or optional) imports that `import llmlex` must not pay for.
-_LAZY_MODULES = {"images", "llm", "offline", "kan", "exceptions", "fit", "genetic", "ansatz"}
-_LAZY_NAMES = {"KANLEX": "llmlex.kan", "kan_to_symbolic": "llmlex.kan"}
+_LAZY_MODULES = {
+    "ansatz",
+    "cache",
+    "estimator",
+    "exceptions",
+    "export",
+    "fit",
+    "genetic",
+    "images",
+    "kan",
+    "llm",
+    "offline",
+    "persist",
+    "plots",
+}
+_LAZY_NAMES = {
+    "KANLEX": "llmlex.kan",
+    "LLMLExRegressor": "llmlex.estimator",
+    "ReplyCache": "llmlex.cache",
+    "kan_to_symbolic": "llmlex.kan",
+    "load_result": "llmlex.persist",
+    "plot_pareto": "llmlex.plots",
+    "plot_result": "llmlex.plots",
+    "report": "llmlex.export",
+    "save_result": "llmlex.persist",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -178,10 +178,13 @@ class FitResult:
     @cached_property
     def expression(self) -> sympy.Expr:
         """The sympy expression in ``x`` with the fitted parameters substituted."""
+        import sympy
+
         from llmlex._symbolic import param
 
         a = self._compiled()
-        return a.sympy.xreplace({param(k): float(v) for k, v in enumerate(self.params)})
+        values = {param(k): sympy.Float(float(v)) for k, v in enumerate(self.params)}
+        return sympy.sympify(a.sympy).xreplace(values)
 
     def _compiled(self) -> Ansatz:
         return self.compiled if self.compiled is not None else parse_ansatz(self.ansatz)
@@ -198,6 +201,20 @@ class FitResult:
         for k in range(self.n_params - 1, -1, -1):
             text = text.replace(f"params[{k}]", f"{self.params[k]:.{precision}g}")
         return text
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled closures cannot be pickled; they are rebuilt from the text.
+        state = dict(self.__dict__)
+        state["compiled"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def _repr_html_(self) -> str:
+        from llmlex.export import report_html
+
+        return report_html(self)
 
     # Mapping-style access, for code written against the reference library.
     def __getitem__(self, key: str) -> Any:

@@ -285,6 +285,11 @@ class GeneticRun(Sequence[tuple[FitResult, ...]]):
         assert isinstance(run, GeneticRun)
         return run
 
+    def _repr_html_(self) -> str:
+        from llmlex.export import report_html
+
+        return report_html(self)
+
     def __repr__(self) -> str:
         best = self.best.ansatz if self.archive else None
         return (

@@ -1,0 +1,536 @@
+"""A scikit-learn estimator around llmlex: ``fit(X, y)``, ``predict(X)``, ``score``.
+
+:class:`LLMLExRegressor` follows scikit-learn's conventions (``__init__`` only stores its
+keyword arguments, ``fit`` validates and returns ``self``, fitted attributes end in ``_``),
+so it works in pipelines, ``cross_val_score`` and ``GridSearchCV``.  A single input column
+goes through the univariate genetic search (:func:`llmlex.run_genetic`); several columns
+through a Kolmogorov-Arnold network (:class:`llmlex.KANLEX`), whose edges are regressed one
+by one and assembled into one formula.
+
+scikit-learn is an optional dependency (``pip install "llmlex[kan]"``, which also brings
+torch and pykan for the multivariate path); importing this module without it raises
+:class:`~llmlex.exceptions.MissingDependencyError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from llmlex.exceptions import DataError, MissingDependencyError, NoValidAnsatzError
+from llmlex.fit import FitResult, fit_ansatz
+
+try:
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as err:  # pragma: no cover - exercised only without scikit-learn
+    raise MissingDependencyError(
+        f"LLMLExRegressor needs scikit-learn ({err}); install it with "
+        '`pip install "llmlex[kan]"` or `pip install scikit-learn`'
+    ) from err
+
+if TYPE_CHECKING:
+    import sympy
+
+    from llmlex.kan import EdgeFit, EdgeTask
+
+__all__ = ["LLMLExRegressor", "ParetoPoint"]
+
+log = logging.getLogger(__name__)
+
+# Fewest samples accepted: the univariate search needs five points to say anything.
+_MIN_SAMPLES = 5
+# Below this many samples the KAN is trained and judged on all of them (a held-out split
+# of a handful of points would be noise).
+_MIN_SPLIT = 25
+# Cheap edge forms tried before (or instead of) a genetic search on a KAN edge.
+_EDGE_FORMS = (
+    ("constant", "params[0]"),
+    ("linear", "params[0]*x + params[1]"),
+    ("quadratic", "params[0]*x**2 + params[1]*x + params[2]"),
+    ("cubic", "params[0]*x**3 + params[1]*x**2 + params[2]*x + params[3]"),
+)
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One formula of a fit's complexity-accuracy trade-off.
+
+    Attributes
+    ----------
+    complexity : int
+        sympy node count.
+    nchi2 : float
+        Normalized chi-squared (on the fitting data for univariate searches, on the
+        held-out part for KAN candidates).
+    equation : str
+        The formula, with fitted values.
+    """
+
+    complexity: int
+    nchi2: float
+    equation: str
+
+
+def _front(points: Sequence[ParetoPoint]) -> tuple[ParetoPoint, ...]:
+    """Points not beaten in both complexity and nchi2, by increasing complexity."""
+    front: list[ParetoPoint] = []
+    for p in sorted(points, key=lambda p: (p.complexity, p.nchi2)):
+        if math.isfinite(p.nchi2) and (not front or p.nchi2 < front[-1].nchi2):
+            front.append(p)
+    return tuple(front)
+
+
+def _constant_result(value: float, message: str) -> FitResult:
+    from llmlex.ansatz import parse_ansatz
+
+    return FitResult(
+        ansatz="params[0]",
+        params=np.array([value]),
+        nchi2=0.0,
+        success=True,
+        message=message,
+        compiled=parse_ansatz("params[0]"),
+    )
+
+
+def _univariate_sympy(result: FitResult, name: str) -> sympy.Expr:
+    import sympy
+
+    from llmlex._symbolic import X, param
+
+    a = result.compiled if result.compiled is not None else None
+    if a is None:
+        from llmlex.ansatz import parse_ansatz
+
+        a = parse_ansatz(result.ansatz)
+    # sympy.Float, not a Python float: a bare parameter must stay a sympy expression.
+    subs = {param(k): sympy.Float(float(v)) for k, v in enumerate(result.params)}
+    subs[X] = sympy.Symbol(name, real=True)
+    return sympy.sympify(a.sympy.xreplace(subs))
+
+
+class _EdgeRegressor:
+    """Edge regressor for the KAN path: cheap polynomial forms, then optionally a search.
+
+    ``search=False`` keeps the best of a constant, a line, a quadratic and a cubic (the
+    fastest mode, enough for smooth edges).  With ``search=True`` the genetic search runs
+    on edges those forms leave above the exit condition (the offline proposer first, the
+    language model only when a client is given and the offline search missed), bounded by
+    ``time_budget`` seconds and ``patience`` generations per edge.
+    """
+
+    def __init__(self, *, search: bool, time_budget: float | None, patience: int | None) -> None:
+        self.search = search
+        self.time_budget = time_budget
+        self.patience = patience
+
+    def __call__(self, task: EdgeTask) -> EdgeFit:
+        import sympy
+
+        from llmlex.kan import EdgeFit
+
+        cands: list[tuple[str, FitResult]] = []
+        for source, text in _EDGE_FORMS:
+            r = fit_ansatz(text, task.x, task.y, seed=task.seed, validate=False, n_starts=2)
+            cands.append((source, r))
+        source, best = self._choose(cands, task)
+        calls = 0
+        if self.search and best.nchi2 > task.exit_condition:
+            from llmlex.genetic import run_genetic
+
+            try:
+                run = run_genetic(
+                    task.client,
+                    None,
+                    task.x,
+                    task.y,
+                    population_size=task.population,
+                    num_of_generations=task.generations,
+                    temperature=task.temperature,
+                    model=task.gpt_model,
+                    exit_condition=task.exit_condition,
+                    seed=task.seed,
+                    progress=False,
+                    parsimony_rtol=task.parsimony_rtol,
+                    hybrid=task.client is not None,
+                    time_budget=self.time_budget,
+                    patience=self.patience,
+                )
+            except (DataError, NoValidAnsatzError) as err:  # the cheap fits still stand
+                log.info("edge %s: search gave nothing (%s)", task.key, err)
+            else:
+                calls = run.stats.calls
+                origin = "llm" if calls else "offline"
+                cands.extend((origin, r) for r in run.archive[:20])
+                source, best = self._choose(cands, task)
+        if best.n_params == 1 and best.ansatz == "params[0]":
+            # Work-around: FitResult.expression of a bare parameter is a Python float
+            # (sympy's xreplace of a lone symbol), which the KAN assembly cannot use.
+            best.__dict__["expression"] = sympy.Float(float(best.params[0]))
+        return EdgeFit(best, source, calls, 0)
+
+    @staticmethod
+    def _choose(cands: list[tuple[str, FitResult]], task: EdgeTask) -> tuple[str, FitResult]:
+        # An edge is a spline that only approximates the function: the simplest form
+        # within the parsimony tolerance (or under the exit condition) is preferred.
+        ok = [c for c in cands if c[1].success and math.isfinite(c[1].nchi2)]
+        if not ok:
+            return cands[1]
+        lowest = min(c[1].nchi2 for c in ok)
+        level = max(lowest * (1.0 + task.parsimony_rtol), task.exit_condition, 1e-20)
+        near = [c for c in ok if c[1].nchi2 <= level]
+        return min(near, key=lambda c: (c[1].complexity, c[1].nchi2))
+
+
+class LLMLExRegressor(RegressorMixin, BaseEstimator):
+    """Symbolic regression as a scikit-learn regressor.
+
+    One input column: the univariate genetic search of :func:`llmlex.run_genetic`
+    (language model with ``client``, offline proposer with ``client=None``).  Several
+    columns: a small Kolmogorov-Arnold network is trained, each edge regressed as a
+    univariate problem, and the network assembled into one formula in ``x0, x1, ...``
+    (needs torch and pykan: ``pip install "llmlex[kan]"``).  A constant target gives a
+    constant model.
+
+    Parameters
+    ----------
+    client : openai.OpenAI, openai.AsyncOpenAI or None
+        Language-model client; ``None`` runs offline, with no network.
+    model : str
+        Model name sent to the API.
+    population_size, generations : int
+        Children per generation and most generations of each genetic search (the whole
+        univariate search, or each KAN edge that the polynomial forms do not settle).
+    temperature : float
+        Selection temperature of the genetic algorithm.
+    exit_condition : float
+        Stop a univariate search at this nchi2.
+    hints : sequence of str
+        Prior knowledge for the proposer ("periodic", "no exp").
+    allowed_functions : sequence of str, optional
+        The only functions a formula may use (univariate path).
+    random_state : int, RandomState or None
+        Seeds every random choice; an int makes ``fit`` reproducible (with no
+        ``time_budget``: a wall-clock budget can end a search at a different point).
+    progress : bool
+        Show a progress bar (univariate path).
+    time_budget : float, optional
+        Wall-time budget in seconds.  Univariate: of the search.  KAN: half goes to
+        training, and each edge search and simplification gets a share of the rest.
+    patience : int, optional
+        Stop a search after this many generations without a 1% improvement.
+    kan_hidden : sequence of int
+        Hidden layer widths of the KAN (``()`` gives an additive model
+        ``f0(x0) + f1(x1) + ...``; the default single layer of 2 also represents products).
+    kan_grid, kan_k : int
+        Spline grid intervals and order.
+    kan_steps : int
+        LBFGS steps per training restart (after a short Adam warm-up).
+    kan_restarts : int
+        Training restarts from different seeds; the best by held-out loss is kept.
+    kan_edges : {"search", "polynomial"}
+        How KAN edges are regressed: polynomial forms then the genetic search, or
+        polynomial forms only (much faster).
+    kan_simplify : bool
+        Simplify the assembled KAN formula (sympy under a time limit, constant snapping);
+        every simplification is kept only if the held-out fit stays as good.
+    test_size : float
+        Fraction of the samples held out to choose between KAN restarts and formulas.
+
+    Attributes
+    ----------
+    equation_ : str
+        The fitted formula (sympy's notation, variables ``x0, x1, ...``).
+    expression_ : sympy.Expr
+        The same as a sympy expression.
+    params_ : ndarray
+        The fitted constants of the formula.
+    pareto_front_ : tuple of ParetoPoint
+        Simplest-to-most-accurate trade-off of the formulas considered.
+    result_ : FitResult or KANSymbolicResult
+        The underlying llmlex result (use it with :mod:`llmlex.export` and
+        :mod:`llmlex.plots`).
+    method_ : {"genetic", "kan", "constant"}
+        Which path produced the formula.
+    stats_ : RunStats or None
+        Calls, tokens and time of the univariate search (``None`` otherwise).
+    n_features_in_ : int
+        Number of input columns seen by ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` had them (e.g. a pandas DataFrame).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.linspace(0.1, 5, 60)[:, None]
+    >>> y = 2.5 * np.exp(-0.7 * X[:, 0])
+    >>> reg = LLMLExRegressor(random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> reg.equation_  # doctest: +SKIP
+    '2.5*exp(-0.7*x0)'
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        model: str = "openai/gpt-4o",
+        population_size: int = 5,
+        generations: int = 3,
+        temperature: float = 1.0,
+        exit_condition: float = 1e-10,
+        hints: Sequence[str] = (),
+        allowed_functions: Sequence[str] | None = None,
+        random_state: Any = None,
+        progress: bool = False,
+        time_budget: float | None = None,
+        patience: int | None = None,
+        kan_hidden: Sequence[int] = (2,),
+        kan_grid: int = 5,
+        kan_k: int = 3,
+        kan_steps: int = 50,
+        kan_restarts: int = 2,
+        kan_edges: Literal["search", "polynomial"] = "search",
+        kan_simplify: bool = True,
+        test_size: float = 0.2,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.population_size = population_size
+        self.generations = generations
+        self.temperature = temperature
+        self.exit_condition = exit_condition
+        self.hints = hints
+        self.allowed_functions = allowed_functions
+        self.random_state = random_state
+        self.progress = progress
+        self.time_budget = time_budget
+        self.patience = patience
+        self.kan_hidden = kan_hidden
+        self.kan_grid = kan_grid
+        self.kan_k = kan_k
+        self.kan_steps = kan_steps
+        self.kan_restarts = kan_restarts
+        self.kan_edges = kan_edges
+        self.kan_simplify = kan_simplify
+        self.test_size = test_size
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        return tags
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X: Any, y: Any) -> LLMLExRegressor:
+        """Search for a formula ``y = f(X)``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Inputs; one column runs the univariate search, several the KAN pipeline.
+        y : array_like of shape (n_samples,)
+            Target.
+
+        Returns
+        -------
+        LLMLExRegressor
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            For unusable data (NaN/inf, fewer than 5 samples, shape mismatch) or options.
+        MissingDependencyError
+            With several columns, when torch or pykan is missing.
+        """
+        X, y = validate_data(
+            self, X, y, y_numeric=True, dtype=np.float64, ensure_min_samples=_MIN_SAMPLES
+        )
+        if self.kan_edges not in ("search", "polynomial"):
+            raise ValueError(f"kan_edges must be 'search' or 'polynomial', got {self.kan_edges!r}")
+        if not 0.0 < self.test_size < 1.0:
+            raise ValueError(f"test_size must be in (0, 1), got {self.test_size!r}")
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        names = [f"x{k}" for k in range(X.shape[1])]
+
+        if np.ptp(y) == 0.0:
+            self._fit_constant(float(y[0]), "constant target")
+        elif X.shape[1] == 1:
+            if np.ptp(X[:, 0]) == 0.0:  # a constant input carries no function of x
+                self._fit_constant(float(np.mean(y)), "constant input: mean of the target")
+            else:
+                self._fit_univariate(X[:, 0], y, seed, names[0])
+        else:
+            self._fit_kan(X, y, seed, names)
+        return self
+
+    def _fit_constant(self, value: float, message: str) -> None:
+        import sympy
+
+        self.method_ = "constant"
+        self.result_ = _constant_result(value, message)
+        self.expression_ = sympy.Float(value)
+        self.params_ = np.array([value])
+        self.stats_ = None
+        self._set_equation(nchi2_value=0.0)
+
+    def _fit_univariate(self, x: np.ndarray, y: np.ndarray, seed: int, name: str) -> None:
+        from llmlex.genetic import run_genetic
+
+        run = run_genetic(
+            self.client,
+            None,
+            x,
+            y,
+            population_size=self.population_size,
+            num_of_generations=self.generations,
+            temperature=self.temperature,
+            model=self.model,
+            exit_condition=self.exit_condition,
+            hints=tuple(self.hints),
+            allowed_functions=self.allowed_functions,
+            seed=seed,
+            progress=self.progress,
+            time_budget=self.time_budget,
+            patience=self.patience,
+        )
+        best = run.best
+        self.method_ = "genetic"
+        self.result_ = best
+        self.expression_ = _univariate_sympy(best, name)
+        self.params_ = np.array(best.params, dtype=float)
+        self.stats_ = run.stats
+        points = [
+            ParetoPoint(r.complexity, r.nchi2, str(_univariate_sympy(r, name)))
+            for r in run.pareto_front
+        ]
+        self.pareto_front_ = _front(points)
+        self.equation_ = str(self.expression_)
+
+    def _fit_kan(self, X: np.ndarray, y: np.ndarray, seed: int, names: list[str]) -> None:
+        import time
+
+        from llmlex._kan_sympy import parameterise
+        from llmlex.kan import KANLEX
+
+        t0 = time.perf_counter()
+        n = X.shape[0]
+        if n >= _MIN_SPLIT:
+            order = np.random.default_rng(seed).permutation(n)
+            n_test = max(1, round(self.test_size * n))
+            test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+        else:
+            train = test = np.arange(n)
+        budget = self.time_budget
+        kl = KANLEX(
+            self.client,
+            [X.shape[1], *(int(h) for h in self.kan_hidden), 1],
+            grid=int(self.kan_grid),
+            k=int(self.kan_k),
+            seed=seed % (2**31),
+            variable_names=names,
+        )
+        try:
+            kl.set_dataset(X[train], y[train], X[test], y[test])
+            kl.train_kan(
+                steps=int(self.kan_steps),
+                n_restarts=max(1, int(self.kan_restarts)),
+                warmup=min(100, max(1, int(self.kan_steps))),
+                time_budget=None if budget is None else 0.5 * budget,
+            )
+            n_edges = _count_edges(X.shape[1], self.kan_hidden)
+            left = None if budget is None else max(0.0, budget - (time.perf_counter() - t0))
+            edge_budget = None if left is None else max(0.05, 0.5 * left / max(1, n_edges))
+            simplify = 0.0
+            snap = 0.0
+            if self.kan_simplify:
+                simplify = 10.0 if left is None else min(10.0, 0.1 * left)
+                snap = 30.0 if left is None else min(30.0, 0.1 * left)
+            kl.get_symbolic(
+                self.client,
+                population=int(self.population_size),
+                generations=int(self.generations),
+                temperature=float(self.temperature),
+                gpt_model=self.model,
+                verbose=0,
+                simplify_timeout=simplify,
+                snap_time=snap,
+                seed=seed,
+                regressor=_EdgeRegressor(
+                    search=self.kan_edges == "search",
+                    time_budget=edge_budget,
+                    patience=self.patience,
+                ),
+            )
+            assert kl.results is not None
+            result = kl.results[0]
+        finally:
+            del kl  # its temporary checkpoint directory goes with it
+        self.method_ = "kan"
+        self.result_ = result
+        self.expression_ = result.expression
+        self.params_ = parameterise(result.expression)[2]
+        self.stats_ = None
+        points = [
+            ParetoPoint(c.complexity, c.nchi2_test, c.text) for c in result.candidates if c.accepted
+        ]
+        self.pareto_front_ = _front(points)
+        self.equation_ = str(self.expression_)
+        # A formula worse than the network would be unusual but possible on noise: say so.
+        log.info("KAN formula %s (held-out nchi2 %.3g)", self.equation_, result.nchi2_test)
+
+    def _set_equation(self, *, nchi2_value: float) -> None:
+        self.equation_ = str(self.expression_)
+        self.pareto_front_ = (ParetoPoint(1, nchi2_value, self.equation_),)
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Evaluate the fitted formula.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Inputs with the columns seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Predictions (NaN where the formula is undefined).
+        """
+        check_is_fitted(self, "result_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        n = X.shape[0]
+        with np.errstate(all="ignore"):
+            if self.method_ == "kan":
+                out = self.result_.predict(X)
+            else:
+                out = self.result_.predict(X[:, 0])
+        return np.array(np.broadcast_to(np.asarray(out, dtype=float), (n,)))
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A FitResult holds its compiled ansatz (closures, not picklable); it is rebuilt
+        # from the ansatz text on first use after loading.
+        state = super().__getstate__()
+        result = state.get("result_")
+        if isinstance(result, FitResult) and result.compiled is not None:
+            state["result_"] = replace(result, compiled=None)
+        return state
+
+
+def _count_edges(n_in: int, hidden: Sequence[int]) -> int:
+    widths = [n_in, *(int(h) for h in hidden), 1]
+    return sum(a * b for a, b in itertools.pairwise(widths))

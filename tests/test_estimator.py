@@ -1,0 +1,135 @@
+"""LLMLExRegressor: scikit-learn conventions, both paths, scikit-learn's own checks."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.base import clone
+
+from llmlex.estimator import LLMLExRegressor, ParetoPoint
+
+FAST = {"population_size": 2, "generations": 2, "patience": 1}
+# Settings that keep the KAN path to a few seconds per fit.
+TINY_KAN = {
+    "population_size": 1,
+    "generations": 1,
+    "kan_hidden": (),
+    "kan_grid": 3,
+    "kan_steps": 5,
+    "kan_restarts": 1,
+    "kan_edges": "polynomial",
+    "kan_simplify": False,
+    "patience": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def univariate():
+    X = np.linspace(0.1, 5.0, 60)[:, None]
+    y = 2.5 * np.exp(-0.7 * X[:, 0])
+    return X, y, LLMLExRegressor(random_state=0, **FAST).fit(X, y)
+
+
+def test_univariate_fit_predict_score(univariate):
+    X, y, reg = univariate
+    assert reg.method_ == "genetic"
+    assert reg.n_features_in_ == 1
+    assert reg.score(X, y) > 0.999
+    assert "x0" in reg.equation_ and "exp" in reg.equation_
+    assert reg.params_.ndim == 1 and reg.params_.size == reg.result_.n_params
+    assert reg.pareto_front_ and all(isinstance(p, ParetoPoint) for p in reg.pareto_front_)
+    assert reg.stats_ is not None and reg.stats_.calls == 0  # offline: nothing paid
+    np.testing.assert_allclose(reg.predict(X[:7]), reg.result_.predict(X[:7, 0]))
+
+
+def test_pickle_round_trip(univariate):
+    X, _, reg = univariate
+    back = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+    assert back.equation_ == reg.equation_
+
+
+def test_init_only_stores_and_clone():
+    reg = LLMLExRegressor(population_size=3, hints=("periodic",))
+    assert reg.get_params()["population_size"] == 3
+    assert not [k for k in vars(reg) if k.endswith("_")]
+    assert clone(reg).get_params() == reg.get_params()
+
+
+def test_constant_target_gives_constant_model():
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    reg = LLMLExRegressor().fit(X, np.full(12, 4.25))
+    assert reg.method_ == "constant"
+    np.testing.assert_array_equal(reg.predict(X[:4]), np.full(4, 4.25))
+    assert float(reg.expression_) == 4.25
+
+
+def test_bad_input_is_a_value_error():
+    reg = LLMLExRegressor(**FAST)
+    X = np.linspace(0, 1, 10)[:, None]
+    with pytest.raises(ValueError, match="NaN"):
+        reg.fit(X, np.where(np.arange(10) == 3, np.nan, 1.0))
+    with pytest.raises(ValueError, match="sample"):
+        reg.fit(X[:3], np.arange(3.0))
+    with pytest.raises(ValueError, match="kan_edges"):
+        LLMLExRegressor(kan_edges="magic").fit(X, np.arange(10.0))
+
+
+def test_predict_before_fit_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        LLMLExRegressor().predict(np.zeros((3, 1)))
+
+
+@pytest.mark.kan
+def test_kan_path_two_variables():
+    pytest.importorskip("torch")
+    pytest.importorskip("kan")
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (120, 2))
+    y = 1.5 * X[:, 0] + X[:, 1] ** 2
+    reg = LLMLExRegressor(random_state=0, **{**TINY_KAN, "kan_steps": 20}).fit(X, y)
+    assert reg.method_ == "kan"
+    assert reg.n_features_in_ == 2
+    assert reg.score(X, y) > 0.95
+    assert {"x0", "x1"} <= {s.name for s in reg.expression_.free_symbols}
+    back = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+
+
+# The four checks below fit twice with the same random_state and compare predictions
+# bit for bit; pykan's training is not bit-reproducible between two runs with the same
+# seed (measured: ~1% differences in the KAN constants), so they fail on the KAN path.
+NOT_REPRODUCIBLE = "pykan training is not bit-reproducible between two seeded runs"
+EXPECTED_FAILURES = {
+    "check_fit_idempotent": NOT_REPRODUCIBLE,
+    "check_regressors_int": NOT_REPRODUCIBLE,
+    "check_supervised_y_2d": NOT_REPRODUCIBLE,
+    "check_regressor_data_not_an_array": NOT_REPRODUCIBLE,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.kan
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+def test_sklearn_check_estimator():
+    pytest.importorskip("torch")
+    pytest.importorskip("kan")
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(
+        LLMLExRegressor(**TINY_KAN),
+        expected_failed_checks=EXPECTED_FAILURES,
+        on_fail=None,
+    )
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
+    assert not failed
+    assert sum(r["status"] == "passed" for r in results) >= 40
