@@ -133,8 +133,6 @@ class _EdgeRegressor:
         self.patience = patience
 
     def __call__(self, task: EdgeTask) -> EdgeFit:
-        import sympy
-
         from llmlex.kan import EdgeFit
 
         cands: list[tuple[str, FitResult]] = []
@@ -171,10 +169,6 @@ class _EdgeRegressor:
                 origin = "llm" if calls else "offline"
                 cands.extend((origin, r) for r in run.archive[:20])
                 source, best = self._choose(cands, task)
-        if best.n_params == 1 and best.ansatz == "params[0]":
-            # Work-around: FitResult.expression of a bare parameter is a Python float
-            # (sympy's xreplace of a lone symbol), which the KAN assembly cannot use.
-            best.__dict__["expression"] = sympy.Float(float(best.params[0]))
         return EdgeFit(best, source, calls, 0)
 
     @staticmethod
