@@ -34,10 +34,10 @@ from llmlex.genetic import GeneticRun, RunStats, arun_genetic, run_genetic, sing
 __version__ = "0.1.0"
 
 __all__ = [
+    "KANLEX",
     "Ansatz",
     "FitResult",
     "GeneticRun",
-    "KANLEX",
     "LLMLExError",
     "LLMLExRegressor",
     "ReplyCache",

@@ -1,0 +1,313 @@
+"""Feynman equations with 2 or 3 variables through KANs, offline: llmlex vs pykan.
+
+For each equation of ``../shared/benchmarks/FeynmanEquations.csv`` with 2 or 3 variables
+(counted from the ``v*_name`` columns, as the file's README says), the variables are
+sampled independently and uniformly in their ranges; one KAN is trained (several seeds
+within a budget, best by test loss) and then turned into a formula twice, on the *same*
+trained network:
+
+- **llmlex**: :class:`llmlex.kan.KANLEX` ``get_symbolic`` with ``client=None`` (edges by
+  constant/line/quadratic, then the offline proposer; exact assembly; simplification and
+  constant snapping judged on held-out data; final refit);
+- **pykan**: ``auto_symbolic`` (library below) then ``symbolic_formula``, as pykan's own
+  workflow returns it, and the same formula with its constants refitted on the training
+  data (``pykan+refit``), to separate structure from constants.
+
+Reported per equation: exact recovery (SRBench: test R2 > 0.5, constants rounded to 3
+decimals, ``truth - f`` or ``f / truth`` simplifies to a constant), R2 on held-out points,
+wall time.  Also the reference paper's example ``exp(sin(pi*x0) + x1**2)`` on [-1, 1]^2.
+
+Usage::
+
+    python benchmarks/feynman_kan.py --limit 10 --time-budget 1800 --json out.json
+
+The machine's cores are shared: torch runs on one thread here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import sympy
+from sympy.parsing.sympy_parser import parse_expr
+
+from llmlex import _kan_sympy as ks
+from llmlex.kan import KANLEX
+
+HERE = Path(__file__).resolve().parent
+CSV = HERE.parent.parent / "shared" / "benchmarks" / "FeynmanEquations.csv"
+PYKAN_LIB = ["x", "x^2", "x^3", "1/x", "1/x^2", "sqrt", "exp", "log", "sin", "cos", "tanh"]
+_FUNCS = {
+    "exp": sympy.exp,
+    "sqrt": sympy.sqrt,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tanh": sympy.tanh,
+    "arcsin": sympy.asin,
+    "arccos": sympy.acos,
+    "ln": sympy.log,
+    "log": sympy.log,
+    "pi": sympy.pi,
+}
+
+
+def load_equations(path: Path, n_vars: tuple[int, ...] = (2, 3)) -> list[dict]:
+    """Equations with the given numbers of variables (counted from ``v*_name``)."""
+    out = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for row in csv.DictReader(fh):
+            names = [
+                (row[f"v{k}_name"].strip(), float(row[f"v{k}_low"]), float(row[f"v{k}_high"]))
+                for k in range(1, 11)
+                if (row.get(f"v{k}_name") or "").strip()
+            ]
+            if len(names) in n_vars:
+                out.append({"name": row["Filename"], "formula": row["Formula"], "vars": names})
+    return out
+
+
+def truth_expr(eq: dict) -> tuple[sympy.Expr, list[sympy.Symbol]]:
+    """The formula as sympy, in symbols x0.. (the benchmark file is trusted data)."""
+    syms = [sympy.Symbol(f"x{k}", real=True) for k in range(len(eq["vars"]))]
+    local = {**_FUNCS, **{v[0]: s for v, s in zip(eq["vars"], syms, strict=True)}}
+    return parse_expr(eq["formula"], local_dict=local), syms
+
+
+def round_floats(expr: sympy.Expr, digits: int = 3) -> sympy.Expr:
+    """Constants rounded to ``digits`` decimals (SRBench's recovery check)."""
+    return expr.xreplace({f: sympy.Float(round(float(f), digits)) for f in expr.atoms(sympy.Float)})
+
+
+def exact_recovery(truth: sympy.Expr, cand: sympy.Expr, r2: float, timeout: float = 10.0) -> bool:
+    """SRBench: R2 > 0.5 and a constant difference or ratio after rounding constants."""
+    if not (r2 > 0.5) or cand is None:
+        return False
+    c = round_floats(cand)
+    for trial in (truth - c, c / truth):
+        out = ks.simplify_with_timeout(trial, timeout)
+        if out is not None and not out.free_symbols and out.is_finite is not False:
+            return True
+    return False
+
+
+def r2_score(y: np.ndarray, yhat: np.ndarray) -> float:
+    if not np.all(np.isfinite(yhat)):
+        return -math.inf
+    return 1.0 - float(np.sum((y - yhat) ** 2)) / float(np.sum((y - y.mean()) ** 2))
+
+
+def pykan_formula(model, X: np.ndarray, syms: list[sympy.Symbol], ckpt: str):
+    """pykan's auto_symbolic + symbolic_formula on a copy of ``model`` (checkpoint in a tmp dir)."""
+    import torch
+    from kan import KAN
+
+    model.saveckpt(f"{ckpt}/pk")  # pykan's model.copy() would write to the cwd
+    m = KAN.loadckpt(f"{ckpt}/pk")
+    m.auto_save = False
+    m.ckpt_path = ckpt
+    m.symbolic_enabled = True
+    with torch.no_grad():
+        m(torch.tensor(X, dtype=torch.float32))
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        m.auto_symbolic(lib=PYKAN_LIB, verbose=0)
+        formula = m.symbolic_formula(var=syms)[0][0]
+    return sympy.sympify(formula)
+
+
+def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
+    import torch
+
+    truth, syms = truth_expr(eq)
+    n = len(syms)
+    rng = np.random.default_rng(seed)
+    lo = np.array([v[1] for v in eq["vars"]])
+    hi = np.array([v[2] for v in eq["vars"]])
+    X = rng.uniform(lo, hi, size=(args.train, n))
+    Xt = rng.uniform(lo, hi, size=(args.test, n))
+    y, yt = ks.evaluate(truth, syms, X), ks.evaluate(truth, syms, Xt)
+    row: dict = {"name": eq["name"], "formula": eq["formula"], "n_var": n}
+
+    t0 = time.perf_counter()
+    width = [[n, 0], [1, 1], [1, 0]] if eq.get("width") is None else eq["width"]
+    kl = KANLEX(None, width, grid=args.grid, k=3, seed=seed, mult_arity=n)
+    kl.set_dataset(X, y, Xt, yt)
+    rep = kl.train_kan(
+        steps=args.steps,
+        n_restarts=args.restarts,
+        time_budget=args.train_budget,
+        lamb=args.lamb,
+        prune=args.prune,
+    )
+    row["train_time"] = time.perf_counter() - t0
+    row["kan_test_rmse"] = rep.best_test_loss
+    row["restarts"] = len(rep.runs)
+
+    t1 = time.perf_counter()
+    try:
+        exprs, _, results, _ = kl.get_symbolic(
+            client=None,
+            population=args.population,
+            generations=args.generations,
+            verbose=0,
+            simplify_timeout=args.simplify_timeout,
+            snap_time=args.snap_time,
+        )
+        res = results[0]["result"]
+        ours = exprs[0]
+        row["ours_r2"] = res.r2_test
+        row["ours_expr"] = str(ours)
+        row["ours_assembly_error"] = res.assembly_error
+        row["ours_kan_error"] = res.kan_error
+        row["ours_edges_time"] = kl.edges.time if kl.edges is not None else math.nan
+        row["ours_timings"] = dict(res.timings)
+    except Exception as err:  # a benchmark records failures and goes on
+        ours = None
+        row["ours_r2"] = -math.inf
+        row["ours_expr"] = f"ERROR {type(err).__name__}: {err}"
+    row["ours_time"] = time.perf_counter() - t1
+    row["ours_total_time"] = row["train_time"] + row["ours_time"]
+    row["ours_exact"] = exact_recovery(truth, ours, row["ours_r2"])
+
+    if not args.no_pykan:
+        t2 = time.perf_counter()
+        try:
+            with tempfile.TemporaryDirectory(prefix="pykan-bench-") as tmp:
+                pk = pykan_formula(kl.model, X, syms, tmp)
+            row["pykan_expr"] = str(pk)
+            row["pykan_r2"] = r2_score(yt, ks.evaluate(pk, syms, Xt))
+            template, ps, p0 = ks.parameterise(pk)
+            pkr = ks.fit_constants(template, syms, ps, p0, X, y).expression
+            row["pykan_refit_r2"] = r2_score(yt, ks.evaluate(pkr, syms, Xt))
+        except Exception as err:
+            pk = pkr = None
+            row["pykan_expr"] = f"ERROR {type(err).__name__}: {err}"
+            row["pykan_r2"] = row["pykan_refit_r2"] = -math.inf
+        row["pykan_time"] = time.perf_counter() - t2
+        row["pykan_exact"] = exact_recovery(truth, pk, row["pykan_r2"])
+        row["pykan_refit_exact"] = exact_recovery(truth, pkr, row["pykan_refit_r2"])
+    del torch
+    return row
+
+
+def paper_example(args: argparse.Namespace) -> dict:
+    eq = {
+        "name": "paper exp(sin(pi*x0)+x1**2)",
+        "formula": "exp(sin(pi*a)+b**2)",
+        "vars": [("a", -1.0, 1.0), ("b", -1.0, 1.0)],
+        "width": [2, 1, 1],
+    }
+    return run_equation(eq, args, seed=args.seed)
+
+
+def summarise(rows: list[dict], with_pykan: bool) -> str:
+    lines = []
+    hdr = f"{'equation':<14} {'n':>1} {'ours':>5} {'R2':>10} {'time':>6}"
+    if with_pykan:
+        hdr += f" {'pykan':>5} {'R2':>10} {'refit':>5} {'R2':>10} {'time':>6}"
+    lines.append(hdr)
+    for r in rows:
+        line = (
+            f"{r['name'][:14]:<14} {r['n_var']:>1} {'yes' if r['ours_exact'] else 'no':>5} "
+            f"{r['ours_r2']:>10.6f} {r['ours_total_time']:>6.0f}"
+        )
+        if with_pykan:
+            line += (
+                f" {'yes' if r['pykan_exact'] else 'no':>5} {r['pykan_r2']:>10.6f}"
+                f" {'yes' if r['pykan_refit_exact'] else 'no':>5} {r['pykan_refit_r2']:>10.6f}"
+                f" {r['pykan_time']:>6.0f}"
+            )
+        lines.append(line)
+    n = len(rows)
+    if n:
+        lines.append("")
+        lines.append(
+            f"llmlex: exact {sum(r['ours_exact'] for r in rows)}/{n}, "
+            f"R2>0.999 {sum(r['ours_r2'] > 0.999 for r in rows)}/{n}, "
+            f"median time {statistics.median(r['ours_total_time'] for r in rows):.0f} s "
+            f"(training included)"
+        )
+        if with_pykan:
+            lines.append(
+                f"pykan auto_symbolic: exact {sum(r['pykan_exact'] for r in rows)}/{n}, "
+                f"R2>0.999 {sum(r['pykan_r2'] > 0.999 for r in rows)}/{n}; with refit: exact "
+                f"{sum(r['pykan_refit_exact'] for r in rows)}/{n}, R2>0.999 "
+                f"{sum(r['pykan_refit_r2'] > 0.999 for r in rows)}/{n}; median time "
+                f"{statistics.median(r['pykan_time'] for r in rows):.0f} s (training excluded)"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--limit", type=int, default=None, help="most equations to run")
+    p.add_argument("--offset", type=int, default=0, help="skip this many equations first")
+    p.add_argument("--only", nargs="*", default=None, help="equation names to run")
+    p.add_argument(
+        "--time-budget", type=float, default=None, help="total seconds; no new equation after"
+    )
+    p.add_argument("--train", type=int, default=1000)
+    p.add_argument("--test", type=int, default=500)
+    p.add_argument("--grid", type=int, default=5)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--restarts", type=int, default=3)
+    p.add_argument("--train-budget", type=float, default=60.0)
+    p.add_argument("--lamb", type=float, default=0.0, help="pykan sparsity penalty in training")
+    p.add_argument("--prune", action="store_true", help="prune the trained KAN (and retrain)")
+    p.add_argument("--population", type=int, default=5)
+    p.add_argument("--generations", type=int, default=2)
+    p.add_argument("--simplify-timeout", type=float, default=5.0)
+    p.add_argument("--snap-time", type=float, default=20.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-pykan", action="store_true", help="skip pykan's auto_symbolic")
+    p.add_argument("--no-paper", action="store_true", help="skip the paper's example")
+    p.add_argument("--json", type=Path, default=None, help="write the rows here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    eqs = load_equations(CSV)
+    if args.only:
+        eqs = [e for e in eqs if e["name"] in set(args.only)]
+    eqs = eqs[args.offset :]
+    if args.limit is not None:
+        eqs = eqs[: args.limit]
+    t0 = time.perf_counter()
+    rows = []
+    if not args.no_paper:
+        row = paper_example(args)
+        print(json.dumps(row, default=str), flush=True)
+        print(
+            f"paper example: exact={row['ours_exact']} R2={row['ours_r2']:.8f} "
+            f"expr={row['ours_expr']} time={row['ours_total_time']:.0f}s",
+            flush=True,
+        )
+    for k, eq in enumerate(eqs):
+        if args.time_budget is not None and time.perf_counter() - t0 > args.time_budget:
+            print(f"time budget spent: {len(eqs) - k} equations not run", flush=True)
+            break
+        row = run_equation(eq, args, seed=args.seed + k)
+        rows.append(row)
+        print(json.dumps(row, default=str), flush=True)
+    print(summarise(rows, not args.no_pykan))
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

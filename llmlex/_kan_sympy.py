@@ -1,0 +1,482 @@
+"""Multivariate sympy expressions: safe evaluation, constant fitting, snapping, simplification.
+
+The ansatz language of :mod:`llmlex.ansatz` is univariate (``x``, ``params[i]``); the
+expressions assembled from a KAN have several variables.  This module gives them what the
+univariate path has:
+
+- :func:`compile_expr` walks a sympy tree once and returns a closure over numpy functions
+  (no ``exec``, no ``lambdify``): only whitelisted node types are accepted;
+- :func:`parameterise` replaces the floating-point constants of an expression by parameter
+  symbols, and :func:`fit_constants` refits them under the normalized chi-squared;
+- :func:`snap_constants` tries simple values (0, integers, small fractions, multiples of pi,
+  e) for each constant and keeps one only if the held-out score stays within tolerance;
+- :func:`parse_expression` reads untrusted multivariate text (an LLM's simplification) by
+  an AST whitelist into sympy, never evaluating it;
+- :func:`simplify_with_timeout` runs :func:`sympy.simplify` in a child process that is
+  killed when the time limit is spent (a thread cannot be stopped).
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import math
+import pickle
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import scipy.special as sps
+import sympy
+from scipy.optimize import least_squares, leastsq
+
+from llmlex.ansatz import MAX_DEPTH, MAX_NODES, MAX_TEXT_LENGTH, _function_name
+from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
+from llmlex.fit import nchi2, nchi2_scale
+
+log = logging.getLogger(__name__)
+
+Arr = np.ndarray
+Evaluator = Callable[[Sequence[Any]], Any]
+
+_UNARY: dict[Any, Callable[[Any], Any]] = {
+    sympy.sin: np.sin,
+    sympy.cos: np.cos,
+    sympy.tan: np.tan,
+    sympy.asin: np.arcsin,
+    sympy.acos: np.arccos,
+    sympy.atan: np.arctan,
+    sympy.sinh: np.sinh,
+    sympy.cosh: np.cosh,
+    sympy.tanh: np.tanh,
+    sympy.asinh: np.arcsinh,
+    sympy.acosh: np.arccosh,
+    sympy.atanh: np.arctanh,
+    sympy.exp: np.exp,
+    sympy.Abs: np.abs,
+    sympy.sign: np.sign,
+    sympy.erf: sps.erf,
+    sympy.erfc: sps.erfc,
+    sympy.erfinv: sps.erfinv,
+    sympy.gamma: sps.gamma,
+    sympy.loggamma: sps.gammaln,
+    sympy.digamma: sps.digamma,
+    sympy.cot: lambda a: 1.0 / np.tan(a),
+    sympy.sec: lambda a: 1.0 / np.cos(a),
+    sympy.csc: lambda a: 1.0 / np.sin(a),
+    sympy.coth: lambda a: 1.0 / np.tanh(a),
+    sympy.sech: lambda a: 1.0 / np.cosh(a),
+    sympy.csch: lambda a: 1.0 / np.sinh(a),
+    sympy.acot: lambda a: np.arctan(1.0 / a),
+}
+
+
+def _pow(a: Any, b: Any) -> Any:
+    return np.power(np.asarray(a, dtype=float), b)
+
+
+def compile_expr(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> Evaluator:
+    """Compile a sympy expression into a numpy closure ``f(values) -> array``.
+
+    ``values[k]`` is the value (array or scalar) of ``symbols[k]``.  Only arithmetic, the
+    functions of ``_UNARY``, ``log``, ``Max``/``Min``, numbers and the listed symbols are
+    accepted; anything else raises :class:`ValueError`.  Nothing is ever ``exec``-ed.
+    """
+    index = {s: k for k, s in enumerate(symbols)}
+
+    def build(e: sympy.Basic) -> Evaluator:
+        if e.is_Symbol:
+            if e not in index:
+                raise ValueError(f"unknown symbol {e} (expected one of {list(symbols)})")
+            k = index[e]
+            return lambda v: v[k]
+        if e.is_Number or e.is_NumberSymbol:
+            c = float(e)
+            return lambda v: c
+        if e in (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            c = float("nan")
+            return lambda v: c
+        args = [build(a) for a in e.args]
+        if e.is_Add:
+
+            def add(v: Sequence[Any]) -> Any:
+                out = args[0](v)
+                for f in args[1:]:
+                    out = out + f(v)
+                return out
+
+            return add
+        if e.is_Mul:
+
+            def mul(v: Sequence[Any]) -> Any:
+                out = args[0](v)
+                for f in args[1:]:
+                    out = out * f(v)
+                return out
+
+            return mul
+        if e.is_Pow:
+            base, expo = args
+            if e.exp == sympy.Rational(1, 2):
+                return lambda v: np.sqrt(base(v))
+            if e.exp == -1:
+                return lambda v: 1.0 / base(v)
+            # The ansatz language's cbrt (numpy's real cube root) arrives from sympy as
+            # x**(1/3); evaluate it as numpy would, not as the principal complex root.
+            if e.exp == sympy.Rational(1, 3):
+                return lambda v: np.cbrt(base(v))
+            if e.exp == sympy.Rational(-1, 3):
+                return lambda v: 1.0 / np.cbrt(base(v))
+            return lambda v: _pow(base(v), expo(v))
+        if isinstance(e, sympy.log):
+            if len(args) == 1:
+                return lambda v: np.log(args[0](v))
+            return lambda v: np.log(args[0](v)) / np.log(args[1](v))
+        if isinstance(e, sympy.Max):
+            return lambda v: _fold(np.maximum, args, v)
+        if isinstance(e, sympy.Min):
+            return lambda v: _fold(np.minimum, args, v)
+        fn = _UNARY.get(e.func)
+        if fn is not None and len(args) == 1:
+            a0 = args[0]
+            return lambda v: fn(a0(v))
+        raise ValueError(f"cannot evaluate sympy node {e.func.__name__}")
+
+    return build(expr)
+
+
+def _fold(fn: Callable[[Any, Any], Any], args: list[Evaluator], v: Sequence[Any]) -> Any:
+    out = args[0](v)
+    for f in args[1:]:
+        out = fn(out, f(v))
+    return out
+
+
+def evaluate(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], X: Arr) -> Arr:
+    """Evaluate ``expr`` at the rows of ``X`` (column ``k`` is ``symbols[k]``)."""
+    X = np.asarray(X, dtype=float)
+    f = compile_expr(expr, symbols)
+    with np.errstate(all="ignore"):
+        out = f([X[:, k] for k in range(X.shape[1])])
+    return np.broadcast_to(np.asarray(out, dtype=float), (X.shape[0],)).copy()
+
+
+# ----------------------------------------------------------------------------- constants
+
+
+def param_symbol(k: int) -> sympy.Symbol:
+    """The symbol of the ``k``-th free constant of a multivariate expression."""
+    return sympy.Symbol(f"_c{k}", real=True)
+
+
+def fold_numbers(expr: sympy.Expr) -> sympy.Expr:
+    """Turn numeric function values (``log(102)``, ``exp(0.3)``) into Floats.
+
+    Snapping can leave such values behind (a constant inside a ``log`` snapped to an
+    integer); as Floats they merge with neighbouring coefficients and can be fitted and
+    snapped again.  ``pi``, ``E`` and roots of rationals are kept: they are simple values.
+    """
+    repl = {}
+    for e in expr.atoms(sympy.Function):
+        if e.is_number and not e.free_symbols:
+            try:
+                v = float(e)
+            except TypeError:  # complex value: leave it to the evaluator to reject
+                continue
+            if math.isfinite(v):
+                repl[e] = sympy.Float(v)
+    return expr.xreplace(repl) if repl else expr
+
+
+def parameterise(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Symbol], np.ndarray]:
+    """Replace every Float of ``expr`` by a parameter symbol.
+
+    Integers, rationals and named constants (pi, e) stay fixed: they are either structure
+    (``x**2``, ``-x``) or values already snapped.  Returns the template, its parameter
+    symbols and their current values.
+    """
+    expr = fold_numbers(expr)
+    floats = sorted(expr.atoms(sympy.Float), key=lambda f: (abs(float(f)), float(f)))
+    mapping = {f: param_symbol(k) for k, f in enumerate(floats)}
+    template = expr.xreplace(mapping)
+    syms = [mapping[f] for f in floats if mapping[f] in template.free_symbols]
+    values = np.array([float(f) for f in floats if mapping[f] in template.free_symbols])
+    return template, syms, values
+
+
+@dataclass(frozen=True)
+class ConstantFit:
+    """A template with fitted constants."""
+
+    expression: sympy.Expr
+    params: np.ndarray
+    nchi2: float
+
+
+def fit_constants(
+    template: sympy.Expr,
+    variables: Sequence[sympy.Symbol],
+    params: Sequence[sympy.Symbol],
+    p0: np.ndarray,
+    X: Arr,
+    y: Arr,
+    *,
+    max_nfev: int | None = None,
+) -> ConstantFit:
+    """Refit the constants of ``template`` on ``(X, y)`` under the normalized chi-squared.
+
+    Starts from ``p0`` (the KAN's values, usually close); the best point ever evaluated is
+    kept, so the result is never worse than ``p0``.
+    """
+    f = compile_expr(template, [*variables, *params])
+    cols = [X[:, k] for k in range(X.shape[1])]
+    weight = 1.0 / nchi2_scale(y)
+    n = len(params)
+    best = {"value": math.inf, "p": np.asarray(p0, dtype=float).copy()}
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            r = (np.asarray(f([*cols, *p]), dtype=float) - y) * weight
+        r = np.broadcast_to(r, y.shape)
+        value = float(r @ r) / y.size if np.all(np.isfinite(r)) else math.inf
+        if value < best["value"]:
+            best["value"], best["p"] = value, np.array(p, dtype=float)
+        return np.where(np.isfinite(r), np.clip(r, -1e10, 1e10), 1e10)
+
+    residuals(np.asarray(p0, dtype=float))
+    if n:
+        budget = max_nfev if max_nfev is not None else 200 * (n + 1)
+        try:
+            # MINPACK warns when it spends its budget; the best point is kept regardless.
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if y.size >= n:
+                    leastsq(residuals, np.asarray(p0, dtype=float), maxfev=budget, ftol=1e-14)
+                else:
+                    least_squares(residuals, np.asarray(p0, dtype=float), max_nfev=budget)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+            log.debug("constant refit failed: %s", err)
+    p = best["p"]
+    expr = template.xreplace({s: sympy.Float(float(v)) for s, v in zip(params, p, strict=True)})
+    return ConstantFit(expression=expr, params=p, nchi2=best["value"])
+
+
+def holdout_nchi2(expr: sympy.Expr, variables: Sequence[sympy.Symbol], X: Arr, y: Arr) -> float:
+    """nchi2 of ``expr`` on ``(X, y)`` (``inf`` if it cannot be evaluated)."""
+    try:
+        return nchi2(y, evaluate(expr, variables, X))
+    except (ValueError, TypeError, ZeroDivisionError):
+        return math.inf
+
+
+def within(value: float, reference: float, rtol: float, atol: float) -> bool:
+    """Whether ``value`` is no worse than ``reference`` up to the tolerance."""
+    return bool(value <= reference * (1.0 + rtol) + atol)
+
+
+def _snap_candidates(v: float, stage: int) -> list[sympy.Expr]:
+    """Simple values near ``v`` to try, by stage: 0 -> zero, 1 -> integers, 2 -> others."""
+    if stage == 0:
+        return [sympy.Integer(0)] if v != 0 else []
+    near = 0.2 * max(1.0, abs(v))
+    out: list[sympy.Expr] = []
+    if stage == 1:
+        r = round(v)
+        if r != 0 and abs(v - r) <= near:
+            out.append(sympy.Integer(r))
+        return out
+    for q in (2, 3, 4, 5, 6, 8, 10, 12):  # small fractions
+        fr = Fraction(v).limit_denominator(q)
+        if fr.denominator > 1 and abs(float(fr) - v) <= 0.02 * max(1.0, abs(v)):
+            out.append(sympy.Rational(fr.numerator, fr.denominator))
+            break
+    fr = Fraction(v / math.pi).limit_denominator(6)  # multiples of pi
+    if fr != 0 and abs(float(fr) * math.pi - v) <= 0.02 * abs(v):
+        out.append(sympy.Rational(fr.numerator, fr.denominator) * sympy.pi)
+    for c in (sympy.E, 1 / sympy.E, sympy.sqrt(2), sympy.sqrt(sympy.pi)):
+        for sgn in (1, -1):
+            if abs(sgn * float(c) - v) <= 0.02 * abs(v):
+                out.append(sgn * c)
+    return out
+
+
+def snap_constants(
+    expr: sympy.Expr,
+    variables: Sequence[sympy.Symbol],
+    X_fit: Arr,
+    y_fit: Arr,
+    X_hold: Arr,
+    y_hold: Arr,
+    reference: float,
+    *,
+    rtol: float,
+    atol: float,
+    deadline: float,
+) -> sympy.Expr:
+    """Replace Floats of ``expr`` by simple values wherever the held-out score allows.
+
+    Greedy, in three passes -- zero, then integers, then fractions / multiples of pi / e --
+    because removing a redundant constant first (``A*exp(x + c)`` has one too many) lets
+    the refit move the others onto simple values.  After each trial the remaining Floats
+    are refitted on ``(X_fit, y_fit)``; the trial is kept only if the held-out nchi2 stays
+    within tolerance of ``reference``.
+    """
+    if not math.isfinite(reference):  # nothing to compare with: "not worse" means nothing
+        return expr
+    template, syms, values = parameterise(expr)
+    fixed: dict[sympy.Symbol, sympy.Expr] = {}
+    free = dict(zip(syms, values, strict=True))
+    for stage in (0, 1, 2):
+        for target in syms:
+            if target not in free:
+                continue
+            if time.perf_counter() > deadline:
+                return _substitute(template, fixed, free)
+            for cand in _snap_candidates(float(free[target]), stage):
+                trial = template.xreplace({**fixed, target: cand})
+                live = trial.free_symbols
+                rest = [s for s in syms if s in free and s != target and s in live]
+                p0 = np.array([free[s] for s in rest])
+                fitted = fit_constants(trial, variables, rest, p0, X_fit, y_fit)
+                score = holdout_nchi2(fitted.expression, variables, X_hold, y_hold)
+                if within(score, reference, rtol, atol):
+                    fixed[target] = cand
+                    free = dict(zip(rest, fitted.params, strict=True))
+                    break
+    return _substitute(template, fixed, free)
+
+
+def _substitute(
+    template: sympy.Expr,
+    fixed: dict[sympy.Symbol, sympy.Expr],
+    free: dict[sympy.Symbol, float],
+) -> sympy.Expr:
+    return template.xreplace({**fixed, **{s: sympy.Float(float(v)) for s, v in free.items()}})
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+_NAMED = {"pi": sympy.pi, "e": sympy.E}
+
+
+def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Expr:
+    """Parse untrusted multivariate text into sympy by an AST whitelist (never evaluated).
+
+    Accepted: numbers, the given variable names, ``pi``/``e`` (bare or ``np.``-prefixed),
+    ``+ - * / **``, unary minus and the whitelisted functions of the ansatz language
+    (``np.sin``, ``exp``, ...).  Exponents must be numbers of magnitude at most 100.
+
+    Raises
+    ------
+    AnsatzError
+        If the text uses anything else, or is too large.
+    """
+    from llmlex._symbolic import _SYMPY_FUNCS
+
+    text = text.strip()
+    if len(text) > MAX_TEXT_LENGTH:
+        raise AnsatzTooComplexError("expression text too long")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as err:
+        raise AnsatzError(f"not an expression: {err.msg}") from err
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_NODES:
+        raise AnsatzTooComplexError(f"{nodes} nodes > {MAX_NODES}")
+
+    def conv(node: ast.AST, depth: int) -> sympy.Expr:
+        if depth > MAX_DEPTH:
+            raise AnsatzTooComplexError("expression nested too deeply")
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            v = node.value
+            if not math.isfinite(v) or abs(v) > 1e300:
+                raise AnsatzError(f"bad literal {v!r}")
+            return sympy.Integer(v) if isinstance(v, int) else sympy.Float(v)
+        if isinstance(node, ast.Name):
+            if node.id in variables:
+                return variables[node.id]
+            if node.id in _NAMED:
+                return _NAMED[node.id]
+            raise AnsatzError(f"unknown name {node.id!r}")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in ("np", "numpy", "math") and node.attr in _NAMED:
+                return _NAMED[node.attr]
+            raise AnsatzError(f"unknown attribute {node.value.id}.{node.attr}")
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            left = conv(node.left, depth + 1)
+            right = conv(node.right, depth + 1)
+            if isinstance(node.op, ast.Pow):
+                if not right.is_Number or abs(float(right)) > 100:
+                    raise AnsatzError("exponents must be numbers of magnitude <= 100")
+            return _BINOPS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            a = conv(node.operand, depth + 1)
+            return -a if isinstance(node.op, ast.USub) else a
+        if isinstance(node, ast.Call) and not node.keywords:
+            name = _function_name(node.func)
+            if name is None or name not in _SYMPY_FUNCS or len(node.args) != 1:
+                raise AnsatzError(f"function not allowed: {ast.dump(node.func)[:60]}")
+            return _SYMPY_FUNCS[name](conv(node.args[0], depth + 1))
+        raise AnsatzError(f"construct not allowed: {type(node).__name__}")
+
+    try:
+        return conv(tree.body, 0)
+    except (TypeError, ValueError, ZeroDivisionError) as err:
+        if isinstance(err, AnsatzError):
+            raise
+        raise AnsatzError(f"cannot convert: {err}") from err
+
+
+# ----------------------------------------------------------------------------- simplify
+
+
+def simplify_with_timeout(expr: sympy.Expr, timeout: float) -> sympy.Expr | None:
+    """:func:`sympy.simplify` of ``expr`` in a child process; ``None`` on timeout or error.
+
+    A child process (not a thread) because a runaway simplification cannot be
+    interrupted in-process; ``subprocess`` (not ``multiprocessing``) so that nothing of the
+    caller's ``__main__`` is re-imported and no forked copy of torch's threads is made.
+    The expression travels as a pickle we made ourselves from sympy objects.
+    """
+    if timeout <= 0:
+        return None
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "llmlex._kan_sympy"],
+            input=pickle.dumps(expr),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        log.info("sympy simplification timed out after %.1f s", timeout)
+        return None
+    if proc.returncode != 0:
+        log.info("sympy simplification failed: %s", proc.stderr.decode(errors="replace")[-300:])
+        return None
+    out = pickle.loads(proc.stdout)
+    return out if isinstance(out, sympy.Basic) else None
+
+
+def _worker() -> None:  # pragma: no cover - runs in the child process
+    expr = pickle.loads(sys.stdin.buffer.read())
+    out = sympy.simplify(expr)
+    sys.stdout.buffer.write(pickle.dumps(out))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _worker()

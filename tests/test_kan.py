@@ -1,0 +1,397 @@
+"""Tests of llmlex.kan: edge extraction, exact assembly, safe simplification, KANLEX.
+
+The networks are tiny (a handful of edges, grids of 3, a few hundred points, a few
+training steps) so that the whole file runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sympy
+
+from llmlex import _kan_sympy as ks
+from llmlex.exceptions import AnsatzError
+from llmlex.fit import nchi2
+
+pytestmark = pytest.mark.kan
+
+torch = pytest.importorskip("torch")
+kan = pytest.importorskip("kan")
+
+from llmlex.kan import (  # noqa: E402 - after the importorskip guards
+    KANLEX,
+    AssemblyError,
+    EdgeFit,
+    EdgeResult,
+    assemble_expressions,
+    extract_edges,
+    kan_to_symbolic,
+    symbolic_from_edges,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The machine is shared: keep torch from spawning a thread per core in every test.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _dataset(f, n_var=2, n=300, seed=0, lo=-1.0, hi=1.0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(lo, hi, size=(n, n_var))
+    Xt = rng.uniform(lo, hi, size=(n // 2, n_var))
+    return X, f(X), Xt, f(Xt)
+
+
+def _kan(width, **kw):
+    kw.setdefault("grid", 3)
+    kw.setdefault("k", 3)
+    kw.setdefault("seed", 0)
+    return kan.KAN(width=width, auto_save=False, **kw)
+
+
+def _symbolic_multkan():
+    """A MultKAN with every edge fixed symbolic, non-trivial affine maps and a mult node."""
+    model = _kan([[2, 0], [1, 1], [1, 0]], symbolic_enabled=True, mult_arity=2)
+    funs = {
+        (0, 0, 0): ("sin", (1.3, 0.2, 0.7, -0.1)),
+        (0, 1, 0): ("x^2", (0.9, 0.1, 1.1, 0.3)),
+        (0, 0, 1): ("exp", (0.5, -0.2, 0.8, 0.05)),
+        (0, 1, 1): ("x", (1.0, 0.0, 1.2, 0.4)),
+        (0, 0, 2): ("cos", (0.7, 0.3, 1.5, 0.0)),
+        (0, 1, 2): ("x^3", (0.6, 0.1, 0.9, 0.2)),
+        (1, 0, 0): ("tanh", (0.8, 0.1, 2.0, -0.3)),
+        (1, 1, 0): ("x", (1.0, 0.0, 0.7, 0.1)),
+    }
+    with torch.no_grad():
+        for (layer, i, j), (name, affine) in funs.items():
+            model.fix_symbolic(layer, i, j, name, fit_params_bool=False, verbose=False)
+            model.symbolic_fun[layer].affine.data[j, i] = torch.tensor(affine)
+        model.subnode_scale[0].data = torch.tensor([1.5, 0.8, -1.2])
+        model.subnode_bias[0].data = torch.tensor([0.1, -0.2, 0.3])
+        model.node_scale[0].data = torch.tensor([0.9, 1.3])
+        model.node_bias[0].data = torch.tensor([-0.4, 0.2])
+        model.subnode_scale[1].data = torch.tensor([1.1])
+        model.subnode_bias[1].data = torch.tensor([0.05])
+        model.node_scale[1].data = torch.tensor([2.0])
+        model.node_bias[1].data = torch.tensor([-0.5])
+    return model
+
+
+def test_import_llmlex_does_not_import_torch_or_kan():
+    code = (
+        "import sys, llmlex, llmlex.fit, llmlex.genetic;"
+        "print('torch' in sys.modules, 'kan' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_assembly_reproduces_symbolic_multkan_forward():
+    model = _symbolic_multkan()
+    X = np.random.default_rng(1).uniform(-1, 1, size=(200, 2))
+    edges = kan_to_symbolic(model, None, x=X)
+    assert {e.status for e in edges.values()} == {"symbolic"}
+    assert len(edges) == 2 * 3 + 2 * 1  # (in x subnodes) per layer
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    (expr,) = assemble_expressions(model, edges, [x0, x1])
+    with torch.no_grad():
+        kan_out = model(torch.tensor(X, dtype=torch.float32)).numpy()[:, 0]
+    got = ks.evaluate(expr, [x0, x1], X)
+    # torch runs in float32: agreement to its rounding, on a formula with a product node.
+    np.testing.assert_allclose(got, kan_out, rtol=2e-5, atol=2e-5 * np.abs(kan_out).max())
+    assert expr.has(sympy.tanh) and expr.has(sympy.exp)
+    # Changing a node scale changes the network and the assembled formula alike.
+    with torch.no_grad():
+        model.node_scale[0].data[1] = 0.5
+    (expr2,) = assemble_expressions(model, edges, [x0, x1])
+    with torch.no_grad():
+        kan_out2 = model(torch.tensor(X, dtype=torch.float32)).numpy()[:, 0]
+    assert not np.allclose(kan_out2, kan_out)
+    np.testing.assert_allclose(ks.evaluate(expr2, [x0, x1], X), kan_out2, rtol=2e-5, atol=1e-4)
+
+
+def test_symbolic_from_edges_reports_errors_and_recovers_symbolic_network():
+    model = _symbolic_multkan()
+    f = lambda X: (  # noqa: E731 - the network's own function as the data
+        model(torch.tensor(X, dtype=torch.float32)).detach().numpy()[:, 0].astype(float)
+    )
+    X, y, Xt, yt = _dataset(f, n=300)
+    edges = kan_to_symbolic(model, None, x=X)
+    (res,) = symbolic_from_edges(model, edges, X, y, Xt, yt, simplify_timeout=0, snap_time=5)
+    assert res.assembly_error < 1e-10
+    assert res.structure_error < 1e-4
+    assert res.kan_error < 1e-4  # symbolic edges: the formula *is* the network
+    assert res.r2_test > 0.9999
+    assert res.nchi2_test <= res.candidates[1].nchi2_test * 1.1 + 1e-12
+    assert res.variables == ("x0", "x1")
+
+
+def test_assembly_mismatch_raises():
+    model = _symbolic_multkan()
+    X = np.random.default_rng(2).uniform(-1, 1, size=(100, 2))
+    edges = dict(kan_to_symbolic(model, None, x=X))
+    e = edges[(0, 0, 0)]
+    # Same pykan evaluator, but a formula that is not the edge's: assembly must notice.
+    edges[(0, 0, 0)] = EdgeResult(
+        0, 0, 0, status="symbolic", expression=e.expression + 0.5, evaluator=e.evaluator
+    )
+    y = np.zeros(100)
+    with pytest.raises(AssemblyError, match="replica"):
+        symbolic_from_edges(model, edges, X, y + 1, X, y + 1, simplify_timeout=0)
+
+
+def test_edge_extraction_shapes_and_pruned_edges():
+    X, _y, Xt, _yt = _dataset(lambda X: X[:, 0] + X[:, 1] ** 2, n=200)
+    model = _kan([2, 2, 1])
+    model(torch.tensor(Xt, dtype=torch.float32))  # last forward is NOT the training input
+    model.remove_edge(0, 1, 0, log_history=False)
+    raw = extract_edges(model, X)
+    assert sorted(raw) == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 1, 0)]
+    for status, xe, ye, _ in raw.values():
+        assert xe.shape == ye.shape == (200,)
+        assert status in ("fitted", "pruned")
+    assert raw[(0, 1, 0)][0] == "pruned"
+    np.testing.assert_allclose(raw[(0, 0, 0)][1], X[:, 0], rtol=1e-6)  # re-run on X
+
+
+def _linear_regressor(task):
+    from llmlex.fit import fit_ansatz
+
+    fits = [
+        fit_ansatz(t, task.x, task.y, seed=task.seed)
+        for t in ("params[0]*x + params[1]", "params[0]*x**2 + params[1]*x + params[2]")
+    ]
+    return EdgeFit(min(fits, key=lambda r: r.nchi2), "test")
+
+
+def test_kan_to_symbolic_marks_pruned_and_uses_injected_regressor():
+    X, _y, _, _ = _dataset(lambda X: X[:, 0] + X[:, 1] ** 2, n=200)
+    model = _kan([2, 2, 1])
+    model.remove_edge(0, 1, 0, log_history=False)
+    edges = kan_to_symbolic(model, None, x=X, regressor=_linear_regressor, max_points=50)
+    assert edges[(0, 1, 0)].status == "pruned" and not edges[(0, 1, 0)].active
+    fitted = edges.by_status("fitted")
+    assert len(fitted) == 5 and all(e.source == "test" for e in fitted)
+    assert edges.llm_calls == 0 and edges.llm_calls_saved == 0
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    (expr,) = assemble_expressions(model, edges, [x0, x1])
+    # The pruned edge (input x1 into hidden node 0) is absent from that node's formula.
+    hidden0 = edges[(0, 0, 0)].expression.xreplace({sympy.Symbol("x", real=True): x0})
+    assert hidden0.free_symbols == {x0}
+    assert expr.free_symbols == {x0, x1}
+
+
+def test_kan_to_symbolic_is_deterministic():
+    X, _, _, _ = _dataset(lambda X: X[:, 0] * X[:, 1], n=150)
+    model = _kan([2, 1, 1])
+    a = kan_to_symbolic(model, None, x=X, regressor=_linear_regressor, seed=3, use_async=True)
+    b = kan_to_symbolic(model, None, x=X, regressor=_linear_regressor, seed=3, use_async=False)
+    assert [e.fit.ansatz for e in a.values()] == [e.fit.ansatz for e in b.values()]
+    for ea, eb in zip(a.values(), b.values(), strict=True):
+        np.testing.assert_array_equal(ea.fit.params, eb.fit.params)
+
+
+def test_reference_readme_snippet_runs_offline(tmp_path, monkeypatch):
+    """The reference README's KAN snippet, with client=None, in a clean directory."""
+    monkeypatch.chdir(tmp_path)
+    client = None
+    device = "cpu"
+    model = kan.KAN(
+        width=[2, 1, 1], grid=3, k=3, seed=0, device=device, symbolic_enabled=False, auto_save=False
+    )
+    f = lambda x: 2 * x[:, [0]] + x[:, [1]] ** 2  # noqa: E731 - as in the README
+    dataset = kan.create_dataset(f, n_var=2, train_num=200, test_num=100, device=device)
+    res = model.fit(dataset, opt="LBFGS", steps=5, log=1)
+    sym_expr = kan_to_symbolic(
+        model,
+        client,
+        gpt_model="openai/gpt-4o",
+        exit_condition=max(min(res["train_loss"]).item(), 1e-3),
+        use_async=True,
+        population=1,
+        generations=1,
+        temperature=0.1,
+        x=dataset["train_input"],
+    )
+    assert set(sym_expr) == {(0, 0, 0), (0, 1, 0), (1, 0, 0)}
+
+    multivariate_kansr = KANLEX(client, [2, 1, 1], grid=3, k=3, seed=0)
+    multivariate_kansr.create_dataset(f, n_var=2, train_num=200, test_num=100)
+    report = multivariate_kansr.train_kan(steps=5, n_restarts=2, prune=True)
+    assert len(report.runs) == 2
+    assert report.best_test_loss == min(r.test_loss for r in report.runs) or report.pruned
+    best_expressions, best_chi_squareds, results_dicts, results_all_dicts = (
+        multivariate_kansr.get_symbolic(
+            client=client,
+            population=1,
+            generations=1,
+            temperature=0.1,
+            gpt_model="openai/gpt-4o",
+            verbose=1,
+            use_async=True,
+            plot_fit=True,
+            plot_parents=True,
+            demonstrate_parent_plotting=True,
+            exit_condition=1e-3,
+            simplify_timeout=5,
+            snap_time=5,
+        )
+    )
+    assert len(best_expressions) == len(best_chi_squareds) == len(results_dicts) == 1
+    assert isinstance(best_expressions[0], sympy.Expr)
+    assert np.isfinite(best_chi_squareds[0])
+    assert results_dicts[0]["result"].expression == best_expressions[0]
+    scores = [d["n_chi_squared"] for d in results_all_dicts[0]]
+    assert scores == sorted(scores)
+    # pykan's checkpoints (prune writes some, model.copy() writes copy_temp*) never land here.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_option_is_a_type_error():
+    model = _kan([2, 1, 1])
+    with pytest.raises(TypeError, match="plot_fit"):
+        kan_to_symbolic(model, None, x=np.zeros((10, 2)), plot_fitt=True)
+
+
+# ----------------------------------------------------------------------------- simplification
+
+
+def _selection(expr, f, variables, n=400, seed=0):
+    from llmlex.kan import _Selection
+
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.5, 2.0, size=(n, len(variables)))
+    Xt = rng.uniform(0.5, 2.0, size=(n, len(variables)))
+    sel = _Selection(variables, X, f(X), Xt, f(Xt), tolerance=0.1)
+    sel.start(expr)
+    return sel
+
+
+def test_simplification_never_accepts_a_worse_candidate():
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    f = lambda X: np.exp(0.5 * X[:, 0]) * X[:, 1] + 0.3 * X[:, 0]  # noqa: E731
+    raw = sympy.Float(1.02) * sympy.exp(sympy.Float(0.49) * x0) * x1 + sympy.Float(0.31) * x0
+    sel = _selection(raw, f, [x0, x1])
+    reference = sel.reference
+    before = sel.best
+    # Simpler but wrong: dropping the linear term cannot be refitted back to the data.
+    assert not sel.consider("llm", sympy.Float(1.1) * sympy.exp(sympy.Float(0.5) * x0) * x1)
+    assert sel.best == before
+    assert sel.candidates[-1].accepted is False
+    # Simpler and right (fewer constants after refitting): accepted.
+    good = sympy.Float(1.0) * x1 * sympy.exp(x0 / 2) + sympy.Float(0.3) * x0
+    sel.consider("llm", good)
+    final = sel.finish()
+    score = ks.holdout_nchi2(final, [x0, x1], sel.X_hold, sel.y_hold)
+    assert score <= reference * 1.1 + 1e-12
+
+
+def test_snapping_keeps_only_what_the_score_allows():
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    f = lambda X: 1.37 * X[:, 0] + X[:, 1] ** 2  # noqa: E731
+    rng = np.random.default_rng(0)
+    X, Xt = rng.uniform(0.2, 2, (300, 2)), rng.uniform(0.2, 2, (300, 2))
+    raw = sympy.Float(1.3702) * x0 + sympy.Float(0.9991) * x1 ** sympy.Float(2.0004)
+    reference = ks.holdout_nchi2(raw, [x0, x1], Xt, f(Xt))
+    out = ks.snap_constants(
+        raw, [x0, x1], X, f(X), Xt, f(Xt), reference, rtol=0.1, atol=1e-12, deadline=1e18
+    )
+    # 1.37 is not simple enough to be within tolerance as an integer: it stays a Float;
+    # the coefficient and exponent of x1 snap to 1 and 2.
+    assert out.has(x1**2)
+    floats = [float(a) for a in out.atoms(sympy.Float)]
+    assert floats and abs(floats[0] - 1.37) < 1e-9
+    assert nchi2(f(Xt), ks.evaluate(out, [x0, x1], Xt)) <= reference
+
+
+def test_safe_evaluator_matches_sympy():
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    exprs = [
+        sympy.exp(sympy.sin(sympy.pi * x0) + x1**2),
+        sympy.sqrt(x0**2 + x1**2) / (1 + sympy.Abs(x1)),
+        sympy.log(2 + x0) * sympy.tanh(x1) - sympy.Rational(3, 7) * x0 ** sympy.Integer(-2),
+        sympy.cbrt(x0) + x1 ** sympy.Float(1.5),
+    ]
+    X = np.array([[0.3, 0.7], [0.9, 0.2], [0.5, 1.4]])
+    for e in exprs:
+        want = [float(e.subs({x0: a, x1: b}).evalf()) for a, b in X]
+        np.testing.assert_allclose(ks.evaluate(e, [x0, x1], X), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('echo hi')",
+        "x0.__class__",
+        "open('f')",
+        "x0 ** x1",
+        "lambda: 1",
+        "[x0]",
+        "np.sin(x0, out=x1)",
+        "y",
+    ],
+)
+def test_parse_expression_rejects_code(text):
+    syms = {"x0": sympy.Symbol("x0", real=True), "x1": sympy.Symbol("x1", real=True)}
+    with pytest.raises(AnsatzError):
+        ks.parse_expression(text, syms)
+
+
+def test_parse_expression_reads_llm_style_text():
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    got = ks.parse_expression("np.exp(np.sin(np.pi*x0) + x1**2) - 0.5", {"x0": x0, "x1": x1})
+    assert sympy.simplify(got - (sympy.exp(sympy.sin(sympy.pi * x0) + x1**2) - 0.5)) == 0
+
+
+def test_simplify_with_timeout():
+    x = sympy.Symbol("x0", real=True)
+    assert ks.simplify_with_timeout(sympy.sin(x) ** 2 + sympy.cos(x) ** 2, 30) == 1
+    assert ks.simplify_with_timeout(x, 0) is None
+
+
+class _FakeChat:
+    """Stands in for an OpenAI client: canned reply, records the prompt."""
+
+    def __init__(self, reply: str) -> None:
+        from types import SimpleNamespace
+
+        self.prompts: list[str] = []
+        message = SimpleNamespace(content=reply)
+        response = SimpleNamespace(choices=[SimpleNamespace(message=message)])
+
+        def create(**kw):
+            self.prompts.append(kw["messages"][-1]["content"])
+            return response
+
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=create))
+
+
+def test_llm_simplifications_are_parsed_not_evaluated_and_judged():
+    model = _symbolic_multkan()
+    f = lambda X: (  # noqa: E731
+        model(torch.tensor(X, dtype=torch.float32)).detach().numpy()[:, 0].astype(float)
+    )
+    X, y, Xt, yt = _dataset(f, n=200)
+    edges = kan_to_symbolic(model, None, x=X)
+    client = _FakeChat(
+        "1. __import__('os').system('echo pwned')\n"
+        "2. x0 + x1\n"  # simpler but wrong: must be rejected by the score
+        "3. np.sin(x0)**2 + np.cos(x0)**2\n"
+    )
+    (res,) = symbolic_from_edges(
+        model, edges, X, y, Xt, yt, client=client, simplify_timeout=0, snap_time=2
+    )
+    assert len(client.prompts) == 1 and "x0" in client.prompts[0]
+    llm = [c for c in res.candidates if c.origin == "llm"]
+    assert len(llm) == 2  # the import line never became a candidate
+    assert not any(c.accepted for c in llm)
+    assert res.r2_test > 0.9999
+    assert res.llm_calls == 1
