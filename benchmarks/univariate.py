@@ -195,8 +195,8 @@ def run_gplearn(p: Problem, seed: int, args: argparse.Namespace) -> Outcome:
     from llmlex.fit import nchi2
 
     est = SymbolicRegressor(
-        population_size=1000,
-        generations=20,
+        population_size=args.gplearn_population,
+        generations=args.gplearn_generations,
         function_set=("add", "sub", "mul", "div", "sin", "cos", "log", "sqrt"),
         parsimony_coefficient=0.001,
         random_state=seed,
@@ -268,10 +268,20 @@ def round_floats(expr: sympy.Expr) -> sympy.Expr:
     return expr.xreplace(reps)
 
 
-def is_recovered(truth: sympy.Expr, cand: sympy.Expr, seconds: int = 20) -> bool:
+def is_recovered(
+    truth: sympy.Expr, cand: sympy.Expr, seconds: int = 20, *, nonnegative: bool = False
+) -> bool:
+    """SRBench's check; ``nonnegative``: the problem's domain is x >= 0.
+
+    On such a domain ``Abs(x)`` is ``x`` (gplearn's protected ``sqrt(|x|)`` is ``sqrt(x)``
+    there), which sympy can only see with a positive symbol.
+    """
     try:
         with time_limit(seconds):
             c, truth = round_floats(cand), round_floats(truth)
+            if nonnegative:
+                xp = sympy.Symbol("x", positive=True)
+                c, truth = c.xreplace({X: xp}), truth.xreplace({X: xp})
             if not sympy.simplify(truth - c).free_symbols:
                 return True
             ratio = sympy.simplify(c / truth)
@@ -313,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--time-limit", type=float, default=60.0, help="seconds per run (llmlex, pyoperon)"
     )
+    ap.add_argument("--gplearn-population", type=int, default=2000)
+    ap.add_argument("--gplearn-generations", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -339,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                 rec = False
                 r2 = r2_score(p.y_test, evaluate(o.expr, p.x_test))
                 if o.expr is not None and r2 > 0.5:
-                    rec = is_recovered(p.truth, o.expr)
+                    domain = np.concatenate([p.x, p.x_test])
+                    rec = is_recovered(p.truth, o.expr, nonnegative=bool(np.min(domain) >= 0))
                 cx = sum(1 for _ in sympy.preorder_traversal(o.expr)) if o.expr is not None else 0
                 summary[m].append((rec, o.time))
                 rows.append((p.name, m, s, rec, r2, o.nchi2, cx, o.time, o.text))

@@ -36,7 +36,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -73,6 +73,32 @@ DEFAULT_EXIT_CONDITION = 1e-6
 #: an edge is fitted to is itself approximate, so a simpler form within this factor of
 #: the best nchi2 is preferred to an over-fitted one.
 EDGE_PARSIMONY_RTOL = 1.0
+#: Simple edge forms fitted before any search (pykan's ``auto_symbolic`` library, with
+#: outer scale and offset; inner affine maps only where a shift or frequency is natural).
+EDGE_LIBRARY: tuple[tuple[str, str], ...] = (
+    ("constant", "params[0]"),
+    ("linear", "params[0]*x + params[1]"),
+    ("library", "params[0]*x**2 + params[1]"),
+    ("library", "params[0]*x**3 + params[1]"),
+    ("library", "params[0]/x + params[1]"),
+    ("library", "params[0]/x**2 + params[1]"),
+    ("library", "params[0]*np.sqrt(x) + params[1]"),
+    ("library", "params[0]*np.log(x) + params[1]"),
+    ("library", "params[0]*np.exp(params[1]*x) + params[2]"),
+    ("library", "params[0]*x**params[1] + params[2]"),
+    ("quadratic", "params[0]*x**2 + params[1]*x + params[2]"),
+    ("library", "params[0]/(x + params[1]) + params[2]"),
+    ("library", "params[0]*np.sqrt(x + params[1]) + params[2]"),
+    ("library", "params[0]*np.log(x + params[1]) + params[2]"),
+    ("library", "params[0]*np.sin(params[1]*x + params[2]) + params[3]"),
+    ("library", "params[0]*np.tanh(params[1]*x + params[2]) + params[3]"),
+)
+#: Error budgets swept when assembling simpler formulas: each edge takes its simplest
+#: alternative whose effect on the output stays within this many times the network's own
+#: RMS error (first-order: the edge's residual times the output's sensitivity to it).
+EDGE_ERROR_BUDGETS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
+# An edge with a library form within the network's own error needs no search.
+_EDGE_SEARCH_SKIP = 1.0
 # Assembled formula vs the numerical replica built from the same edge functions: both are
 # float64 evaluations of the same arithmetic, so anything beyond rounding is a bug.
 _ASSEMBLY_RTOL = 1e-7
@@ -124,16 +150,36 @@ class EdgeTask:
     temperature: float
     seed: int
     parsimony_rtol: float = EDGE_PARSIMONY_RTOL
+    #: Per-point sensitivity of the network's output to this edge, in units of the
+    #: network's own RMS error (``None``: unknown); see :func:`edge_weighted_error`.
+    weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class EdgeFit:
-    """What an edge regressor returns."""
+    """What an edge regressor returns: the chosen fit, and others worth keeping."""
 
     fit: FitResult
     source: str
     llm_calls: int = 0
     llm_calls_saved: int = 0
+    candidates: tuple[FitResult, ...] = ()
+
+
+def edge_weighted_error(task: EdgeTask, fit: FitResult) -> float:
+    """First-order effect on the network's output of replacing the edge by ``fit``.
+
+    The RMS over the edge's points of ``weights * (fit(x) - y)``: in units of the
+    network's own RMS error, so 1 means "as large as the network's error".  Without
+    weights, the RMS residual relative to the edge's standard deviation.
+    """
+    with np.errstate(all="ignore"):
+        r = np.broadcast_to(fit.predict(task.x), task.x.shape) - task.y
+    if not np.all(np.isfinite(r)):
+        return math.inf
+    if task.weights is None:
+        return float(np.sqrt(np.mean(r**2)) / max(float(np.std(task.y)), 1e-300))
+    return float(np.sqrt(np.mean((task.weights * r) ** 2)))
 
 
 EdgeRegressor = Callable[[EdgeTask], EdgeFit]
@@ -165,6 +211,10 @@ class EdgeResult:
         LLM calls made for this edge, and calls not needed thanks to the cheap stages.
     time : float
         Wall time spent on the edge.
+    alternatives : tuple of (FitResult, float)
+        Simpler formulas than ``fit`` that were fitted to this edge, with their weighted
+        errors (:func:`edge_weighted_error`): from simplest (a constant) to ``fit``, each
+        more accurate than the ones before.  Used to assemble simpler formulas.
     """
 
     layer: int
@@ -180,6 +230,7 @@ class EdgeResult:
     llm_calls_saved: int = 0
     time: float = 0.0
     evaluator: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    alternatives: tuple[tuple[FitResult, float], ...] = field(default=(), repr=False)
 
     @property
     def key(self) -> Key:
@@ -381,26 +432,29 @@ def _prefer_simple(
 
 
 def regress_edge(task: EdgeTask) -> EdgeFit:
-    """Default edge regressor: constant, line, offline proposer, then (if needed) the LLM.
+    """Default edge regressor: a library of simple forms, the offline proposer, the LLM.
 
-    Each stage runs only if the previous ones missed ``task.exit_condition`` (a quadratic
-    is among the cheap forms: squares are everywhere in physics); the language
-    model is asked only when a client is given and the offline search missed it too.
+    The simple forms of :data:`EDGE_LIBRARY` (constant, line, powers, roots, log, exp,
+    sine, ...) are all fitted: they are cheap, and they are the alternatives the assembly
+    later trades accuracy for simplicity with.  The offline search runs only if none of
+    them reaches ``task.exit_condition`` and none is well inside the network's own error
+    (weighted by the output's sensitivity to the edge); the language model is asked only
+    when a client is given and the offline search missed the exit condition too.
     """
     from llmlex.genetic import run_genetic
 
     cands: list[tuple[str, FitResult]] = []
-    cheap = (
-        ("constant", "params[0]"),
-        ("linear", "params[0]*x + params[1]"),
-        ("quadratic", "params[0]*x**2 + params[1]*x + params[2]"),
-    )
-    for source, text in cheap:
-        r = fit_ansatz(text, task.x, task.y, seed=task.seed, validate=False)
+    for source, text in EDGE_LIBRARY:
+        r = fit_ansatz(text, task.x, task.y, seed=task.seed, validate=False, n_starts=4)
         cands.append((source, r))
-        if r.nchi2 <= task.exit_condition:
-            saved = task.population * task.generations if task.client is not None else 0
-            return EdgeFit(r, source, 0, saved)
+    fits = tuple(r for _, r in cands)
+    source, best = _prefer_simple(cands, task.parsimony_rtol, task.exit_condition)
+    saved = task.population * task.generations if task.client is not None else 0
+    if best.nchi2 <= task.exit_condition or (
+        task.weights is not None
+        and min(edge_weighted_error(task, r) for r in fits) <= _EDGE_SEARCH_SKIP
+    ):
+        return EdgeFit(best, source, 0, saved, fits)
     options = {
         "population_size": task.population,
         "num_of_generations": task.generations,
@@ -416,20 +470,46 @@ def regress_edge(task: EdgeTask) -> EdgeFit:
     except (DataError, NoValidAnsatzError) as err:  # the cheap fits still stand
         log.info("edge %s: offline search gave nothing (%s)", task.key, err)
     source, best = _prefer_simple(cands, task.parsimony_rtol, task.exit_condition)
+    fits = tuple(r for _, r in cands)
     if task.client is None:
-        return EdgeFit(best, source)
+        return EdgeFit(best, source, candidates=fits)
     if best.nchi2 <= task.exit_condition:
-        return EdgeFit(best, source, 0, task.population * task.generations)
+        return EdgeFit(best, source, 0, saved, fits)
     try:
         llm_run = run_genetic(task.client, None, task.x, task.y, model=task.gpt_model, **options)
     except NoValidAnsatzError as err:  # bad replies cost only this edge's LLM stage;
         # authentication and connection errors propagate: they would hit every edge.
         log.warning("edge %s: the LLM gave no usable ansatz (%s)", task.key, err)
         # The run's own call count is lost with the exception: report the upper bound.
-        return EdgeFit(best, source, task.population * task.generations, 0)
+        return EdgeFit(best, source, task.population * task.generations, 0, fits)
     cands.extend(("llm", r) for r in llm_run.archive[:20])
     source, best = _prefer_simple(cands, task.parsimony_rtol, task.exit_condition)
-    return EdgeFit(best, source, llm_run.stats.calls, llm_run.stats.llm_calls_saved)
+    fits = tuple(r for _, r in cands)
+    return EdgeFit(best, source, llm_run.stats.calls, llm_run.stats.llm_calls_saved, fits)
+
+
+def _alternatives(
+    task: EdgeTask, chosen: FitResult, candidates: Sequence[FitResult]
+) -> tuple[tuple[FitResult, float], ...]:
+    """Pareto front (complexity vs weighted error) of an edge's fits, simplest first.
+
+    Only fits simpler than the chosen one; the chosen one closes the list.
+    """
+    scored = []
+    for r in candidates:
+        if r is chosen or not r.success or r.complexity >= chosen.complexity:
+            continue
+        err = edge_weighted_error(task, r)
+        if math.isfinite(err):
+            scored.append((r.complexity, err, r))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    front: list[tuple[FitResult, float]] = []
+    for _, err, r in scored:
+        if not front or err < front[-1][1]:
+            front.append((r, err))
+    chosen_err = edge_weighted_error(task, chosen)
+    front = [(r, e) for r, e in front if e > chosen_err]
+    return (*front, (chosen, chosen_err))
 
 
 def kan_to_symbolic(
@@ -443,6 +523,7 @@ def kan_to_symbolic(
     use_async: bool = True,
     *,
     x: Any = None,
+    y: Any = None,
     seed: int | None = 0,
     max_points: int = 500,
     max_concurrency: int = 4,
@@ -470,6 +551,10 @@ def kan_to_symbolic(
         Regress edges concurrently (True) or one after another.
     x : array_like, optional
         The training inputs (recommended; default: the model's last forward input).
+    y : array_like, optional
+        The training targets, shape ``(n,)`` or ``(n, n_out)``: they set the network's own
+        error level, the unit in which each edge's simpler alternatives are judged
+        (default: 1e-3 of each output's standard deviation).
     seed : int or None
         Base seed; each edge gets its own seed derived from it and its key.
     max_points : int
@@ -497,6 +582,8 @@ def kan_to_symbolic(
     exit_condition = DEFAULT_EXIT_CONDITION if exit_condition is None else float(exit_condition)
     regress = regressor if regressor is not None else regress_edge
     raw = extract_edges(model, x)
+    inputs = _to_numpy(model.cache_data) if x is None else _as_2d(x)
+    sensitivity = _output_sensitivity(model, inputs, None if y is None else _as_2d(y))
     results: dict[Key, EdgeResult] = {}
     tasks: list[EdgeTask] = []
     for key, (status, xe, ye, sym) in raw.items():
@@ -519,6 +606,7 @@ def kan_to_symbolic(
                     temperature=temperature,
                     seed=_seed_for(seed, *key),
                     parsimony_rtol=parsimony_rtol,
+                    weights=sensitivity[(key[0], key[2])][idx],
                 )
             )
         else:
@@ -551,6 +639,7 @@ def kan_to_symbolic(
             llm_calls=ef.llm_calls,
             llm_calls_saved=ef.llm_calls_saved,
             time=time.perf_counter() - t,
+            alternatives=_alternatives(task, ef.fit, ef.candidates),
         )
         if verbose:
             log.info(
@@ -732,6 +821,54 @@ def _kan_output(model: Any, X: np.ndarray) -> np.ndarray:
         return _to_numpy(model(xt))
 
 
+def _output_sensitivity(
+    model: Any, X: np.ndarray, Y: np.ndarray | None = None
+) -> dict[tuple[int, int], np.ndarray]:
+    """Per point, ``max_o |d out_o / d s| / rmse_o`` for every subnode sum ``s``.
+
+    ``s`` is the sum of the edges ``(layer, *, j)``, so an edge's residual times this is
+    its first-order effect on the outputs, in units of the network's RMS error ``rmse_o``
+    on ``(X, Y)`` (without ``Y``: 1e-3 of each output's spread).  Central differences
+    through the spline replica of the forward pass.
+    """
+    post = _spline_postacts(model)
+
+    def sums_of(layer: int, h: np.ndarray) -> list[np.ndarray]:
+        p = post(layer, h)
+        return [p[:, j, :].sum(axis=1) for j in range(model.width_out[layer + 1])]
+
+    def propagate(layer: int, sums: list[np.ndarray]) -> np.ndarray:
+        h = np.stack(_layer_combine(model, layer, sums), axis=1)
+        for nxt in range(layer + 1, model.depth):
+            h = np.stack(_layer_combine(model, nxt, sums_of(nxt, h)), axis=1)
+        return h
+
+    h = np.asarray(X, dtype=float)[:, [int(k) for k in model.input_id]]
+    layer_sums = []
+    for layer in range(model.depth):
+        sums = sums_of(layer, h)
+        layer_sums.append(sums)
+        h = np.stack(_layer_combine(model, layer, sums), axis=1)
+    out = h
+    spread = np.std(out, axis=0) + np.mean(np.abs(out), axis=0)
+    if Y is not None and Y.shape == out.shape:
+        rmse = np.sqrt(np.mean((Y - out) ** 2, axis=0))
+    else:
+        rmse = 1e-3 * np.std(out, axis=0)
+    rmse = np.maximum(rmse, 1e-9 * np.maximum(spread, 1e-300))
+    sens: dict[tuple[int, int], np.ndarray] = {}
+    for layer, sums in enumerate(layer_sums):
+        for j, s in enumerate(sums):
+            # float32 splines downstream: a step far above their rounding, far below
+            # the scale on which they bend.
+            d = 1e-3 * max(float(np.std(s) + np.mean(np.abs(s))), 1e-6)
+            plus, minus = list(sums), list(sums)
+            plus[j], minus[j] = s + d, s - d
+            grad = (propagate(layer, plus) - propagate(layer, minus)) / (2 * d)
+            sens[(layer, j)] = np.max(np.abs(grad) / rmse, axis=1)
+    return sens
+
+
 # ----------------------------------------------------------------------------- results
 
 
@@ -873,6 +1010,8 @@ def symbolic_from_edges(
     llm_candidates: int = 3,
     max_fit_points: int = 2000,
     seed: int | None = 0,
+    separable: bool = True,
+    separable_options: Mapping[str, Any] | None = None,
 ) -> list[KANSymbolicResult]:
     """Assemble, verify, simplify and refit the formulas of a KAN whose edges are fitted.
 
@@ -904,6 +1043,13 @@ def symbolic_from_edges(
         Most training points used in refits (a seeded subsample; scores use all).
     seed : int or None
         Seed of the subsample.
+    separable : bool
+        Also try formulas built from the network used as a surrogate: if the output is
+        (to the network's accuracy) a product or a sum of functions of one variable each,
+        each factor is regressed by the offline search on a slice of the network, and
+        the product or sum competes with the other candidates on the data.
+    separable_options : mapping, optional
+        ``population``, ``generations``, ``time_budget`` of those univariate searches.
 
     Returns
     -------
@@ -925,6 +1071,7 @@ def symbolic_from_edges(
     from llmlex._symbolic import node_count, sympy_to_text
 
     t_start = time.perf_counter()
+    separable_options = dict(separable_options or {})
     X_train, X_test = _as_2d(X_train), _as_2d(X_test)
     Y_train, Y_test = _as_2d(y_train), _as_2d(y_test)
     n_var = X_train.shape[1]
@@ -969,6 +1116,15 @@ def symbolic_from_edges(
         sel = _Selection(variables, Xf, yf, X_test, yh, tolerance)
         sel.start(raw)
         t1 = time.perf_counter()
+        # Loosest budget (simplest formula) first: the first one the data accept wins.
+        for budget, expr in reversed(_simpler_assemblies(model, edges, variables, o)):
+            if sel.consider(f"edges<={budget:g}", expr):
+                break
+        if separable:
+            for origin, expr in _separable_candidates(
+                model, X_train, variables, o, Y_train[:, o], seed=seed, **separable_options
+            ):
+                sel.consider(origin, expr)
         sel.consider("sympy", simplify_with_timeout(sel.best, simplify_timeout))
         llm_calls = 0
         if client is not None:
@@ -1032,6 +1188,145 @@ def symbolic_from_edges(
             )
         )
     return results
+
+
+def _simpler_assemblies(
+    model: Any, edges: Mapping[Key, EdgeResult], variables: Sequence[sympy.Symbol], output: int
+) -> list[tuple[float, sympy.Expr]]:
+    """Formulas of ``output`` with each edge at its simplest alternative within a budget.
+
+    For each budget of :data:`EDGE_ERROR_BUDGETS`, every fitted edge takes the simplest
+    of its alternatives whose weighted error (its first-order effect on the output, in
+    units of the network's own error) is within the budget: an edge the output hardly
+    depends on becomes a constant, a nearly straight one a line.  Distinct formulas only,
+    loosest budget last; the caller refits and judges each on the data.
+    """
+    out: list[tuple[float, sympy.Expr]] = []
+    seen: set[sympy.Expr] = set()
+    for budget in EDGE_ERROR_BUDGETS:
+        chosen: dict[Key, EdgeResult] = {}
+        for key, e in edges.items():
+            pick = next((r for r, err in e.alternatives if err <= budget), None)
+            if e.status == "fitted" and pick is not None and pick is not e.fit:
+                e = replace(e, expression=pick.expression, fit=pick)
+            chosen[key] = e
+        expr = assemble_expressions(model, chosen, variables)[output]
+        if expr not in seen:
+            seen.add(expr)
+            out.append((budget, expr))
+    return out
+
+
+def _separable_candidates(
+    model: Any,
+    X: np.ndarray,
+    variables: Sequence[sympy.Symbol],
+    output: int,
+    y: np.ndarray,
+    *,
+    seed: int | None = 0,
+    population: int = 6,
+    generations: int = 4,
+    time_budget: float = 20.0,
+    n_pairs: int = 256,
+    n_slice: int = 200,
+) -> list[tuple[str, sympy.Expr]]:
+    """Product and sum forms of an output that the network says is separable.
+
+    The trained network is a smooth surrogate of the data (the idea of AI Feynman's
+    separability tests).  For random pairs of points ``a, b`` and each variable ``k``,
+    a product ``f = g(x_k) h(rest)`` satisfies ``f(a) f(b) = f(a_k, b_rest) f(b_k,
+    a_rest)``, a sum the same with ``+``.  Where that holds for every ``k`` to about the
+    network's own accuracy, each ``g_k`` is regressed by the offline search on a slice
+    of the network through a reference point, and the product (or sum) of the slices,
+    rescaled to the reference, is returned for the caller to refit on the data and judge.
+    """
+    import sympy
+
+    from llmlex._symbolic import X as XSYM
+    from llmlex.genetic import run_genetic
+
+    n_var = X.shape[1]
+    if n_var < 2:
+        return []
+
+    def f(Z: np.ndarray) -> np.ndarray:
+        return _kan_output(model, Z)[:, output]
+
+    rng = np.random.default_rng(_seed_for(seed, 7, output))
+    fx = f(X)
+    scale = float(np.sqrt(np.mean(fx**2)))
+    rmse = max(float(np.sqrt(np.mean((fx - y) ** 2))), 1e-9 * scale)
+    level = max(rmse / max(scale, 1e-300), 1e-6)
+    ia, ib = rng.integers(0, X.shape[0], size=(2, n_pairs))
+    A, B = X[ia], X[ib]
+    fa, fb = fx[ia], fx[ib]
+    kinds = {"product": True, "sum": True}
+    for k in range(n_var):
+        AkB, BkA = B.copy(), A.copy()
+        AkB[:, k], BkA[:, k] = A[:, k], B[:, k]
+        fab, fba = f(AkB), f(BkA)
+        # Mismatches relative to the output's scale: about the network's relative error
+        # (times a few, for the four evaluations) when the form holds.
+        prod_err = np.sqrt(np.mean((fa * fb - fab * fba) ** 2)) / max(scale**2, 1e-300)
+        sum_err = np.sqrt(np.mean((fa + fb - fab - fba) ** 2)) / max(scale, 1e-300)
+        kinds["product"] &= bool(prod_err <= 20 * level)
+        kinds["sum"] &= bool(sum_err <= 20 * level)
+    if not any(kinds.values()):
+        return []
+    # Reference point: a data point where the output is far from zero (products divide
+    # by it), among a few random ones.
+    pool = rng.choice(X.shape[0], size=min(64, X.shape[0]), replace=False)
+    ref = X[pool[np.argmax(np.abs(fx[pool]))]]
+    f_ref = float(f(ref[None, :])[0])
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    slices: list[sympy.Expr] = []
+    deadline = time.perf_counter() + time_budget
+    for k in range(n_var):
+        Z = np.repeat(ref[None, :], n_slice, axis=0)
+        Z[:, k] = np.linspace(lo[k], hi[k], n_slice)
+        g = f(Z)
+        if not np.all(np.isfinite(g)) or np.ptp(g) <= 1e-12 * max(abs(f_ref), 1e-300):
+            slices.append(sympy.Float(float(np.mean(g))))
+            continue
+        # The slice is the network, accurate to about its RMS error: a formula within
+        # that of the slice is as good as any; the simplest such is taken.
+        tol = 4.0 * nchi2(g, g + rmse)
+        cands = [
+            fit_ansatz(text, Z[:, k], g, seed=_seed_for(seed, 9, k), validate=False, n_starts=4)
+            for _, text in EDGE_LIBRARY
+        ]
+        if min(r.nchi2 for r in cands) > tol:
+            try:
+                run = run_genetic(
+                    None,
+                    None,
+                    Z[:, k],
+                    g,
+                    population_size=population,
+                    num_of_generations=generations,
+                    exit_condition=tol / 4.0,
+                    seed=_seed_for(seed, 8, output, k),
+                    progress=False,
+                    time_budget=max(1.0, deadline - time.perf_counter()),
+                )
+                cands.extend(run.archive[:20])
+            except (DataError, NoValidAnsatzError) as err:
+                log.info("slice %d of output %d: no formula (%s)", k, output, err)
+        ok = [r for r in cands if r.success and math.isfinite(r.nchi2)]
+        if not ok:
+            return []
+        lowest = min(r.nchi2 for r in ok)
+        near = [r for r in ok if r.nchi2 <= max(tol, 2.0 * lowest)]
+        best = min(near, key=lambda r: (r.complexity, r.nchi2))
+        slices.append(best.expression.xreplace({XSYM: variables[k]}))
+    out: list[tuple[str, sympy.Expr]] = []
+    if kinds["product"] and f_ref != 0.0:
+        prod = sympy.Mul(*slices)
+        out.append(("separable-product", sympy.Float(f_ref ** (1 - n_var)) * prod))
+    if kinds["sum"]:
+        out.append(("separable-sum", sympy.Add(*slices) - sympy.Float((n_var - 1) * f_ref)))
+    return out
 
 
 class _Selection:
@@ -1566,6 +1861,7 @@ class KANLEX:
             temperature=temperature,
             use_async=use_async,
             x=_as_2d(ds["train_input"]),
+            y=_as_2d(ds["train_label"]),
             seed=seed,
             regressor=regressor,
             verbose=verbose,
