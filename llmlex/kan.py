@@ -45,6 +45,8 @@ from llmlex.exceptions import DataError, LLMLExError, MissingDependencyError, No
 from llmlex.fit import FitResult, fit_ansatz, nchi2
 
 if TYPE_CHECKING:
+    import os
+
     import sympy
 
 __all__ = [
@@ -530,6 +532,8 @@ def kan_to_symbolic(
     parsimony_rtol: float = EDGE_PARSIMONY_RTOL,
     regressor: EdgeRegressor | None = None,
     verbose: int = 0,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = True,
     **reference_options: Any,
 ) -> KANEdges:
     """Regress every active edge of a trained pykan KAN as a univariate problem.
@@ -567,6 +571,25 @@ def kan_to_symbolic(
         ``EdgeTask -> EdgeFit``, replacing :func:`regress_edge`.
     verbose : int
         Log edge formulas at INFO level when positive.
+    checkpoint : str or path-like, optional
+        A JSON file every finished edge is written to as soon as it is done (atomically:
+        a temporary file then :func:`os.replace`; no pickle): its fitted ansatz and
+        parameters, score, source, LLM calls made and saved.  If the file exists when
+        the call starts, the call *resumes* from it: edges already recorded are loaded,
+        not regressed again (their LLM calls are not repeated), and only the others run;
+        after an interruption (even ``kill -9``) at most the edges in flight are lost.
+        A finished checkpoint returns the same edges with no work.  The file also holds
+        a fingerprint of the problem: a hash of the inputs ``x``, every edge's function
+        at a few points (compared to a relative 1e-4: the same network re-evaluated in
+        another process may differ in the last float32 bit, a retrained one differs far
+        more) and the options that shape the results (``exit_condition``,
+        ``population``, ``generations``, ``temperature``, ``seed``, ``gpt_model``,
+        ``parsimony_rtol``, ``max_points``, offline or with a client, default or custom
+        ``regressor``).  A checkpoint of another network, other data or other options
+        raises :class:`~llmlex.persist.CheckpointError` and is left untouched, as is a
+        damaged one.
+    resume : bool
+        False starts afresh and overwrites ``checkpoint``.
     **reference_options
         Accepted for compatibility with the reference library (``plot_fit``,
         ``plot_parents``, ``demonstrate_parent_plotting``, ``constant_on_failure``); plots
@@ -575,7 +598,13 @@ def kan_to_symbolic(
     Returns
     -------
     KANEdges
-        ``(layer, i, j) -> EdgeResult`` with totals of LLM calls made and saved.
+        ``(layer, i, j) -> EdgeResult`` with totals of LLM calls made and saved (over
+        every session of a resumed checkpoint).
+
+    Raises
+    ------
+    llmlex.persist.CheckpointError
+        If ``checkpoint`` is damaged or belongs to another network, data or options.
     """
     _check_reference_options(reference_options, "kan_to_symbolic")
     t0 = time.perf_counter()
@@ -625,6 +654,25 @@ def kan_to_symbolic(
                 evaluator=ev,
             )
 
+    store = None
+    if checkpoint is not None:
+        options = {
+            "exit_condition": exit_condition,
+            "population": int(population),
+            "generations": int(generations),
+            "temperature": float(temperature),
+            "seed": None if seed is None else int(seed),
+            "gpt_model": str(gpt_model),
+            "parsimony_rtol": float(parsimony_rtol),
+            "max_points": int(max_points),
+            "client": "offline" if client is None else "llm",
+            "regressor": "default" if regressor is None else "custom",
+        }
+        inputs = _as_float_array(x if x is not None else model.cache_data)
+        store = _EdgeCheckpoint(checkpoint, inputs, tasks, options, resume=resume)
+        results.update(store.done)
+        tasks = [t for t in tasks if t.key not in store.done]
+
     def run_one(task: EdgeTask) -> EdgeResult:
         t = time.perf_counter()
         ef = regress(task)
@@ -641,6 +689,8 @@ def kan_to_symbolic(
             time=time.perf_counter() - t,
             alternatives=_alternatives(task, ef.fit, ef.candidates),
         )
+        if store is not None:
+            store.record(res, time.perf_counter() - t0)
         if verbose:
             log.info(
                 "edge %s: %s (nchi2 %.3g, %s)", task.key, ef.fit.formula(), res.nchi2, res.source
@@ -650,19 +700,29 @@ def kan_to_symbolic(
     if use_async and len(tasks) > 1:
         # Threads: the offline fits are numpy-bound and the LLM calls network-bound; each
         # task carries its own seed, so the result does not depend on scheduling.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_concurrency))
+        try:
             for res in pool.map(run_one, tasks):
                 results[res.key] = res
+        except BaseException:
+            # An edge failed or the caller interrupted: start no further edge; those in
+            # flight finish (and are checkpointed) before the error propagates.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     else:
         for task in tasks:
             res = run_one(task)
             results[res.key] = res
+    elapsed = time.perf_counter() - t0
+    if store is not None:
+        elapsed = store.finish(elapsed)
     ordered = {k: results[k] for k in sorted(results)}
     return KANEdges(
         edges=ordered,
         llm_calls=sum(e.llm_calls for e in ordered.values()),
         llm_calls_saved=sum(e.llm_calls_saved for e in ordered.values()),
-        time=time.perf_counter() - t0,
+        time=elapsed,
     )
 
 
@@ -682,6 +742,286 @@ def _check_reference_options(options: Mapping[str, Any], func: str) -> None:
             near = difflib.get_close_matches(name, _REFERENCE_OPTIONS, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise TypeError(f"{func}() got an unexpected keyword argument {name!r}{hint}")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+#: Document kind of the checkpoints written by ``kan_to_symbolic(..., checkpoint=path)``.
+EDGES_CHECKPOINT_KIND = "kan_edges_checkpoint"
+
+
+def _key_text(key: Key) -> str:
+    return ",".join(str(v) for v in key)
+
+
+def _edge_to_dict(edge: EdgeResult) -> dict[str, Any]:
+    """A regressed edge as JSON-able values (its expression is rebuilt from the fit)."""
+    from llmlex.persist import encode_float, fit_result_to_dict
+
+    if edge.fit is None:
+        raise ValueError(f"edge {edge.key} has no fit to checkpoint")
+    return {
+        "key": list(edge.key),
+        "status": edge.status,
+        "fit": fit_result_to_dict(edge.fit),
+        "source": edge.source,
+        "nchi2": encode_float(edge.nchi2),
+        "x_range": [encode_float(v) for v in edge.x_range],
+        "llm_calls": int(edge.llm_calls),
+        "llm_calls_saved": int(edge.llm_calls_saved),
+        "time": encode_float(edge.time),
+    }
+
+
+def _count(value: Any, name: str) -> int:
+    from llmlex.persist import PersistError
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PersistError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _edge_from_dict(data: Mapping[str, Any]) -> EdgeResult:
+    """Inverse of :func:`_edge_to_dict`; raises PersistError if the entry is damaged."""
+    from llmlex.persist import PersistError, decode_float, fit_result_from_dict
+
+    try:
+        raw_key = data["key"]
+        if not isinstance(raw_key, list) or len(raw_key) != 3:
+            raise PersistError(f"an edge key must be [layer, i, j], got {raw_key!r}")
+        layer, i, j = (_count(v, "an edge key entry") for v in raw_key)
+        if data["status"] != "fitted":
+            raise PersistError(f"edge {raw_key}: status {data['status']!r} is not 'fitted'")
+        fit = fit_result_from_dict(data["fit"])
+        lo, hi = (decode_float(v) for v in data["x_range"])
+        return EdgeResult(
+            layer,
+            i,
+            j,
+            status="fitted",
+            expression=fit.expression,
+            fit=fit,
+            source=str(data["source"]),
+            nchi2=decode_float(data["nchi2"]),
+            x_range=(lo, hi),
+            llm_calls=_count(data["llm_calls"], "llm_calls"),
+            llm_calls_saved=_count(data["llm_calls_saved"], "llm_calls_saved"),
+            time=decode_float(data["time"]),
+        )
+    except KeyError as err:
+        raise PersistError(f"a stored edge lacks the field {err.args[0]!r}") from None
+    except (TypeError, ValueError) as err:
+        if isinstance(err, PersistError):
+            raise
+        raise PersistError(f"a stored edge is malformed: {err}") from None
+
+
+# A checkpoint stores, per edge, the edge function at a few points spread over its input
+# range.  The same network evaluated again (in another process, say) may differ in the
+# last bit of float32 arithmetic, so these are compared to a tolerance; a retrained or
+# edited network differs by far more.
+_CHECK_POINTS = 33
+_CHECK_RTOL = 1e-4
+
+
+def _as_float_array(a: Any) -> np.ndarray:
+    if hasattr(a, "detach"):  # a torch tensor
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=float)
+
+
+def _edge_sample(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """An edge's size and its function at up to ``_CHECK_POINTS`` points spread over x."""
+    from llmlex.persist import encode_float
+
+    n = int(x.size)
+    order = np.argsort(x, kind="stable")
+    picks = np.unique(np.linspace(0, n - 1, min(n, _CHECK_POINTS)).round().astype(int))
+    idx = order[picks] if n else picks
+    return {
+        "n": n,
+        "x": [encode_float(v) for v in x[idx]],
+        "y": [encode_float(v) for v in y[idx]],
+    }
+
+
+def _samples_close(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two :func:`_edge_sample` records describe the same edge function."""
+    from llmlex.persist import decode_float
+
+    if _count(old["n"], "an edge's size") != new["n"]:
+        return False
+    for name in ("x", "y"):
+        a = np.array([decode_float(v) for v in old[name]])
+        b = np.array([decode_float(v) for v in new[name]])
+        if a.shape != b.shape:
+            return False
+        scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-12)
+        if not np.all(np.abs(a - b) <= _CHECK_RTOL * scale):  # nan fails too
+            return False
+    return True
+
+
+def _edges_mismatch(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    """Why a checkpoint's fingerprint differs from this call's, or None if it does not.
+
+    Raises KeyError, TypeError or ValueError if the saved fingerprint is malformed.
+    """
+    if saved["data"]["inputs"] != now["data"]["inputs"]:
+        return "different data: the inputs x differ"
+    old_edges, new_edges = saved["data"]["edges"], now["data"]["edges"]
+    if set(old_edges) != set(new_edges):
+        was, then = sorted(old_edges), sorted(new_edges)
+        return f"a different network: the edges regressed were {was}, now {then}"
+    changed = [k for k in sorted(new_edges) if not _samples_close(old_edges[k], new_edges[k])]
+    if changed:
+        shown = ", ".join(f"({k})" for k in changed[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        return f"a different network: the function of edge(s) {shown}{more} differs"
+    old, new = saved["options"], now["options"]
+    diff = [k for k in sorted(set(old) | set(new)) if not _same_option(old.get(k), new.get(k))]
+    if diff:
+        return "different options: " + "; ".join(
+            f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in diff
+        )
+    return None
+
+
+def _same_option(a: Any, b: Any) -> bool:
+    """Options match exactly, except floats: KANLEX derives ``exit_condition`` from the
+    network's own error, which may differ in the last bits when evaluated elsewhere."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=_CHECK_RTOL)
+    return bool(a == b) and type(a) is type(b)
+
+
+class _EdgeCheckpoint:
+    """The checkpoint file of one :func:`kan_to_symbolic` call.
+
+    Loads the edges a previous session finished (after checking that the file belongs
+    to this network, data and options) and records each new edge as soon as it is done.
+    :meth:`record` is called from the worker threads: a lock serialises the writes, so
+    the file always holds every edge finished so far.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        inputs: np.ndarray,
+        tasks: Sequence[EdgeTask],
+        options: Mapping[str, Any],
+        *,
+        resume: bool,
+    ) -> None:
+        import hashlib
+        import threading
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.total = len(tasks)
+        digest = hashlib.sha256(str(inputs.shape).encode())
+        digest.update(np.ascontiguousarray(inputs, dtype=float).tobytes())
+        self.fingerprint: dict[str, Any] = {
+            "data": {
+                "inputs": digest.hexdigest(),
+                "edges": {_key_text(t.key): _edge_sample(t.x, t.y) for t in tasks},
+            },
+            "options": dict(options),
+        }
+        self.done: dict[Key, EdgeResult] = {}
+        self.prior_time = 0.0
+        self.loaded = False
+        self.writes = 0
+        self.lock = threading.Lock()
+        if resume and self.path.exists():
+            self._load()
+
+    def _damaged(self, why: Any) -> Exception:
+        from llmlex.persist import CheckpointError
+
+        return CheckpointError(
+            f"cannot resume from {str(self.path)!r}: {why}. It was left untouched; pass "
+            "resume=False to start afresh and overwrite it, or another checkpoint path."
+        )
+
+    def _load(self) -> None:
+        import json
+
+        from llmlex.persist import CheckpointError, PersistError, check_envelope, decode_float
+
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            check_envelope(doc, (EDGES_CHECKPOINT_KIND,))
+            for name in ("data", "options"):
+                if not isinstance(doc.get(name), dict):
+                    raise PersistError(f"the field {name!r} is missing or not an object")
+            if not isinstance(doc.get("edges"), list):
+                raise PersistError("the field 'edges' is missing or not a list")
+            why = _edges_mismatch(doc, self.fingerprint)
+        except (ValueError, OSError) as err:  # PersistError is a ValueError
+            raise self._damaged(err) from None
+        except (KeyError, TypeError) as err:
+            raise self._damaged(f"its fingerprint is malformed ({err!r})") from None
+        if why is not None:
+            raise CheckpointError(
+                f"the checkpoint {str(self.path)!r} belongs to another KAN regression "
+                f"({why}); it was left untouched. Pass resume=False to overwrite it, or "
+                "another checkpoint path."
+            )
+        try:
+            for entry in doc["edges"]:
+                if not isinstance(entry, dict):
+                    raise PersistError(f"a stored edge is not an object: {entry!r}")
+                edge = _edge_from_dict(entry)
+                if _key_text(edge.key) not in self.fingerprint["data"]["edges"]:
+                    raise PersistError(f"edge {edge.key} is not among the network's edges")
+                if edge.key in self.done:
+                    raise PersistError(f"edge {edge.key} is stored twice")
+                self.done[edge.key] = edge
+            self.prior_time = decode_float(doc.get("time", 0.0))
+        except (ValueError, TypeError) as err:
+            self.done.clear()
+            raise self._damaged(err) from None
+        self.loaded = True
+        log.info(
+            "resuming from %s: %d of %d edge(s) already done, %d LLM call(s) already made",
+            self.path,
+            len(self.done),
+            self.total,
+            sum(e.llm_calls for e in self.done.values()),
+        )
+
+    def _write(self, elapsed: float) -> None:
+        import json
+
+        from llmlex.persist import encode_float, envelope, write_atomic
+
+        edges = [self.done[k] for k in sorted(self.done)]
+        body = {
+            **self.fingerprint,
+            "finished": len(self.done) == self.total,
+            "n_edges": self.total,
+            "llm_calls": sum(e.llm_calls for e in edges),
+            "llm_calls_saved": sum(e.llm_calls_saved for e in edges),
+            "time": encode_float(self.prior_time + elapsed),
+            "edges": [_edge_to_dict(e) for e in edges],
+        }
+        doc = envelope(EDGES_CHECKPOINT_KIND, body)
+        write_atomic(self.path, json.dumps(doc, indent=1, allow_nan=False))
+        self.writes += 1
+
+    def record(self, edge: EdgeResult, elapsed: float) -> None:
+        """Add a finished edge and rewrite the file (``elapsed``: this session's time)."""
+        with self.lock:
+            self.done[edge.key] = edge
+            self._write(elapsed)
+
+    def finish(self, elapsed: float) -> float:
+        """Make sure the file exists; return the wall time over every session."""
+        with self.lock:
+            if self.writes == 0 and not self.loaded:
+                self._write(elapsed)
+        return self.prior_time + elapsed
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -1823,6 +2163,8 @@ class KANLEX:
         snap_time: float = 30.0,
         seed: int | None = None,
         regressor: EdgeRegressor | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = True,
         **reference_options: Any,
     ) -> tuple[list[sympy.Expr], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
@@ -1839,6 +2181,11 @@ class KANLEX:
         is to the data fits the spline's wiggles, so the simplest formula at that level is
         taken.  ``tolerance``, ``simplify_timeout``, ``snap_time``: see
         :func:`symbolic_from_edges`; ``regressor``: see :func:`kan_to_symbolic`.
+
+        ``checkpoint`` (a JSON file) and ``resume``: see :func:`kan_to_symbolic`.  Every
+        edge is recorded as soon as it is regressed; calling again after an interruption
+        (a kernel restart, ``kill -9``) regresses only the edges not recorded, so no LLM
+        call already made for an edge is paid for twice.
         """
         _check_reference_options(reference_options, "get_symbolic")
         del plot_fit, plot_parents, demonstrate_parent_plotting  # accepted, not drawn
@@ -1865,6 +2212,8 @@ class KANLEX:
             seed=seed,
             regressor=regressor,
             verbose=verbose,
+            checkpoint=checkpoint,
+            resume=resume,
         )
         self.results = symbolic_from_edges(
             self.model,
