@@ -256,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offset", type=int, default=0, help="skip this many equations first")
     p.add_argument("--only", nargs="*", default=None, help="equation names to run")
     p.add_argument(
+        "--shard",
+        default=None,
+        help="K/N: run every N-th equation starting at the K-th (0-based), to split a run "
+        "over processes",
+    )
+    p.add_argument(
         "--time-budget", type=float, default=None, help="total seconds; no new equation after"
     )
     p.add_argument("--train", type=int, default=1000)
@@ -283,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     eqs = load_equations(CSV)
     if args.only:
         eqs = [e for e in eqs if e["name"] in set(args.only)]
+    if args.shard:
+        k, n = (int(v) for v in args.shard.split("/"))
+        eqs = eqs[k::n]
     eqs = eqs[args.offset :]
     if args.limit is not None:
         eqs = eqs[: args.limit]

@@ -770,6 +770,11 @@ def _edge_to_dict(edge: EdgeResult) -> dict[str, Any]:
         "llm_calls": int(edge.llm_calls),
         "llm_calls_saved": int(edge.llm_calls_saved),
         "time": encode_float(edge.time),
+        # Simpler alternatives (the last is the fit itself), for the assembly's budgets.
+        "alternatives": [
+            [fit_result_to_dict(r), encode_float(err)] for r, err in edge.alternatives[:-1]
+        ]
+        + ([[None, encode_float(edge.alternatives[-1][1])]] if edge.alternatives else []),
     }
 
 
@@ -794,6 +799,10 @@ def _edge_from_dict(data: Mapping[str, Any]) -> EdgeResult:
             raise PersistError(f"edge {raw_key}: status {data['status']!r} is not 'fitted'")
         fit = fit_result_from_dict(data["fit"])
         lo, hi = (decode_float(v) for v in data["x_range"])
+        alternatives = tuple(
+            (fit if d is None else fit_result_from_dict(d), decode_float(err))
+            for d, err in data.get("alternatives", [])
+        )
         return EdgeResult(
             layer,
             i,
@@ -807,6 +816,7 @@ def _edge_from_dict(data: Mapping[str, Any]) -> EdgeResult:
             llm_calls=_count(data["llm_calls"], "llm_calls"),
             llm_calls_saved=_count(data["llm_calls_saved"], "llm_calls_saved"),
             time=decode_float(data["time"]),
+            alternatives=alternatives,
         )
     except KeyError as err:
         raise PersistError(f"a stored edge lacks the field {err.args[0]!r}") from None
@@ -1596,7 +1606,8 @@ def _separable_candidates(
     rng = np.random.default_rng(_seed_for(seed, 7, output))
     fx = f(X)
     scale = float(np.sqrt(np.mean(fx**2)))
-    rmse = max(float(np.sqrt(np.mean((fx - y) ** 2))), 1e-9 * scale)
+    # pykan computes in float32: the surrogate is no more accurate than its rounding.
+    rmse = max(float(np.sqrt(np.mean((fx - y) ** 2))), 1e-6 * scale)
     level = max(rmse / max(scale, 1e-300), 1e-6)
     ia, ib = rng.integers(0, X.shape[0], size=(2, n_pairs))
     A, B = X[ia], X[ib]

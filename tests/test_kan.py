@@ -15,7 +15,7 @@ import sympy
 
 from llmlex import _kan_sympy as ks
 from llmlex.exceptions import AnsatzError
-from llmlex.fit import nchi2
+from llmlex.fit import fit_ansatz, nchi2
 
 pytestmark = pytest.mark.kan
 
@@ -424,7 +424,8 @@ class _Counting:
         if n == self.fail_at:
             raise _Interrupt(f"edge {task.key}")
         fit = _linear_regressor(task).fit
-        return EdgeFit(fit, "test", llm_calls=2, llm_calls_saved=1)
+        const = fit_ansatz("params[0]", task.x, task.y, validate=False)
+        return EdgeFit(fit, "test", llm_calls=2, llm_calls_saved=1, candidates=(const, fit))
 
 
 def _edge_summary(edges):
@@ -441,6 +442,7 @@ def _edge_summary(edges):
             e.llm_calls,
             e.llm_calls_saved,
             e.expression,
+            [(r.ansatz, r.params.tobytes(), err) for r, err in e.alternatives],
         )
         for k, e in edges.items()
     ]
@@ -690,3 +692,103 @@ def test_kill_9_during_kan_to_symbolic_loses_at_most_the_edges_in_flight(tmp_pat
         scale = np.max(np.abs(b.fit.params))
         np.testing.assert_allclose(a.fit.params, b.fit.params, rtol=1e-5, atol=1e-6 * scale)
         assert a.nchi2 == pytest.approx(b.nchi2, rel=1e-3, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- simpler forms
+
+
+def _fixed_multkan(funs):
+    """A [[2,0],[1,1],[1,0]] MultKAN whose edges are fixed symbolic: ``{key: (name, affine)}``.
+
+    Edges not named are fixed to zero.
+    """
+    model = _kan([[2, 0], [1, 1], [1, 0]], symbolic_enabled=True, mult_arity=2)
+    keys = [(0, i, j) for i in range(2) for j in range(3)] + [(1, 0, 0), (1, 1, 0)]
+    with torch.no_grad():
+        for layer, i, j in keys:
+            name, affine = funs.get((layer, i, j), ("0", (1.0, 0.0, 1.0, 0.0)))
+            model.fix_symbolic(layer, i, j, name, fit_params_bool=False, verbose=False)
+            model.symbolic_fun[layer].affine.data[j, i] = torch.tensor(affine)
+    return model
+
+
+def test_separable_candidates_find_product_and_sum_forms():
+    from llmlex.kan import _separable_candidates
+
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    X = np.random.default_rng(3).uniform(1.0, 3.0, size=(400, 2))
+    # (x0 + 1) * x1**2 through the multiplication node, and sin(x0) + 1/x1 through the sum.
+    product = _fixed_multkan(
+        {
+            (0, 0, 1): ("x", (1.0, 1.0, 1.0, 0.0)),
+            (0, 1, 2): ("x^2", (1.0, 0.0, 1.0, 0.0)),
+            (1, 1, 0): ("x", (1.0, 0.0, 1.0, 0.0)),
+        }
+    )
+    total = _fixed_multkan(
+        {
+            (0, 0, 0): ("sin", (1.0, 0.0, 1.0, 0.0)),
+            (0, 1, 0): ("1/x", (1.0, 0.0, 1.0, 0.0)),
+            (1, 0, 0): ("x", (1.0, 0.0, 1.0, 0.0)),
+        }
+    )
+    for model, kind, truth in (
+        (product, "separable-product", (x0 + 1) * x1**2),
+        (total, "separable-sum", sympy.sin(x0) + 1 / x1),
+    ):
+        with torch.no_grad():
+            y = model(torch.tensor(X, dtype=torch.float32)).numpy()[:, 0].astype(float)
+        np.testing.assert_allclose(y, ks.evaluate(truth, [x0, x1], X), rtol=1e-5)
+        cands = dict(_separable_candidates(model, X, [x0, x1], 0, y, seed=0))
+        assert kind in cands, (kind, list(cands))
+        # The candidate reproduces the network from slices alone (float32 accuracy).
+        got = ks.evaluate(cands[kind], [x0, x1], X)
+        np.testing.assert_allclose(got, y, rtol=1e-3, atol=1e-3 * np.abs(y).max())
+        # and its structure is the truth's: a refit of its constants makes it exact.
+        template, syms, p0 = ks.parameterise(cands[kind])
+        exact = ks.evaluate(truth, [x0, x1], X)
+        fitted = ks.fit_constants(template, [x0, x1], syms, p0, X, exact)
+        assert fitted.nchi2 < 1e-12
+
+
+def test_separable_candidates_none_for_a_network_that_is_neither():
+    from llmlex.kan import _separable_candidates
+
+    model = _symbolic_multkan()  # tanh of a sum plus a product of mixed subnodes
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    X = np.random.default_rng(4).uniform(-1, 1, size=(300, 2))
+    with torch.no_grad():
+        y = model(torch.tensor(X, dtype=torch.float32)).numpy()[:, 0].astype(float)
+    assert _separable_candidates(model, X, [x0, x1], 0, y, seed=0) == []
+
+
+def test_edge_alternatives_run_from_a_constant_to_the_chosen_fit():
+    from llmlex.kan import EdgeTask, _alternatives, edge_weighted_error, regress_edge
+
+    x = np.linspace(1.0, 3.0, 120)
+    y = 2.0 * x**2 + 0.5
+    task = EdgeTask(
+        key=(0, 0, 0),
+        x=x,
+        y=y,
+        client=None,
+        gpt_model="m",
+        exit_condition=1e-20,  # unreachable: only the weights can stop the search
+        population=2,
+        generations=1,
+        temperature=0.1,
+        seed=0,
+        weights=np.full_like(x, 1e-3),  # the output hardly depends on this edge
+    )
+    fit = regress_edge(task)
+    assert fit.source in ("library", "quadratic")  # no search: the library sufficed
+    alts = _alternatives(task, fit.fit, fit.candidates)
+    assert alts[0][0].ansatz == "params[0]"  # a constant first ...
+    assert alts[-1][0] is fit.fit  # ... the chosen fit last
+    errs = [e for _, e in alts]
+    assert errs == sorted(errs, reverse=True)  # each simpler one less accurate
+    assert [r.complexity for r, _ in alts] == sorted(r.complexity for r, _ in alts)
+    # The weighted error is the first-order effect on the output: residual x weight.
+    const = alts[0][0]
+    expected = np.sqrt(np.mean((1e-3 * (const.predict(x) - y)) ** 2))
+    assert edge_weighted_error(task, const) == pytest.approx(expected)
