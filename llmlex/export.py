@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmlex.exceptions import MissingDependencyError
-from llmlex.fit import FitResult, nchi2
+from llmlex.fit import FitResult, nchi2, r2
 
 if TYPE_CHECKING:
     import sympy
@@ -46,14 +46,6 @@ def _is_kan(r: Any) -> bool:
 
 def _variables(expr: sympy.Expr) -> list[sympy.Symbol]:
     return sorted(expr.free_symbols, key=lambda s: s.name)
-
-
-def _r2(y: np.ndarray, yhat: np.ndarray) -> float:
-    if not np.all(np.isfinite(yhat)):
-        return -math.inf
-    ss = float(np.sum((y - np.mean(y)) ** 2))
-    res = float(np.sum((y - yhat) ** 2))
-    return 1.0 - res / ss if ss > 0 else (1.0 if res == 0 else -math.inf)
 
 
 # ----------------------------------------------------------------------------- sympy, latex
@@ -382,7 +374,7 @@ def _rows(result: Any, x: Any, y: Any, precision: int) -> list[tuple[str, str]]:
         y_arr = np.asarray(y, dtype=float).ravel()
         yhat = np.broadcast_to(f(np.asarray(x, dtype=float)), y_arr.shape)
         rows.append(("nchi2 (given data)", f"{nchi2(y_arr, yhat):.{precision}g}"))
-        rows.append(("R2 (given data)", f"{_r2(y_arr, yhat):.{precision}g}"))
+        rows.append(("R2 (given data)", f"{r2(y_arr, yhat):.{precision}g}"))
     stats = run.stats if run is not None else getattr(est, "stats_", None)
     if stats is not None:
         rows.append(("calls", str(stats.calls)))

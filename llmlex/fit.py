@@ -16,6 +16,7 @@ objective, so parameters are fitted by minimising it directly with
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "fit_ansatz",
     "nchi2",
     "nchi2_scale",
+    "r2",
     "score",
 ]
 
@@ -94,6 +96,20 @@ def nchi2(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float =
         r = (y - yhat) / nchi2_scale(y, alpha=alpha, eps=eps)
         value = float(np.mean(r * r))
     return value if np.isfinite(value) else float("inf")
+
+
+def r2(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Coefficient of determination of ``yhat`` against ``y``.
+
+    ``-inf`` if a prediction is non-finite; for constant ``y``, 1 if exact, else ``-inf``.
+    """
+    y = np.asarray(y, dtype=float)
+    yhat = np.broadcast_to(np.asarray(yhat, dtype=float), y.shape)
+    if not np.all(np.isfinite(yhat)):
+        return -math.inf
+    ss = float(np.sum((y - np.mean(y)) ** 2))
+    res = float(np.sum((y - yhat) ** 2))
+    return 1.0 - res / ss if ss > 0 else (1.0 if res == 0 else -math.inf)
 
 
 def score(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> float:

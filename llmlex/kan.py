@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from llmlex.exceptions import DataError, LLMLExError, MissingDependencyError, NoValidAnsatzError
-from llmlex.fit import FitResult, fit_ansatz, nchi2
+from llmlex.fit import FitResult, fit_ansatz, nchi2, r2
 
 if TYPE_CHECKING:
     import os
@@ -1328,14 +1328,6 @@ class KANSymbolicResult:
         }
 
 
-def _r2(y: np.ndarray, yhat: np.ndarray) -> float:
-    if not np.all(np.isfinite(yhat)):
-        return -math.inf
-    ss = float(np.sum((y - np.mean(y)) ** 2))
-    res = float(np.sum((y - yhat) ** 2))
-    return 1.0 - res / ss if ss > 0 else (1.0 if res == 0 else -math.inf)
-
-
 def _as_2d(a: Any) -> np.ndarray:
     if hasattr(a, "detach"):
         a = a.detach().cpu().numpy()
@@ -1517,8 +1509,8 @@ def symbolic_from_edges(
                 variables=tuple(names),
                 nchi2_train=nchi2(Y_train[:, o], pred_train),
                 nchi2_test=nchi2(yh, pred_test),
-                r2_train=_r2(Y_train[:, o], pred_train),
-                r2_test=_r2(yh, pred_test),
+                r2_train=r2(Y_train[:, o], pred_train),
+                r2_test=r2(yh, pred_test),
                 complexity=node_count(final),
                 raw_complexity=node_count(raw),
                 assembly_error=assembly_error,
