@@ -1,8 +1,8 @@
 """Saving results to JSON and loading them back: no pickle, no code.
 
-A :class:`~llmlex.fit.FitResult` or a whole :class:`~llmlex.genetic.GeneticRun`
-(populations, archive, statistics, proposer, stop reason) is written as a plain JSON
-document::
+A :class:`~llmlex.fit.FitResult`, a whole :class:`~llmlex.genetic.GeneticRun`
+(populations, archive, statistics, proposer, stop reason) or a KAN's multivariate
+:class:`~llmlex.kan.KANSymbolicResult` is written as a plain JSON document::
 
     {"llmlex": "0.1.0", "schema": 1, "kind": "genetic_run", ...}
 
@@ -17,6 +17,11 @@ A genetic run's file lists each distinct result once and refers to it by index f
 populations and the archive, so a result that appears in several generations is stored
 once and is one object again after loading.
 
+A :class:`~llmlex.kan.KANSymbolicResult`'s sympy expressions are stored as JSON trees
+by :mod:`llmlex._sympy_json`: a whitelist of node types, Floats as their shortest
+round-trip text, rebuilt node for node on loading without parsing or evaluating any
+text.
+
 The checkpoints written by ``run_genetic(..., checkpoint=path)`` use the same encoding
 (kind ``"genetic_checkpoint"``); :func:`load_result` reads them as the run so far.
 """
@@ -27,10 +32,11 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import AnsatzError, LLMLExError
@@ -38,6 +44,9 @@ from llmlex.fit import FitResult
 
 if TYPE_CHECKING:
     from llmlex.genetic import GeneticRun, RunStats
+    from llmlex.kan import Candidate, KANSymbolicResult
+
+    Saveable = FitResult | GeneticRun | KANSymbolicResult
 
 __all__ = [
     "SCHEMA",
@@ -51,7 +60,7 @@ __all__ = [
 
 #: Version of the document layout.  A reader refuses documents with a newer schema.
 SCHEMA = 1
-KINDS = ("fit_result", "genetic_run", "genetic_checkpoint")
+KINDS = ("fit_result", "genetic_run", "genetic_checkpoint", "kan_result")
 
 
 class PersistError(LLMLExError, ValueError):
@@ -273,6 +282,130 @@ def run_from_dict(data: Mapping[str, Any]) -> GeneticRun:
 
 
 # --------------------------------------------------------------------------------------
+# KANSymbolicResult
+# --------------------------------------------------------------------------------------
+
+
+def _field(data: Mapping[str, Any], key: str, typ: type, what: str) -> Any:
+    """``data[key]``, required to be of exactly ``typ`` (``bool`` is not an ``int`` here)."""
+    if key not in data:
+        raise PersistError(f"{what} lacks the field {key!r}")
+    value = data[key]
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise PersistError(
+            f"the field {key!r} of {what} must be {typ.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _float_field(data: Mapping[str, Any], key: str, what: str) -> float:
+    """``data[key]`` decoded by :func:`decode_float`."""
+    if key not in data:
+        raise PersistError(f"{what} lacks the field {key!r}")
+    return decode_float(data[key])
+
+
+def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
+    """The fields of a :class:`~llmlex.kan.Candidate` as JSON-able values."""
+    return {
+        "origin": str(candidate.origin),
+        "text": str(candidate.text),
+        "nchi2_test": encode_float(candidate.nchi2_test),
+        "complexity": int(candidate.complexity),
+        "accepted": bool(candidate.accepted),
+    }
+
+
+def candidate_from_dict(data: Any) -> Candidate:
+    """Inverse of :func:`candidate_to_dict`."""
+    from llmlex.kan import Candidate
+
+    what = "a stored candidate"
+    if not isinstance(data, dict):
+        raise PersistError(f"{what} must be an object, got {type(data).__name__}")
+    return Candidate(
+        origin=_field(data, "origin", str, what),
+        text=_field(data, "text", str, what),
+        nchi2_test=_float_field(data, "nchi2_test", what),
+        complexity=_field(data, "complexity", int, what),
+        accepted=_field(data, "accepted", bool, what),
+    )
+
+
+_KAN_FLOATS = (
+    "nchi2_train",
+    "nchi2_test",
+    "r2_train",
+    "r2_test",
+    "assembly_error",
+    "structure_error",
+    "kan_error",
+)
+_KAN_INTS = ("output", "complexity", "raw_complexity", "llm_calls", "llm_calls_saved")
+
+
+def kan_result_to_dict(result: KANSymbolicResult) -> dict[str, Any]:
+    """Every field of a :class:`~llmlex.kan.KANSymbolicResult` as JSON-able values.
+
+    The two sympy expressions are stored as trees by :func:`llmlex._sympy_json.encode_expr`
+    (checked to decode to an equal expression); scores keep ``nan``/``inf``.
+
+    Raises
+    ------
+    PersistError
+        If an expression holds a node that cannot be stored exactly.
+    """
+    from llmlex._sympy_json import encode_expr
+
+    return {
+        "output": int(result.output),
+        "expression": encode_expr(result.expression),
+        "text": str(result.text),
+        "raw_expression": encode_expr(result.raw_expression),
+        "variables": [str(v) for v in result.variables],
+        **{k: encode_float(getattr(result, k)) for k in _KAN_FLOATS},
+        **{k: int(getattr(result, k)) for k in _KAN_INTS if k != "output"},
+        "timings": {str(k): encode_float(v) for k, v in result.timings.items()},
+        "candidates": [candidate_to_dict(c) for c in result.candidates],
+    }
+
+
+def kan_result_from_dict(data: Any) -> KANSymbolicResult:
+    """Inverse of :func:`kan_result_to_dict`; expressions are rebuilt from the whitelist only.
+
+    Raises
+    ------
+    PersistError
+        If a field is missing or of the wrong type, or an expression tree is not one
+        :func:`llmlex._sympy_json.decode_expr` accepts.
+    """
+    from llmlex._sympy_json import decode_expr
+    from llmlex.kan import KANSymbolicResult
+
+    what = "the stored KAN result"
+    if not isinstance(data, dict):
+        raise PersistError(f"{what} must be an object, got {type(data).__name__}")
+    variables = _field(data, "variables", list, what)
+    if not all(isinstance(v, str) for v in variables):
+        raise PersistError(f"the variables of {what} must be strings")
+    timings = _field(data, "timings", dict, what)
+    candidates = _field(data, "candidates", list, what)
+    for key in ("expression", "raw_expression"):
+        if key not in data:
+            raise PersistError(f"{what} lacks the field {key!r}")
+    return KANSymbolicResult(
+        expression=decode_expr(data["expression"]),
+        text=_field(data, "text", str, what),
+        raw_expression=decode_expr(data["raw_expression"]),
+        variables=tuple(variables),
+        timings={str(k): decode_float(v) for k, v in timings.items()},
+        candidates=tuple(candidate_from_dict(c) for c in candidates),
+        **{k: _field(data, k, int, what) for k in _KAN_INTS},
+        **{k: _float_field(data, k, what) for k in _KAN_FLOATS},
+    )
+
+
+# --------------------------------------------------------------------------------------
 # Documents
 # --------------------------------------------------------------------------------------
 
@@ -302,12 +435,19 @@ def check_envelope(doc: Any, kinds: Sequence[str] = KINDS) -> str:
     return str(kind)
 
 
-def to_json(obj: FitResult | GeneticRun, *, indent: int | None = 1) -> str:
-    """Serialise a :class:`FitResult` or a :class:`~llmlex.genetic.GeneticRun` to JSON text.
+def _is_kan_result(obj: object) -> TypeGuard[KANSymbolicResult]:
+    # Without llmlex.kan imported no KANSymbolicResult can exist: saving other objects
+    # does not import it.
+    kan = sys.modules.get("llmlex.kan")
+    return kan is not None and isinstance(obj, kan.KANSymbolicResult)
+
+
+def to_json(obj: Saveable, *, indent: int | None = 1) -> str:
+    """Serialise a result or a run to JSON text.
 
     Parameters
     ----------
-    obj : FitResult or GeneticRun
+    obj : FitResult, GeneticRun or KANSymbolicResult
         What to save.
     indent : int or None
         Indentation of the JSON text (None for one line).
@@ -321,6 +461,9 @@ def to_json(obj: FitResult | GeneticRun, *, indent: int | None = 1) -> str:
     ------
     TypeError
         For any other object.
+    PersistError
+        If a :class:`~llmlex.kan.KANSymbolicResult`'s expression holds a sympy node
+        outside the stored whitelist (the message names it).
     """
     from llmlex.genetic import GeneticRun
 
@@ -328,24 +471,37 @@ def to_json(obj: FitResult | GeneticRun, *, indent: int | None = 1) -> str:
         doc = envelope("fit_result", {"result": fit_result_to_dict(obj)})
     elif isinstance(obj, GeneticRun):
         doc = envelope("genetic_run", run_to_dict(obj))
+    elif _is_kan_result(obj):
+        doc = envelope("kan_result", {"result": kan_result_to_dict(obj)})
     else:
-        raise TypeError(f"cannot save a {type(obj).__name__}; expected FitResult or GeneticRun")
+        raise TypeError(
+            f"cannot save a {type(obj).__name__}; expected FitResult, GeneticRun or "
+            "KANSymbolicResult"
+        )
     return json.dumps(doc, indent=indent, allow_nan=False)
 
 
-def from_json(text: str | bytes, *, kind: str | None = None) -> FitResult | GeneticRun:
+#: ``kind`` argument of :func:`from_json` -> document kinds it accepts.
+_WANTED = {
+    "fit_result": ("fit_result",),
+    "genetic_run": ("genetic_run", "genetic_checkpoint"),
+    "kan_result": ("kan_result",),
+}
+
+
+def from_json(text: str | bytes, *, kind: str | None = None) -> Saveable:
     """Load what :func:`to_json` wrote (or a ``run_genetic`` checkpoint, as a run).
 
     Parameters
     ----------
     text : str or bytes
         The JSON document.
-    kind : {"fit_result", "genetic_run"}, optional
+    kind : {"fit_result", "genetic_run", "kan_result"}, optional
         Require this kind (a checkpoint counts as ``"genetic_run"``).
 
     Returns
     -------
-    FitResult or GeneticRun
+    FitResult, GeneticRun or KANSymbolicResult
 
     Raises
     ------
@@ -355,17 +511,19 @@ def from_json(text: str | bytes, *, kind: str | None = None) -> FitResult | Gene
     """
     try:
         doc = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise PersistError(f"not a JSON document: {err}") from None
     allowed: Sequence[str] = KINDS
     if kind is not None:
-        if kind not in ("fit_result", "genetic_run"):
-            raise ValueError(f"kind must be 'fit_result' or 'genetic_run', got {kind!r}")
-        allowed = (kind,) if kind == "fit_result" else ("genetic_run", "genetic_checkpoint")
+        if kind not in _WANTED:
+            raise ValueError(f"kind must be one of {', '.join(map(repr, _WANTED))}, got {kind!r}")
+        allowed = _WANTED[kind]
     found = check_envelope(doc, allowed)
-    if found == "fit_result":
+    if found in ("fit_result", "kan_result"):
         if "result" not in doc:
             raise PersistError("the document lacks the field 'result'")
+        if found == "kan_result":
+            return kan_result_from_dict(doc["result"])
         return fit_result_from_dict(doc["result"])
     if found == "genetic_checkpoint":
         from llmlex.genetic import _run_from_checkpoint
@@ -395,12 +553,12 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def save_result(obj: FitResult | GeneticRun, path: str | os.PathLike[str]) -> Path:
-    """Save a :class:`FitResult` or :class:`~llmlex.genetic.GeneticRun` as JSON (atomically).
+def save_result(obj: Saveable, path: str | os.PathLike[str]) -> Path:
+    """Save a result or a run as JSON (atomically).
 
     Parameters
     ----------
-    obj : FitResult or GeneticRun
+    obj : FitResult, GeneticRun or KANSymbolicResult
         What to save.
     path : str or path-like
         The file to write (parent directories are created).
@@ -409,24 +567,29 @@ def save_result(obj: FitResult | GeneticRun, path: str | os.PathLike[str]) -> Pa
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    TypeError, PersistError
+        See :func:`to_json` (nothing is written then).
     """
     write_atomic(path, to_json(obj))
     return Path(path)
 
 
-def load_result(path: str | os.PathLike[str], *, kind: str | None = None) -> FitResult | GeneticRun:
+def load_result(path: str | os.PathLike[str], *, kind: str | None = None) -> Saveable:
     """Load a result saved by :func:`save_result` (or a ``run_genetic`` checkpoint).
 
     Parameters
     ----------
     path : str or path-like
         The JSON file.
-    kind : {"fit_result", "genetic_run"}, optional
+    kind : {"fit_result", "genetic_run", "kan_result"}, optional
         Require this kind.
 
     Returns
     -------
-    FitResult or GeneticRun
+    FitResult, GeneticRun or KANSymbolicResult
 
     Raises
     ------
