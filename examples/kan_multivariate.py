@@ -36,7 +36,7 @@ logging.getLogger("llmlex.kan").setLevel(logging.INFO)  # shows what a resume re
 #   client = openai.OpenAI(base_url="https://openrouter.ai/api/v1",
 #                          api_key=os.environ["OPENROUTER_API_KEY"])
 # and gpt_model="openai/gpt-4o" to get_symbolic: the LLM is asked only for the edges that
-# the constant, the line, the quadratic and the offline proposer leave unexplained.
+# the library of simple forms and the offline proposer leave unexplained.
 client = None
 
 

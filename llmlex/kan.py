@@ -2164,6 +2164,7 @@ class KANLEX:
         tolerance: float = 0.1,
         simplify_timeout: float = 10.0,
         snap_time: float = 30.0,
+        separable: bool = True,
         seed: int | None = None,
         regressor: EdgeRegressor | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
@@ -2182,7 +2183,7 @@ class KANLEX:
         ``exit_condition`` defaults to the network's own nchi2 on its training data
         (clipped to [1e-10, 1e-3]): an edge formula closer to the spline than the network
         is to the data fits the spline's wiggles, so the simplest formula at that level is
-        taken.  ``tolerance``, ``simplify_timeout``, ``snap_time``: see
+        taken.  ``tolerance``, ``simplify_timeout``, ``snap_time``, ``separable``: see
         :func:`symbolic_from_edges`; ``regressor``: see :func:`kan_to_symbolic`.
 
         ``checkpoint`` (a JSON file) and ``resume``: see :func:`kan_to_symbolic`.  Every
@@ -2231,6 +2232,7 @@ class KANLEX:
             tolerance=tolerance,
             simplify_timeout=simplify_timeout,
             snap_time=snap_time,
+            separable=separable,
             seed=seed,
         )
         if verbose:
