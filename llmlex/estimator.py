@@ -460,6 +460,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 verbose=0,
                 simplify_timeout=simplify,
                 snap_time=snap,
+                separable=bool(self.kan_simplify),
                 seed=seed,
                 regressor=_EdgeRegressor(
                     search=self.kan_edges == "search",

@@ -99,6 +99,8 @@ EDGE_LIBRARY: tuple[tuple[str, str], ...] = (
 #: alternative whose effect on the output stays within this many times the network's own
 #: RMS error (first-order: the edge's residual times the output's sensitivity to it).
 EDGE_ERROR_BUDGETS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
+# Separability is tested on the network only where its relative RMS error is below this.
+_SURROGATE_MAX_ERROR = 0.05
 # An edge with a library form within the network's own error needs no search.
 _EDGE_SEARCH_SKIP = 1.0
 # Assembled formula vs the numerical replica built from the same edge functions: both are
@@ -1460,6 +1462,8 @@ def symbolic_from_edges(
         t1 = time.perf_counter()
         # Loosest budget (simplest formula) first: the first one the data accept wins.
         for budget, expr in reversed(_simpler_assemblies(model, edges, variables, o)):
+            if expr == raw:  # no edge had a simpler alternative within this budget
+                continue
             if sel.consider(f"edges<={budget:g}", expr):
                 break
         if separable:
@@ -1601,6 +1605,9 @@ def _separable_candidates(
     # pykan computes in float32: the surrogate is no more accurate than its rounding.
     rmse = max(float(np.sqrt(np.mean((fx - y) ** 2))), 1e-6 * scale)
     level = max(rmse / max(scale, 1e-300), 1e-6)
+    if level > _SURROGATE_MAX_ERROR:  # too rough a surrogate: any test would pass
+        log.info("output %d: network error %.3g too large for separability tests", output, level)
+        return []
     ia, ib = rng.integers(0, X.shape[0], size=(2, n_pairs))
     A, B = X[ia], X[ib]
     fa, fb = fx[ia], fx[ib]

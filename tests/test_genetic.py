@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
@@ -104,13 +103,12 @@ def test_later_generations_show_parents_with_scores_best_first():
 
 def test_generation_runs_proposals_concurrently():
     proposer = Scripted(FORMS[:2], latency=0.3)
-    t0 = time.perf_counter()
     run_genetic(
         None, None, X, Y, 8, 1, proposer=proposer, max_concurrency=8, progress=False, seed=0
     )
-    elapsed = time.perf_counter() - t0
+    # All eight in flight at once; the wall-time figure is benchmarks/concurrency.py's job
+    # (a timed assertion here fails on a loaded machine).
     assert proposer.max_in_flight == 8
-    assert elapsed < 8 * 0.3 / 2  # far from sequential
 
 
 def test_max_concurrency_bounds_in_flight_calls():

@@ -604,12 +604,10 @@ def test_sync_client_calls_run_concurrently(fake_openai: FakeOpenAIServer) -> No
         reqs = [ProposalRequest(x=X, y=Y, image=img, seed=k) for k in range(8)]
         return await asyncio.gather(*(p.propose(r) for r in reqs))
 
-    t0 = time.perf_counter()
     batches = asyncio.run(main())
-    elapsed = time.perf_counter() - t0
     assert all(b.failure is None for b in batches)
-    assert fake_openai.max_in_flight == 8  # not capped by asyncio's default thread pool
-    assert elapsed < 8 * 0.3 / 2, elapsed
+    # All eight overlap on the server: not capped by asyncio's default thread pool.
+    assert fake_openai.max_in_flight == 8
 
 
 def test_fake_server_models_endpoint(fake_openai: FakeOpenAIServer) -> None:
