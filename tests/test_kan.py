@@ -629,9 +629,9 @@ kan_to_symbolic(model, None, x=X, regressor=slow, checkpoint=path, max_concurren
 def test_kill_9_during_kan_to_symbolic_loses_at_most_the_edges_in_flight(tmp_path):
     import json
     import os
-    import signal
-    import time
     from pathlib import Path
+
+    from _child import kill_9_when, reaped
 
     import llmlex
 
@@ -646,26 +646,11 @@ def test_kill_9_during_kan_to_symbolic_loses_at_most_the_edges_in_flight(tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
+    with reaped(proc):
         # The uninterrupted result, computed while the child imports torch and pykan.
         model, X = _six_edges()
         full = kan_to_symbolic(model, None, x=X, regressor=_Counting())
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if path.exists() and json.loads(path.read_text())["edges"]:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"child ended early: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.01)
-        else:
-            pytest.fail("no edge checkpointed within 60 s")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+        kill_9_when(proc, lambda: path.exists() and bool(json.loads(path.read_text())["edges"]), 60)
     doc = json.loads(path.read_text())  # whole, never half-written
     recorded = {tuple(e["key"]) for e in doc["edges"]}
     asked = [tuple(int(v) for v in line.split(",")) for line in sent.read_text().split()]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from _child import kill_9_when, reaped
 
 from llmlex import GeneticRun, run_genetic
 from llmlex.llm import LLMProposer
@@ -215,23 +214,12 @@ def test_kill_9_loses_at_most_the_generation_in_flight(fake_openai, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if path.exists() and len(json.loads(path.read_text())["populations"]) >= 1:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"child ended early: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.01)
-        else:
-            pytest.fail("no checkpoint within 30 s")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    with reaped(proc):
+        kill_9_when(
+            proc,
+            lambda: path.exists() and len(json.loads(path.read_text())["populations"]) >= 1,
+            30,
+        )
     time.sleep(0.3)  # let requests already on the wire be recorded
     saved = load_result(path)
     assert 1 <= len(saved) < 5
