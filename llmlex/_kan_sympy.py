@@ -219,6 +219,10 @@ class ConstantFit:
     nchi2: float
 
 
+class _OutOfTime(Exception):
+    """Raised inside the optimiser's callback to stop it at a deadline."""
+
+
 def fit_constants(
     template: sympy.Expr,
     variables: Sequence[sympy.Symbol],
@@ -228,11 +232,13 @@ def fit_constants(
     y: Arr,
     *,
     max_nfev: int | None = None,
+    deadline: float | None = None,
 ) -> ConstantFit:
     """Refit the constants of ``template`` on ``(X, y)`` under the normalized chi-squared.
 
     Starts from ``p0`` (the KAN's values, usually close); the best point ever evaluated is
-    kept, so the result is never worse than ``p0``.
+    kept, so the result is never worse than ``p0``.  ``deadline`` (a
+    :func:`time.perf_counter` value) stops the optimiser early, keeping that best point.
     """
     f = compile_expr(template, [*variables, *params])
     cols = [X[:, k] for k in range(X.shape[1])]
@@ -241,6 +247,8 @@ def fit_constants(
     best = {"value": math.inf, "p": np.asarray(p0, dtype=float).copy()}
 
     def residuals(p: np.ndarray) -> np.ndarray:
+        if deadline is not None and best["value"] < math.inf and time.perf_counter() > deadline:
+            raise _OutOfTime
         with np.errstate(all="ignore"):
             r = (np.asarray(f([*cols, *p]), dtype=float) - y) * weight
         r = np.broadcast_to(r, y.shape)
@@ -260,6 +268,8 @@ def fit_constants(
                     leastsq(residuals, np.asarray(p0, dtype=float), maxfev=budget, ftol=1e-14)
                 else:
                     least_squares(residuals, np.asarray(p0, dtype=float), max_nfev=budget)
+        except _OutOfTime:
+            log.debug("constant refit stopped at its deadline")
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
             log.debug("constant refit failed: %s", err)
     p = best["p"]

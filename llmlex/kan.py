@@ -103,6 +103,9 @@ EDGE_ERROR_BUDGETS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
 _SURROGATE_MAX_ERROR = 0.05
 # An edge with a library form within the network's own error needs no search.
 _EDGE_SEARCH_SKIP = 1.0
+# Seconds one candidate's constant refit may take (large raw formulas have dozens of
+# constants; their refit starts from the network's values, which are already close).
+_REFIT_TIME = 10.0
 # Assembled formula vs the numerical replica built from the same edge functions: both are
 # float64 evaluations of the same arithmetic, so anything beyond rounding is a bug.
 _ASSEMBLY_RTOL = 1e-7
@@ -157,6 +160,10 @@ class EdgeTask:
     #: Per-point sensitivity of the network's output to this edge, in units of the
     #: network's own RMS error (``None``: unknown); see :func:`edge_weighted_error`.
     weights: np.ndarray | None = None
+    #: False: the library of simple forms only, no offline or LLM search.
+    search: bool = True
+    #: Seconds an edge's searches may take (checked between generations); ``None``: no cap.
+    time_budget: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -454,9 +461,13 @@ def regress_edge(task: EdgeTask) -> EdgeFit:
     fits = tuple(r for _, r in cands)
     source, best = _prefer_simple(cands, task.parsimony_rtol, task.exit_condition)
     saved = task.population * task.generations if task.client is not None else 0
-    if best.nchi2 <= task.exit_condition or (
-        task.weights is not None
-        and min(edge_weighted_error(task, r) for r in fits) <= _EDGE_SEARCH_SKIP
+    if (
+        not task.search
+        or best.nchi2 <= task.exit_condition
+        or (
+            task.weights is not None
+            and min(edge_weighted_error(task, r) for r in fits) <= _EDGE_SEARCH_SKIP
+        )
     ):
         return EdgeFit(best, source, 0, saved, fits)
     options = {
@@ -468,8 +479,9 @@ def regress_edge(task: EdgeTask) -> EdgeFit:
         "progress": False,
         "parsimony_rtol": task.parsimony_rtol,
     }
+    deadline = None if task.time_budget is None else time.perf_counter() + task.time_budget
     try:
-        run = run_genetic(None, None, task.x, task.y, **options)
+        run = run_genetic(None, None, task.x, task.y, time_budget=task.time_budget, **options)
         cands.extend(("offline", r) for r in run.archive[:20])
     except (DataError, NoValidAnsatzError) as err:  # the cheap fits still stand
         log.info("edge %s: offline search gave nothing (%s)", task.key, err)
@@ -479,8 +491,11 @@ def regress_edge(task: EdgeTask) -> EdgeFit:
         return EdgeFit(best, source, candidates=fits)
     if best.nchi2 <= task.exit_condition:
         return EdgeFit(best, source, 0, saved, fits)
+    left = None if deadline is None else max(1.0, deadline - time.perf_counter())
     try:
-        llm_run = run_genetic(task.client, None, task.x, task.y, model=task.gpt_model, **options)
+        llm_run = run_genetic(
+            task.client, None, task.x, task.y, model=task.gpt_model, time_budget=left, **options
+        )
     except NoValidAnsatzError as err:  # bad replies cost only this edge's LLM stage;
         # authentication and connection errors propagate: they would hit every edge.
         log.warning("edge %s: the LLM gave no usable ansatz (%s)", task.key, err)
@@ -536,6 +551,8 @@ def kan_to_symbolic(
     verbose: int = 0,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = True,
+    search: bool = True,
+    edge_time_budget: float | None = None,
     **reference_options: Any,
 ) -> KANEdges:
     """Regress every active edge of a trained pykan KAN as a univariate problem.
@@ -592,6 +609,12 @@ def kan_to_symbolic(
         damaged one.
     resume : bool
         False starts afresh and overwrites ``checkpoint``.
+    search : bool
+        False fits the library of simple forms only (no offline search, no LLM call):
+        enough when the formula comes from elsewhere, e.g. a separable form.
+    edge_time_budget : float, optional
+        Seconds each edge's searches may take (checked between generations: a generation
+        under way finishes); ``None``: no limit.
     **reference_options
         Accepted for compatibility with the reference library (``plot_fit``,
         ``plot_parents``, ``demonstrate_parent_plotting``, ``constant_on_failure``); plots
@@ -638,6 +661,8 @@ def kan_to_symbolic(
                     seed=_seed_for(seed, *key),
                     parsimony_rtol=parsimony_rtol,
                     weights=sensitivity[(key[0], key[2])][idx],
+                    search=bool(search),
+                    time_budget=None if edge_time_budget is None else float(edge_time_budget),
                 )
             )
         else:
@@ -669,6 +694,7 @@ def kan_to_symbolic(
             "max_points": int(max_points),
             "client": "offline" if client is None else "llm",
             "regressor": "default" if regressor is None else "custom",
+            "search": bool(search),
         }
         inputs = _as_float_array(x if x is not None else model.cache_data)
         store = _EdgeCheckpoint(checkpoint, inputs, tasks, options, resume=resume)
@@ -890,7 +916,8 @@ def _edges_mismatch(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | N
         shown = ", ".join(f"({k})" for k in changed[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         return f"a different network: the function of edge(s) {shown}{more} differs"
-    old, new = saved["options"], now["options"]
+    # Checkpoints written before the ``search`` option existed always searched.
+    old, new = {"search": True, **saved["options"]}, now["options"]
     diff = [k for k in sorted(set(old) | set(new)) if not _same_option(old.get(k), new.get(k))]
     if diff:
         return "different options: " + "; ".join(
@@ -1356,6 +1383,7 @@ def symbolic_from_edges(
     seed: int | None = 0,
     separable: bool = True,
     separable_options: Mapping[str, Any] | None = None,
+    separable_candidates: Sequence[Sequence[tuple[str, sympy.Expr]]] | None = None,
 ) -> list[KANSymbolicResult]:
     """Assemble, verify, simplify and refit the formulas of a KAN whose edges are fitted.
 
@@ -1394,6 +1422,13 @@ def symbolic_from_edges(
         the product or sum competes with the other candidates on the data.
     separable_options : mapping, optional
         ``population``, ``generations``, ``time_budget`` of those univariate searches.
+    separable_candidates : sequence, optional
+        Those candidates already computed (one list of ``(origin, expression)`` per
+        output, as the separability test gives them), used instead of recomputing.
+        A separable formula that fits the held-out data better than the raw one becomes
+        the reference later candidates are judged against (so nothing after it can undo
+        its accuracy), and the sweep of simpler edge assemblies, which can only
+        approximate the network, is skipped.
 
     Returns
     -------
@@ -1460,17 +1495,26 @@ def symbolic_from_edges(
         sel = _Selection(variables, Xf, yf, X_test, yh, tolerance)
         sel.start(raw)
         t1 = time.perf_counter()
-        # Loosest budget (simplest formula) first: the first one the data accept wins.
-        for budget, expr in reversed(_simpler_assemblies(model, edges, variables, o)):
-            if expr == raw:  # no edge had a simpler alternative within this budget
-                continue
-            if sel.consider(f"edges<={budget:g}", expr):
-                break
-        if separable:
-            for origin, expr in _separable_candidates(
+        if separable_candidates is not None:
+            sep = list(separable_candidates[o])
+        elif separable:
+            sep = _separable_candidates(
                 model, X_train, variables, o, Y_train[:, o], seed=seed, **separable_options
-            ):
-                sel.consider(origin, expr)
+            )
+        else:
+            sep = []
+        for origin, expr in sep:
+            sel.consider(origin, expr)
+        # A separable formula that beats the raw one is the new reference: nothing later
+        # may undo its accuracy, and simpler edge assemblies (approximations of the
+        # network) cannot reach it.
+        if not sel.tighten():
+            # Loosest budget (simplest formula) first: the first one the data accept wins.
+            for budget, expr in reversed(_simpler_assemblies(model, edges, variables, o)):
+                if expr == raw:  # no edge had a simpler alternative within this budget
+                    continue
+                if sel.consider(f"edges<={budget:g}", expr):
+                    break
         sel.consider("sympy", simplify_with_timeout(sel.best, simplify_timeout))
         llm_calls = 0
         if client is not None:
@@ -1573,110 +1617,37 @@ def _separable_candidates(
     seed: int | None = 0,
     population: int = 6,
     generations: int = 4,
-    time_budget: float = 20.0,
+    time_budget: float = 30.0,
     n_pairs: int = 256,
     n_slice: int = 200,
 ) -> list[tuple[str, sympy.Expr]]:
-    """Product and sum forms of an output that the network says is separable.
+    """Formulas of an output from the network's separability structure (or none).
 
-    The trained network is a smooth surrogate of the data (the idea of AI Feynman's
-    separability tests).  For random pairs of points ``a, b`` and each variable ``k``,
-    a product ``f = g(x_k) h(rest)`` satisfies ``f(a) f(b) = f(a_k, b_rest) f(b_k,
-    a_rest)``, a sum the same with ``+``.  Where that holds for every ``k`` to about the
-    network's own accuracy, each ``g_k`` is regressed by the offline search on a slice
-    of the network through a reference point, and the product (or sum) of the slices,
-    rescaled to the reference, is returned for the caller to refit on the data and judge.
+    The trained network is a smooth surrogate of the data (the idea of AI Feynman):
+    :func:`llmlex._separable.decompose` tests it for products and sums of parts (also of
+    ``1/f``, ``f**2``, ``1/f**2``), for parts that depend on two variables only through
+    ``x_i*x_j``, ``x_i/x_j``, ``x_i + x_j`` or ``x_i - x_j``, and regresses each
+    one-variable part on a slice of the network.  The caller refits the result on the data
+    and judges it like any candidate.
     """
-    import sympy
-
-    from llmlex._symbolic import X as XSYM
-    from llmlex.genetic import run_genetic
-
-    n_var = X.shape[1]
-    if n_var < 2:
-        return []
+    from llmlex._separable import decompose
 
     def f(Z: np.ndarray) -> np.ndarray:
         return _kan_output(model, Z)[:, output]
 
-    rng = np.random.default_rng(_seed_for(seed, 7, output))
-    fx = f(X)
-    scale = float(np.sqrt(np.mean(fx**2)))
-    # pykan computes in float32: the surrogate is no more accurate than its rounding.
-    rmse = max(float(np.sqrt(np.mean((fx - y) ** 2))), 1e-6 * scale)
-    level = max(rmse / max(scale, 1e-300), 1e-6)
-    if level > _SURROGATE_MAX_ERROR:  # too rough a surrogate: any test would pass
-        log.info("output %d: network error %.3g too large for separability tests", output, level)
-        return []
-    ia, ib = rng.integers(0, X.shape[0], size=(2, n_pairs))
-    A, B = X[ia], X[ib]
-    fa, fb = fx[ia], fx[ib]
-    kinds = {"product": True, "sum": True}
-    for k in range(n_var):
-        AkB, BkA = B.copy(), A.copy()
-        AkB[:, k], BkA[:, k] = A[:, k], B[:, k]
-        fab, fba = f(AkB), f(BkA)
-        # Mismatches relative to the output's scale: about the network's relative error
-        # (times a few, for the four evaluations) when the form holds.
-        prod_err = np.sqrt(np.mean((fa * fb - fab * fba) ** 2)) / max(scale**2, 1e-300)
-        sum_err = np.sqrt(np.mean((fa + fb - fab - fba) ** 2)) / max(scale, 1e-300)
-        kinds["product"] &= bool(prod_err <= 20 * level)
-        kinds["sum"] &= bool(sum_err <= 20 * level)
-    if not any(kinds.values()):
-        return []
-    # Reference point: a data point where the output is far from zero (products divide
-    # by it), among a few random ones.
-    pool = rng.choice(X.shape[0], size=min(64, X.shape[0]), replace=False)
-    ref = X[pool[np.argmax(np.abs(fx[pool]))]]
-    f_ref = float(f(ref[None, :])[0])
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    slices: list[sympy.Expr] = []
-    deadline = time.perf_counter() + time_budget
-    for k in range(n_var):
-        Z = np.repeat(ref[None, :], n_slice, axis=0)
-        Z[:, k] = np.linspace(lo[k], hi[k], n_slice)
-        g = f(Z)
-        if not np.all(np.isfinite(g)) or np.ptp(g) <= 1e-12 * max(abs(f_ref), 1e-300):
-            slices.append(sympy.Float(float(np.mean(g))))
-            continue
-        # The slice is the network, accurate to about its RMS error: a formula within
-        # that of the slice is as good as any; the simplest such is taken.
-        tol = 4.0 * nchi2(g, g + rmse)
-        cands = [
-            fit_ansatz(text, Z[:, k], g, seed=_seed_for(seed, 9, k), validate=False, n_starts=4)
-            for _, text in EDGE_LIBRARY
-        ]
-        if min(r.nchi2 for r in cands) > tol:
-            try:
-                run = run_genetic(
-                    None,
-                    None,
-                    Z[:, k],
-                    g,
-                    population_size=population,
-                    num_of_generations=generations,
-                    exit_condition=tol / 4.0,
-                    seed=_seed_for(seed, 8, output, k),
-                    progress=False,
-                    time_budget=max(1.0, deadline - time.perf_counter()),
-                )
-                cands.extend(run.archive[:20])
-            except (DataError, NoValidAnsatzError) as err:
-                log.info("slice %d of output %d: no formula (%s)", k, output, err)
-        ok = [r for r in cands if r.success and math.isfinite(r.nchi2)]
-        if not ok:
-            return []
-        lowest = min(r.nchi2 for r in ok)
-        near = [r for r in ok if r.nchi2 <= max(tol, 2.0 * lowest)]
-        best = min(near, key=lambda r: (r.complexity, r.nchi2))
-        slices.append(best.expression.xreplace({XSYM: variables[k]}))
-    out: list[tuple[str, sympy.Expr]] = []
-    if kinds["product"] and f_ref != 0.0:
-        prod = sympy.Mul(*slices)
-        out.append(("separable-product", sympy.Float(f_ref ** (1 - n_var)) * prod))
-    if kinds["sum"]:
-        out.append(("separable-sum", sympy.Add(*slices) - sympy.Float((n_var - 1) * f_ref)))
-    return out
+    return decompose(
+        f,
+        X,
+        y,
+        variables,
+        seed=_seed_for(seed, 7, output),
+        population=population,
+        generations=generations,
+        time_budget=time_budget,
+        n_pairs=n_pairs,
+        n_slice=n_slice,
+        max_error=_SURROGATE_MAX_ERROR,
+    )
 
 
 class _Selection:
@@ -1698,13 +1669,22 @@ class _Selection:
         self.reference = math.inf
         self.best: Any = None
         self.best_score = math.inf
+        self._accepted: list[tuple[sympy.Expr, float]] = []
 
     def refit(self, expr: sympy.Expr) -> sympy.Expr:
         """``expr`` with its Float constants refitted on the training data."""
         from llmlex._kan_sympy import fit_constants, parameterise
 
         template, syms, p0 = parameterise(expr)
-        fitted = fit_constants(template, self.variables, syms, p0, self.X_fit, self.y_fit)
+        fitted = fit_constants(
+            template,
+            self.variables,
+            syms,
+            p0,
+            self.X_fit,
+            self.y_fit,
+            deadline=time.perf_counter() + _REFIT_TIME,
+        )
         return fitted.expression
 
     def score(self, expr: sympy.Expr) -> float:
@@ -1729,6 +1709,7 @@ class _Selection:
         else:
             self.best, self.best_score = raw, raw_score
         self.reference = self.best_score
+        self._accepted.append((self.best, self.best_score))
 
     def consider(
         self, origin: str, expr: sympy.Expr | None, *, refit: bool = True, force: bool = False
@@ -1751,10 +1732,33 @@ class _Selection:
             return False
         ok = within(score, self.reference, self.tolerance, 1e-12)
         self._record(origin, fitted, score, ok)
+        if ok:
+            self._accepted.append((fitted, score))
         simpler = (node_count(fitted), score) < (node_count(self.best), self.best_score)
         if ok and (simpler or force):
             self.best, self.best_score = fitted, score
         return ok
+
+    def tighten(self) -> bool:
+        """Make the best score accepted so far the reference, if it beats the current one.
+
+        The best formula becomes the simplest accepted one within tolerance of the new
+        reference.  Returns whether the reference changed.
+        """
+        from llmlex._kan_sympy import within
+        from llmlex._symbolic import node_count
+
+        lowest = min(score for _, score in self._accepted)
+        if not lowest < self.reference:
+            return False
+        self.reference = lowest
+        near = [
+            (node_count(e), score, e)
+            for e, score in self._accepted
+            if within(score, lowest, self.tolerance, 1e-12)
+        ]
+        _, self.best_score, self.best = min(near, key=lambda t: (t[0], t[1]))
+        return True
 
     def finish(self) -> sympy.Expr:
         """Final refit of the chosen formula's constants (kept only if it scores no worse)."""
@@ -2146,6 +2150,37 @@ class KANLEX:
         level = max(nchi2(y[:, o], pred[:, o]) for o in range(y.shape[1]))
         return float(np.clip(level, 1e-10, 1e-3)) if math.isfinite(level) else 1e-3
 
+    def _separable_first(
+        self, seed: int | None
+    ) -> tuple[list[list[tuple[str, sympy.Expr]]], list[bool]]:
+        """Separable candidates of each output, and whether one beats the network.
+
+        "Beats" means: refitted on the training data, its held-out nchi2 is at most the
+        network's own.
+        """
+        import sympy
+
+        from llmlex._kan_sympy import fit_constants, holdout_nchi2, parameterise
+
+        ds = self.dataset
+        X, Xt = _as_2d(ds["train_input"]), _as_2d(ds["test_input"])
+        Y, Yt = _as_2d(ds["train_label"]), _as_2d(ds["test_label"])
+        names = self.variable_names or [f"x{k}" for k in range(X.shape[1])]
+        variables = [sympy.Symbol(n, real=True) for n in names]
+        kan_test = _kan_output(self.model, Xt)
+        cands, beats = [], []
+        for o in range(Y.shape[1]):
+            found = _separable_candidates(self.model, X, variables, o, Y[:, o], seed=seed)
+            level = nchi2(Yt[:, o], kan_test[:, o])
+            ok = False
+            for _, expr in found:
+                template, syms, p0 = parameterise(expr)
+                fitted = fit_constants(template, variables, syms, p0, X, Y[:, o]).expression
+                ok = ok or holdout_nchi2(fitted, variables, Xt, Yt[:, o]) <= level
+            cands.append(found)
+            beats.append(ok)
+        return cands, beats
+
     @staticmethod
     def _test_loss(model: Any, ds: dict[str, Any]) -> float:
         torch, _ = _import_kan()
@@ -2176,6 +2211,7 @@ class KANLEX:
         regressor: EdgeRegressor | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         resume: bool = True,
+        edge_time_budget: float | None = None,
         **reference_options: Any,
     ) -> tuple[list[sympy.Expr], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
@@ -2193,6 +2229,14 @@ class KANLEX:
         taken.  ``tolerance``, ``simplify_timeout``, ``snap_time``, ``separable``: see
         :func:`symbolic_from_edges`; ``regressor``: see :func:`kan_to_symbolic`.
 
+        With ``separable`` (the default) the network's separability test runs first: if a
+        product or sum of one-variable formulas fits the held-out data better than the
+        network itself, the edges are fitted by the library of simple forms only (no
+        search, no LLM call) and the sweep of simpler edge assemblies is skipped.
+
+        ``edge_time_budget``: seconds each edge's searches may take (``None``: no limit;
+        a limit makes the result depend on the machine's speed).
+
         ``checkpoint`` (a JSON file) and ``resume``: see :func:`kan_to_symbolic`.  Every
         edge is recorded as soon as it is regressed; calling again after an interruption
         (a kernel restart, ``kill -9``) regresses only the edges not recorded, so no LLM
@@ -2209,6 +2253,16 @@ class KANLEX:
         ds = self.dataset
         if exit_condition is None:
             exit_condition = self._kan_level()
+        sep = None
+        search = True
+        if separable:
+            # The separability test needs only the network: run it first, and if its
+            # formulas already fit the held-out data better than the network does, the
+            # edges need no search (their formulas would only approximate the network).
+            sep, beats = self._separable_first(seed)
+            search = not all(beats)
+            if not search:
+                log.info("separable forms beat the network: edges fitted by the library only")
         self.edges = kan_to_symbolic(
             self.model,
             client,
@@ -2225,6 +2279,8 @@ class KANLEX:
             verbose=verbose,
             checkpoint=checkpoint,
             resume=resume,
+            search=search,
+            edge_time_budget=edge_time_budget,
         )
         self.results = symbolic_from_edges(
             self.model,
@@ -2240,6 +2296,7 @@ class KANLEX:
             simplify_timeout=simplify_timeout,
             snap_time=snap_time,
             separable=separable,
+            separable_candidates=sep,
             seed=seed,
         )
         if verbose:

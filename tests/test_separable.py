@@ -1,0 +1,91 @@
+"""Tests of llmlex._separable: structure found on plain numpy surrogates (no torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+
+from llmlex import _kan_sympy as ks
+from llmlex._separable import decompose
+
+x0, x1, x2 = sympy.symbols("x0 x1 x2", real=True)
+
+
+def _data(lo, hi, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(lo, hi, size=(n, len(lo)))
+
+
+def _refit_nchi2(expr, variables, X, y):
+    """nchi2 after refitting the candidate's constants on exact data."""
+    template, syms, p0 = ks.parameterise(expr)
+    return ks.fit_constants(template, variables, syms, p0, X, y).nchi2
+
+
+def _surrogate(truth, variables, rel_error=1e-5, seed=1):
+    """The truth as surrogate, and data carrying a small error (a network's level)."""
+
+    def f(Z):
+        return ks.evaluate(truth, variables, Z)
+
+    def data(X):
+        y = f(X)
+        rng = np.random.default_rng(seed)
+        return y + rel_error * np.std(y) * rng.standard_normal(y.size)
+
+    return f, data
+
+
+@pytest.mark.parametrize(
+    ("truth", "lo", "hi", "structure"),
+    [
+        ((x0 + 1) * x1**2, [1, 1], [3, 3], "f = g(x0) * g(x1)"),
+        (sympy.sin(x0) + 1 / x1, [1, 1], [3, 3], "f = g(x0) + g(x1)"),
+        # 1/f = 1/x0 + 1/x1: sum-separable only after the reciprocal transform
+        (x0 * x1 / (x0 + x1), [1, 1], [5, 5], "1/f = g(x0) + g(x1)"),
+        # a product whose second part depends on a ratio only, itself 1/sqrt(1 - u**2)
+        (x0 / sympy.sqrt(1 - x1**2 / x2**2), [1, 1, 3], [5, 2, 10], "f = g(x0) * g(x1/x2)"),
+        (2 * x0 * x1 * x2, [1, 1, 1], [2, 3, 4], "f = g(x0) * [f = g(x1) * g(x2)]"),
+    ],
+)
+def test_decompose_finds_the_structure_and_a_formula_that_refits_exactly(truth, lo, hi, structure):
+    variables = [x0, x1, x2][: len(lo)]
+    X = _data(np.array(lo, float), np.array(hi, float))
+    f, data = _surrogate(truth, variables)
+    found = decompose(f, X, data(X), variables, seed=0, time_budget=20)
+    assert found, "no structure found"
+    assert {o for o, _ in found} == {f"separable: {structure}"}
+    exact = f(X)
+    # Some variant has the truth's structure: refitted on exact data it is exact.
+    assert min(_refit_nchi2(e, variables, X, exact) for _, e in found) < 1e-12
+
+
+def test_decompose_finds_nothing_in_a_function_without_such_structure():
+    X = _data(np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
+    truth = sympy.tanh(x0 + x0 * x1**2 + 0.3) + sympy.sin(2 * x0 * x1 - x1)
+    f, data = _surrogate(truth, [x0, x1])
+    assert decompose(f, X, data(X), [x0, x1], seed=0, time_budget=10) == []
+
+
+def test_decompose_refuses_a_rough_surrogate():
+    X = _data(np.array([1.0, 1.0]), np.array([3.0, 3.0]))
+    f, data = _surrogate(x0 * x1, [x0, x1], rel_error=0.2)
+    # 20% error: every test would pass; the surrogate is not trusted at all.
+    assert decompose(f, X, data(X), [x0, x1], seed=0, max_error=0.05) == []
+
+
+def test_decompose_is_deterministic_for_a_seed():
+    X = _data(np.array([1.0, 1.0]), np.array([3.0, 3.0]))
+    f, data = _surrogate(sympy.exp(x0) / x1, [x0, x1])
+    y = data(X)
+    first = decompose(f, X, y, [x0, x1], seed=3)
+    assert first
+    assert decompose(f, X, y, [x0, x1], seed=3) == first
+
+
+def test_decompose_single_variable_and_mismatched_names_give_nothing():
+    X = _data(np.array([1.0]), np.array([2.0]))
+    assert decompose(lambda Z: Z[:, 0] ** 2, X, X[:, 0] ** 2, [x0]) == []
+    X2 = _data(np.array([1.0, 1.0]), np.array([2.0, 2.0]))
+    assert decompose(lambda Z: Z[:, 0] * Z[:, 1], X2, X2[:, 0] * X2[:, 1], [x0]) == []
