@@ -90,6 +90,9 @@ _TRANSFORMS: tuple[_Transform, ...] = (
     _Transform("1/f**2", lambda v: 1.0 / (v * v), lambda e, s: s / sympy.sqrt(e)),
 )
 
+# For one-variable parts only: a product of parts already covers sums of logarithms.
+_LOG = _Transform("log|f|", lambda v: np.log(np.abs(v)), lambda e, s: s * sympy.exp(e))
+
 # Two-variable combinations u(x_i, x_j): sympy form, numeric form, and the move that
 # keeps u fixed (the first variable moved by ``t``, the second compensating).
 _COMBOS: tuple[tuple[str, Callable, Callable, Callable], ...] = (
@@ -189,10 +192,10 @@ class _Formula:
 
 
 def _transformed_fits(x: np.ndarray, g: np.ndarray, seed: int) -> list[_Formula]:
-    """Library forms of ``1/g``, ``g**2`` and ``1/g**2``, mapped back to ``g``.
+    """Library forms of ``1/g``, ``g**2``, ``1/g**2`` and ``log|g|``, mapped back to ``g``.
 
-    ``1/sqrt(1 - x**2)`` or ``sqrt((1 + x)/(1 - x))`` are not in the library, but their
-    transforms are (a quadratic, a shifted reciprocal).
+    ``1/sqrt(1 - x**2)``, ``sqrt((1 + x)/(1 - x))`` or ``exp(sin(x))`` are not in the
+    library, but their transforms are (a quadratic, a shifted reciprocal, a sine).
     """
     from llmlex._kan_sympy import evaluate
     from llmlex._symbolic import X as XSYM
@@ -202,10 +205,10 @@ def _transformed_fits(x: np.ndarray, g: np.ndarray, seed: int) -> list[_Formula]
     sign = 1 if float(np.median(g)) >= 0 else -1
     one_signed = not (np.min(g) < 0 < np.max(g))
     far_from_zero = np.min(np.abs(g)) >= _MIN_ABS * np.max(np.abs(g))
-    for tr in _TRANSFORMS[1:]:
-        if (tr.name.startswith("1/") and not far_from_zero) or (
-            "**2" in tr.name and not one_signed
-        ):
+    for tr in (*_TRANSFORMS[1:], _LOG):
+        if tr.name.startswith("1/") and not far_from_zero:
+            continue
+        if ("**2" in tr.name or tr is _LOG) and not one_signed:
             continue
         with np.errstate(all="ignore"):
             h = tr.forward(g)

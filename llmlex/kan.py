@@ -481,7 +481,11 @@ def regress_edge(task: EdgeTask) -> EdgeFit:
     }
     deadline = None if task.time_budget is None else time.perf_counter() + task.time_budget
     try:
-        run = run_genetic(None, None, task.x, task.y, time_budget=task.time_budget, **options)
+        # The offline proposer hands over parameters it has already optimised: two starts
+        # (those, and all ones) refit them; more would triple an edge's cost for nothing.
+        run = run_genetic(
+            None, None, task.x, task.y, time_budget=task.time_budget, fit_starts=2, **options
+        )
         cands.extend(("offline", r) for r in run.archive[:20])
     except (DataError, NoValidAnsatzError) as err:  # the cheap fits still stand
         log.info("edge %s: offline search gave nothing (%s)", task.key, err)
