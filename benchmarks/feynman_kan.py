@@ -6,9 +6,10 @@ sampled independently and uniformly in their ranges; one KAN is trained (several
 within a budget, best by test loss) and then turned into a formula twice, on the *same*
 trained network:
 
-- **llmlex**: :class:`llmlex.kan.KANLEX` ``get_symbolic`` with ``client=None`` (edges by
-  constant/line/quadratic, then the offline proposer; exact assembly; simplification and
-  constant snapping judged on held-out data; final refit);
+- **llmlex**: :class:`llmlex.kan.KANLEX` ``get_symbolic`` with ``client=None`` (structure
+  tests on the network as a surrogate; edges by a library of simple forms, then the offline
+  proposer unless a structured formula already beats the network; exact assembly;
+  simplification and constant snapping judged on held-out data; final refit);
 - **pykan**: ``auto_symbolic`` (library below) then ``symbolic_formula``, as pykan's own
   workflow returns it, and the same formula with its constants refitted on the training
   data (``pykan+refit``), to separate structure from constants.

@@ -448,9 +448,11 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             edge_budget = None if left is None else max(0.05, 0.5 * left / max(1, n_edges))
             simplify = 0.0
             snap = 0.0
+            separable = 0.0
             if self.kan_simplify:
                 simplify = 10.0 if left is None else min(10.0, 0.1 * left)
                 snap = 30.0 if left is None else min(30.0, 0.1 * left)
+                separable = 30.0 if left is None else min(30.0, 0.1 * left)
             kl.get_symbolic(
                 self.client,
                 population=int(self.population_size),
@@ -461,6 +463,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 simplify_timeout=simplify,
                 snap_time=snap,
                 separable=bool(self.kan_simplify),
+                separable_time=separable,
                 seed=seed,
                 regressor=_EdgeRegressor(
                     search=self.kan_edges == "search",

@@ -10,9 +10,11 @@ A trained KAN is a sum-and-compose network of univariate edge functions.  This m
    anything else, that the formula reproduces a numerical replica of the network built
    from the same edge functions, and that the replica with pykan's own splines reproduces
    the network's output (:func:`assemble_expressions`, :func:`symbolic_from_edges`);
-3. simplifies without ever making the fit worse: sympy under a time limit, then (with a
-   client) an LLM asked for equivalent simpler forms, parsed by a whitelist; each candidate
-   is refitted on the original data and kept only if its held-out nchi2 stays within a
+3. simplifies without ever making the fit worse: formulas built from the network's
+   structure (products, sums, invariant combinations: :mod:`llmlex._separable`, with the
+   network as a surrogate of the data), sympy under a time limit, then (with a client) an
+   LLM asked for equivalent simpler forms, parsed by a whitelist; each candidate is
+   refitted on the original data and kept only if its held-out nchi2 stays within a
    tolerance of the raw formula's; constants are snapped to simple values on the same rule;
 4. refits the constants of the chosen formula on the original data.
 
@@ -2155,7 +2157,7 @@ class KANLEX:
         return float(np.clip(level, 1e-10, 1e-3)) if math.isfinite(level) else 1e-3
 
     def _separable_first(
-        self, seed: int | None
+        self, seed: int | None, time_budget: float
     ) -> tuple[list[list[tuple[str, sympy.Expr]]], list[bool]]:
         """Separable candidates of each output, and whether one beats the network.
 
@@ -2174,7 +2176,9 @@ class KANLEX:
         kan_test = _kan_output(self.model, Xt)
         cands, beats = [], []
         for o in range(Y.shape[1]):
-            found = _separable_candidates(self.model, X, variables, o, Y[:, o], seed=seed)
+            found = _separable_candidates(
+                self.model, X, variables, o, Y[:, o], seed=seed, time_budget=time_budget
+            )
             level = nchi2(Yt[:, o], kan_test[:, o])
             ok = False
             for _, expr in found:
@@ -2216,6 +2220,7 @@ class KANLEX:
         checkpoint: str | os.PathLike[str] | None = None,
         resume: bool = True,
         edge_time_budget: float | None = None,
+        separable_time: float = 30.0,
         **reference_options: Any,
     ) -> tuple[list[sympy.Expr], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
@@ -2237,6 +2242,9 @@ class KANLEX:
         product or sum of one-variable formulas fits the held-out data better than the
         network itself, the edges are fitted by the library of simple forms only (no
         search, no LLM call) and the sweep of simpler edge assemblies is skipped.
+
+        ``separable_time``: seconds the structure tests and their one-variable searches
+        may take (per output).
 
         ``edge_time_budget``: seconds each edge's searches may take (``None``: no limit;
         a limit makes the result depend on the machine's speed).
@@ -2263,7 +2271,7 @@ class KANLEX:
             # The separability test needs only the network: run it first, and if its
             # formulas already fit the held-out data better than the network does, the
             # edges need no search (their formulas would only approximate the network).
-            sep, beats = self._separable_first(seed)
+            sep, beats = self._separable_first(seed, separable_time)
             search = not all(beats)
             if not search:
                 log.info("separable forms beat the network: edges fitted by the library only")

@@ -780,3 +780,90 @@ def test_edge_alternatives_run_from_a_constant_to_the_chosen_fit():
     const = alts[0][0]
     expected = np.sqrt(np.mean((1e-3 * (const.predict(x) - y)) ** 2))
     assert edge_weighted_error(task, const) == pytest.approx(expected)
+
+
+def _edge_task(x, y, **kw):
+    from llmlex.kan import EdgeTask
+
+    opts = dict(
+        key=(0, 0, 0),
+        x=x,
+        y=y,
+        client=None,
+        gpt_model="m",
+        exit_condition=1e-20,  # unreachable: the library never stops the search itself
+        population=2,
+        generations=1,
+        temperature=0.1,
+        seed=0,
+    )
+    opts.update(kw)
+    return EdgeTask(**opts)
+
+
+def test_edge_search_off_keeps_to_the_library():
+    from llmlex.kan import EDGE_LIBRARY, regress_edge
+
+    x = np.linspace(-1.0, 1.0, 150)
+    y = np.sin(3.0 * x) * np.exp(x)  # no library form fits: a search would run
+    searched = regress_edge(_edge_task(x, y))
+    assert searched.source == "offline"
+    library_only = regress_edge(_edge_task(x, y, search=False))
+    assert library_only.source != "offline"
+    assert len(library_only.candidates) == len(EDGE_LIBRARY)
+    assert library_only.llm_calls == 0
+
+
+def test_kan_to_symbolic_passes_search_and_time_budget_to_the_tasks():
+    X, _, _, _ = _dataset(lambda X: X[:, 0] * X[:, 1], n=150)
+    seen = []
+
+    def record(task):
+        seen.append((task.search, task.time_budget))
+        return _linear_regressor(task)
+
+    kan_to_symbolic(_kan([2, 1, 1]), None, x=X, regressor=record, search=False, edge_time_budget=2)
+    assert seen and set(seen) == {(False, 2.0)}
+
+
+def test_kan_checkpoint_records_the_search_option(tmp_path):
+    from llmlex.persist import CheckpointError
+
+    X, _, _, _ = _dataset(lambda X: X[:, 0] * X[:, 1], n=150)
+    model = _kan([2, 1, 1])
+    path = tmp_path / "edges.json"
+    kan_to_symbolic(model, None, x=X, regressor=_linear_regressor, checkpoint=path, search=False)
+    with pytest.raises(CheckpointError, match="search was False, now True"):
+        kan_to_symbolic(model, None, x=X, regressor=_linear_regressor, checkpoint=path)
+
+
+def test_a_better_structured_formula_becomes_the_reference():
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    f = lambda X: X[:, 0] * X[:, 1] ** 2  # noqa: E731
+    # A raw formula that only approximates the data (like a network's assembly): no
+    # refit of its constants makes x1**2 out of a line and an exponential.
+    raw = x0 * (sympy.Float(0.1) + sympy.Float(0.5) * x1 + sympy.Float(0.3) * sympy.exp(x1))
+    sel = _selection(raw, f, [x0, x1])
+    loose = sel.reference
+    assert sel.consider("again", raw)  # as good as itself
+    exact = sympy.Float(1.01) * x0 * x1**2
+    assert sel.consider("separable", exact)
+    assert sel.tighten()
+    assert sel.reference < 1e-6 * loose
+    assert not sel.consider("again", raw)  # no longer acceptable
+    assert ks.holdout_nchi2(sel.finish(), [x0, x1], sel.X_hold, sel.y_hold) < 1e-20
+    assert not sel.tighten()  # nothing better since
+
+
+def test_constant_refit_stops_at_its_deadline_keeping_the_best_point():
+    import time
+
+    x0 = sympy.Symbol("x0", real=True)
+    X = np.linspace(0.1, 2.0, 400)[:, None]
+    y = 2.0 * np.exp(0.5 * X[:, 0])
+    template, syms, p0 = ks.parameterise(sympy.Float(1.5) * sympy.exp(sympy.Float(0.3) * x0))
+    start = ks.holdout_nchi2(template.subs(dict(zip(syms, p0, strict=True))), [x0], X, y)
+    past = ks.fit_constants(template, [x0], syms, p0, X, y, deadline=time.perf_counter() - 1)
+    assert past.nchi2 == pytest.approx(start)  # stopped at once: the start point
+    free = ks.fit_constants(template, [x0], syms, p0, X, y)
+    assert free.nchi2 < 1e-20
