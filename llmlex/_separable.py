@@ -35,6 +35,7 @@ import sympy
 
 from llmlex.exceptions import DataError, NoValidAnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2
+from llmlex.kan import EDGE_LIBRARY  # torch-free at import
 
 __all__ = ["decompose"]
 
@@ -42,25 +43,9 @@ log = logging.getLogger(__name__)
 
 Surrogate = Callable[[np.ndarray], np.ndarray]
 
-#: Simple one-variable forms fitted before any search (with outer scale and offset).
-SLICE_LIBRARY: tuple[str, ...] = (
-    "params[0]",
-    "params[0]*x + params[1]",
-    "params[0]*x**2 + params[1]",
-    "params[0]*x**3 + params[1]",
-    "params[0]/x + params[1]",
-    "params[0]/x**2 + params[1]",
-    "params[0]*np.sqrt(x) + params[1]",
-    "params[0]*np.log(x) + params[1]",
-    "params[0]*np.exp(params[1]*x) + params[2]",
-    "params[0]*x**params[1] + params[2]",
-    "params[0]*x**2 + params[1]*x + params[2]",
-    "params[0]/(x + params[1]) + params[2]",
-    "params[0]*np.sqrt(x + params[1]) + params[2]",
-    "params[0]*np.log(x + params[1]) + params[2]",
-    "params[0]*np.sin(params[1]*x + params[2]) + params[3]",
-    "params[0]*np.tanh(params[1]*x + params[2]) + params[3]",
-)
+#: Simple one-variable forms fitted before any search: the KAN edges' library (with
+#: outer scale and offset), one definition for both.
+SLICE_LIBRARY: tuple[str, ...] = tuple(text for _, text in EDGE_LIBRARY)
 
 # Mismatch allowed in the separability and invariance tests, in units of the surrogate's
 # propagated error (four evaluations enter each test; the error is not white noise).

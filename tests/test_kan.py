@@ -751,23 +751,13 @@ def test_separable_candidates_none_for_a_network_that_is_neither():
 
 
 def test_edge_alternatives_run_from_a_constant_to_the_chosen_fit():
-    from llmlex.kan import EdgeTask, _alternatives, edge_weighted_error, regress_edge
+    from llmlex.kan import _alternatives, edge_weighted_error, regress_edge
 
     x = np.linspace(1.0, 3.0, 120)
     y = 2.0 * x**2 + 0.5
-    task = EdgeTask(
-        key=(0, 0, 0),
-        x=x,
-        y=y,
-        client=None,
-        gpt_model="m",
-        exit_condition=1e-20,  # unreachable: only the weights can stop the search
-        population=2,
-        generations=1,
-        temperature=0.1,
-        seed=0,
-        weights=np.full_like(x, 1e-3),  # the output hardly depends on this edge
-    )
+    # exit_condition unreachable: only the weights can stop the search; the output
+    # hardly depends on this edge.
+    task = _edge_task(x, y, weights=np.full_like(x, 1e-3))
     fit = regress_edge(task)
     assert fit.source in ("library", "quadratic")  # no search: the library sufficed
     alts = _alternatives(task, fit.fit, fit.candidates)
