@@ -89,7 +89,9 @@ def test_later_generations_send_parents_with_scores(fake_openai):
 def test_generation_of_eight_runs_its_calls_concurrently(fake_openai, use_async):
     # Wall-time figures live in benchmarks/concurrency.py; here: all 8 calls overlap.
     fake_openai.reply_with(SINE)
-    fake_openai.latency = 0.3
+    # Long enough that every call is still in flight when the last one starts, even on a
+    # loaded machine (0.3 s let one finish first under CI load).
+    fake_openai.latency = 1.5
     client = fake_openai.async_client() if use_async else fake_openai.client()
     x = np.linspace(-1, 1, 40)
     run = llmlex.run_genetic(client, None, x, np.sin(3.0 * x), 8, 1, progress=False)
