@@ -25,7 +25,6 @@ import pickle
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,11 +33,11 @@ from typing import Any
 import numpy as np
 import scipy.special as sps
 import sympy
-from scipy.optimize import least_squares, leastsq
 
+from llmlex._lsq import Objective, OutOfTime, minimise
+from llmlex._score import nchi2, nchi2_scale
 from llmlex.ansatz import MAX_DEPTH, MAX_NODES, MAX_TEXT_LENGTH, _function_name
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
-from llmlex.fit import nchi2, nchi2_scale
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +218,6 @@ class ConstantFit:
     nchi2: float
 
 
-class _OutOfTime(Exception):
-    """Raised inside the optimiser's callback to stop it at a deadline."""
-
-
 def fit_constants(
     template: sympy.Expr,
     variables: Sequence[sympy.Symbol],
@@ -242,39 +237,22 @@ def fit_constants(
     """
     f = compile_expr(template, [*variables, *params])
     cols = [X[:, k] for k in range(X.shape[1])]
-    weight = 1.0 / nchi2_scale(y)
-    n = len(params)
-    best = {"value": math.inf, "p": np.asarray(p0, dtype=float).copy()}
-
-    def residuals(p: np.ndarray) -> np.ndarray:
-        if deadline is not None and best["value"] < math.inf and time.perf_counter() > deadline:
-            raise _OutOfTime
-        with np.errstate(all="ignore"):
-            r = (np.asarray(f([*cols, *p]), dtype=float) - y) * weight
-        r = np.broadcast_to(r, y.shape)
-        value = float(r @ r) / y.size if np.all(np.isfinite(r)) else math.inf
-        if value < best["value"]:
-            best["value"], best["p"] = value, np.array(p, dtype=float)
-        return np.where(np.isfinite(r), np.clip(r, -1e10, 1e10), 1e10)
-
-    residuals(np.asarray(p0, dtype=float))
-    if n:
-        budget = max_nfev if max_nfev is not None else 200 * (n + 1)
+    objective = Objective(
+        lambda p: f([*cols, *p]), y, 1.0 / nchi2_scale(y), deadline=deadline, after_finite=True
+    )
+    p_start = np.asarray(p0, dtype=float).copy()
+    objective(p_start)
+    if params:
+        budget = max_nfev if max_nfev is not None else 200 * (len(params) + 1)
         try:
-            # MINPACK warns when it spends its budget; the best point is kept regardless.
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                if y.size >= n:
-                    leastsq(residuals, np.asarray(p0, dtype=float), maxfev=budget, ftol=1e-14)
-                else:
-                    least_squares(residuals, np.asarray(p0, dtype=float), max_nfev=budget)
-        except _OutOfTime:
+            minimise(objective, p_start, max_nfev=budget, ftol=1e-14, xtol=1.49012e-08)
+        except OutOfTime:
             log.debug("constant refit stopped at its deadline")
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
             log.debug("constant refit failed: %s", err)
-    p = best["p"]
+    p = objective.best_p if objective.best_p is not None else p_start
     expr = template.xreplace({s: sympy.Float(float(v)) for s, v in zip(params, p, strict=True)})
-    return ConstantFit(expression=expr, params=p, nchi2=best["value"])
+    return ConstantFit(expression=expr, params=p, nchi2=objective.best)
 
 
 def holdout_nchi2(expr: sympy.Expr, variables: Sequence[sympy.Symbol], X: Arr, y: Arr) -> float:

@@ -34,7 +34,7 @@ import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair as _ExprCondPair
 from sympy.logic.boolalg import Boolean
 
-from llmlex.persist import PersistError
+from llmlex.exceptions import PersistError
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "decode_expr", "encode_expr"]
 

@@ -6,6 +6,9 @@ The hierarchy (every class also derives from the built-in that the error really 
     ├── DataError(ValueError)            bad x / y handed in by the caller
     ├── AnsatzError(ValueError)          an ansatz text that is not in the safe language
     │   └── AnsatzTooComplexError        ...or exceeds the size / nesting / exponent bounds
+    ├── PersistError(ValueError)         a saved document llmlex cannot load
+    │   └── CheckpointError              a checkpoint that belongs to another run, or damaged
+    ├── AssemblyError(RuntimeError)      a KAN's assembled formula does not reproduce it
     ├── LLMError(RuntimeError)           the language model could not be used
     │   ├── LLMAuthenticationError       bad or missing API key (401 / 403)
     │   ├── LLMConnectionError           server unreachable or timing out
@@ -16,6 +19,10 @@ The hierarchy (every class also derives from the built-in that the error really 
 A failed fit or a bad LLM reply during a search is *not* an exception: it is recorded
 in the run's :class:`~llmlex.genetic.RunStats` and the search goes on.  Exceptions are
 reserved for bad input and for runs that cannot produce anything at all.
+
+Every class is defined here and nowhere else; the older import paths
+(``llmlex.persist.PersistError``, ``llmlex.persist.CheckpointError``,
+``llmlex.kan.AssemblyError``) are re-exports of these.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from __future__ import annotations
 __all__ = [
     "AnsatzError",
     "AnsatzTooComplexError",
+    "AssemblyError",
+    "CheckpointError",
     "DataError",
     "LLMAuthenticationError",
     "LLMConnectionError",
@@ -31,6 +40,7 @@ __all__ = [
     "LLMModelNotFoundError",
     "MissingDependencyError",
     "NoValidAnsatzError",
+    "PersistError",
 ]
 
 
@@ -48,6 +58,18 @@ class AnsatzError(LLMLExError, ValueError):
 
 class AnsatzTooComplexError(AnsatzError):
     """An ansatz exceeds the bounds on size, nesting depth or exponent growth."""
+
+
+class PersistError(LLMLExError, ValueError):
+    """A saved document is not one llmlex can load (wrong kind, newer schema, damaged)."""
+
+
+class CheckpointError(PersistError):
+    """A checkpoint file belongs to another run (other data or options), or is damaged."""
+
+
+class AssemblyError(LLMLExError, RuntimeError):
+    """The assembled formula does not reproduce the network it was built from."""
 
 
 class LLMError(LLMLExError, RuntimeError):

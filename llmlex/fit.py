@@ -16,18 +16,21 @@ objective, so parameters are fitted by minimising it directly with
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from scipy.optimize import least_squares, leastsq
 
+from llmlex._jsonio import decode_float, encode_float
+from llmlex._lsq import Objective, OutOfTime, minimise
+from llmlex._report import report_html
+from llmlex._score import ALPHA, EPS, nchi2, nchi2_scale, r2, score
 from llmlex._validation import check_xy
 from llmlex.ansatz import Ansatz, parse_ansatz
+from llmlex.exceptions import AnsatzError, PersistError
 
 if TYPE_CHECKING:
     import sympy
@@ -45,76 +48,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Fraction of |y| below which the local scale does not shrink.
-ALPHA = 0.01
-#: Floor of the global scale.
-EPS = 1e-4
 #: A fit at or below this nchi2 is exact to rounding: no further starts are tried.
 EXACT_NCHI2 = 1e-16
-# Residuals are clipped here so that squares never overflow; non-finite ones become it.
-_RESIDUAL_CAP = 1e10
-
-
-def nchi2_scale(y: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> np.ndarray:
-    """Per-point denominator ``max(g, alpha*|y_i|)`` of the normalized chi-squared.
-
-    Parameters
-    ----------
-    y : ndarray
-        Observed values.
-    alpha, eps : float
-        The relative floor and the absolute floor of the scale.
-
-    Returns
-    -------
-    ndarray
-        Positive scales with the shape of ``y``.
-    """
-    y = np.asarray(y, dtype=float)
-    abs_y = np.abs(y)
-    mad = float(np.median(np.abs(y - np.median(y))))
-    g = max(mad, alpha * float(np.mean(abs_y)), eps)
-    return np.maximum(g, alpha * abs_y)
-
-
-def nchi2(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> float:
-    """Normalized chi-squared of predictions ``yhat`` against ``y`` (lower is better).
-
-    Returns ``inf`` if any prediction is non-finite.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> nchi2(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
-    0.0
-    """
-    y = np.asarray(y, dtype=float)
-    yhat = np.broadcast_to(np.asarray(yhat, dtype=float), y.shape)
-    if not np.all(np.isfinite(yhat)):
-        return float("inf")
-    with np.errstate(over="ignore"):
-        r = (y - yhat) / nchi2_scale(y, alpha=alpha, eps=eps)
-        value = float(np.mean(r * r))
-    return value if np.isfinite(value) else float("inf")
-
-
-def r2(y: np.ndarray, yhat: np.ndarray) -> float:
-    """Coefficient of determination of ``yhat`` against ``y``.
-
-    ``-inf`` if a prediction is non-finite; for constant ``y``, 1 if exact, else ``-inf``.
-    """
-    y = np.asarray(y, dtype=float)
-    yhat = np.broadcast_to(np.asarray(yhat, dtype=float), y.shape)
-    if not np.all(np.isfinite(yhat)):
-        return -math.inf
-    ss = float(np.sum((y - np.mean(y)) ** 2))
-    res = float(np.sum((y - yhat) ** 2))
-    return 1.0 - res / ss if ss > 0 else (1.0 if res == 0 else -math.inf)
-
-
-def score(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> float:
-    """The reference library's score, ``-nchi2`` (higher is better)."""
-    return -nchi2(y, yhat, alpha=alpha, eps=eps)
 
 
 _MAPPING_KEYS = (
@@ -228,9 +163,41 @@ class FitResult:
         self.__dict__.update(state)
 
     def _repr_html_(self) -> str:
-        from llmlex.export import report_html
-
         return report_html(self)
+
+    # ------------------------------------------------------------ the Result protocol
+    kind: ClassVar[str] = "fit_result"
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """``("x",)``: an ansatz is univariate."""
+        return ("x",)
+
+    def report_rows(self, precision: int = 6) -> list[tuple[str, str]]:
+        """Rows of :func:`llmlex.export.report` after the formula."""
+        params = ", ".join(f"p{k} = {v:.{precision}g}" for k, v in enumerate(self.params))
+        return [
+            ("ansatz", self.ansatz),
+            ("parameters", params or "(none)"),
+            ("nchi2", f"{self.nchi2:.{precision}g}"),
+            ("complexity", str(self.complexity)),
+            ("fit", f"{self.message}; {self.nfev} evaluations, {self.time:.3g} s"),
+        ]
+
+    def pareto_points(self) -> tuple[list[tuple[int, float, str]], tuple[int, float] | None]:
+        """The one point of this fit."""
+        return [(self.complexity, self.nchi2, self.ansatz)], (self.complexity, self.nchi2)
+
+    def to_document(self) -> dict[str, Any]:
+        """The body of its JSON document (see :mod:`llmlex.persist`)."""
+        return {"result": fit_result_to_dict(self)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> FitResult:
+        """Inverse of :meth:`to_document`; the ansatz is re-parsed, never evaluated."""
+        if "result" not in doc:
+            raise PersistError("the document lacks the field 'result'")
+        return fit_result_from_dict(doc["result"])
 
     # Mapping-style access, for code written against the reference library.
     def __getitem__(self, key: str) -> Any:
@@ -270,28 +237,59 @@ class FitResult:
         }
 
 
-class _Budget(Exception):
-    """Raised inside the residual function when the time budget is spent."""
+def fit_result_to_dict(result: FitResult) -> dict[str, Any]:
+    """The fields of a :class:`FitResult` as JSON-able values (the compiled ansatz is not
+    stored: it is rebuilt from the text)."""
+    return {
+        "ansatz": result.ansatz,
+        "params": [encode_float(v) for v in result.params],
+        "nchi2": encode_float(result.nchi2),
+        "success": bool(result.success),
+        "message": str(result.message),
+        "nfev": int(result.nfev),
+        "n_starts": int(result.n_starts),
+        "time": encode_float(result.time),
+    }
+
+
+def fit_result_from_dict(data: Mapping[str, Any]) -> FitResult:
+    """Rebuild a :class:`FitResult`, re-parsing its ansatz in the safe language."""
+    try:
+        text = data["ansatz"]
+        if not isinstance(text, str):
+            raise PersistError(f"ansatz must be a string, got {type(text).__name__}")
+        try:
+            compiled = parse_ansatz(text)
+        except AnsatzError as err:
+            raise PersistError(f"stored ansatz {text[:80]!r} does not parse: {err}") from None
+        params = [decode_float(v) for v in data["params"]]
+        if len(params) != compiled.n_params:
+            raise PersistError(
+                f"ansatz {text[:80]!r} has {compiled.n_params} parameters but "
+                f"{len(params)} values are stored"
+            )
+        return FitResult(
+            ansatz=text,
+            params=params,
+            nchi2=decode_float(data["nchi2"]),
+            success=bool(data["success"]),
+            message=str(data.get("message", "")),
+            nfev=int(data.get("nfev", 0)),
+            n_starts=int(data.get("n_starts", 0)),
+            time=decode_float(data.get("time", 0.0)),
+            compiled=compiled,
+        )
+    except KeyError as err:
+        raise PersistError(f"a stored result lacks the field {err.args[0]!r}") from None
+    except (TypeError, ValueError) as err:
+        if isinstance(err, PersistError):
+            raise
+        raise PersistError(f"a stored result is malformed: {err}") from None
 
 
 def _random_start(rng: np.random.Generator, n: int, wide: bool) -> np.ndarray:
     lo, hi = (-2.0, 2.0) if wide else (-1.0, 1.0)
     return rng.choice([-1.0, 1.0], size=n) * 10.0 ** rng.uniform(lo, hi, size=n)
-
-
-def _minimise(fun: Any, p0: np.ndarray, max_nfev: int, m: int) -> float:
-    """Run one local least-squares minimisation; return the mean squared residual reached.
-
-    MINPACK's Levenberg-Marquardt through :func:`scipy.optimize.leastsq` has the least
-    per-call overhead (the finite differences run in compiled code); it needs at least
-    as many residuals as parameters, else the trust-region solver is used.
-    """
-    if m >= p0.size:
-        p, *_ = leastsq(fun, p0, full_output=True, maxfev=max_nfev, ftol=1e-12, xtol=1e-12)
-    else:
-        p = least_squares(fun, p0, method="trf", max_nfev=max_nfev).x
-    r = fun(np.asarray(p, dtype=float))
-    return float(r @ r) / m
 
 
 def fit_ansatz(
@@ -363,7 +361,6 @@ def fit_ansatz(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = compiled.n_params
     weight = 1.0 / nchi2_scale(y, alpha=alpha, eps=eps)
-    m = y.size
 
     def done(p: np.ndarray, value: float, ok: bool, msg: str, nfev: int, starts: int):
         return FitResult(
@@ -383,34 +380,11 @@ def fit_ansatz(
         ok = bool(np.isfinite(value))
         return done(np.empty(0), value, ok, "no parameters" if ok else "non-finite", 1, 0)
 
-    best_p = np.full(n, np.nan)
-    best = np.inf
-    nfev = 0
     deadline = t0 + timeout
-
-    def raw_residuals(p: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):  # overflow is expected far from the optimum
-            return (compiled(x, p) - y) * weight
-
-    def residuals(p: np.ndarray) -> np.ndarray:
-        nonlocal best, best_p, nfev
-        nfev += 1
-        r = raw_residuals(p)
-        with np.errstate(all="ignore"):
-            value = float(r @ r) / m  # nan or inf when anything is non-finite
-        if value < best:  # keep the best point ever seen, not only where the optimiser stops
-            best, best_p = value, p.copy()
-        elif not np.isfinite(value):
-            # Steer the optimiser away from where the ansatz is undefined or overflows.
-            r = np.where(np.isfinite(r), np.clip(r, -_RESIDUAL_CAP, _RESIDUAL_CAP), _RESIDUAL_CAP)
-        if nfev % 32 == 0 and time.perf_counter() > deadline:
-            raise _Budget
-        return r
-
-    def finite_at(p: np.ndarray) -> bool:
-        nonlocal nfev
-        nfev += 1
-        return bool(np.all(np.isfinite(raw_residuals(p))))
+    # The clock is read every 32 evaluations: it costs more than a cheap ansatz.
+    objective = Objective(lambda p: compiled(x, p), y, weight, deadline=deadline, check_every=32)
+    finite_at = objective.finite_at
+    raw_residuals = objective.raw
 
     def find_finite(p0: np.ndarray) -> np.ndarray | None:
         if finite_at(p0):
@@ -429,21 +403,20 @@ def fit_ansatz(
         # Multimodal objectives (frequencies, sums of exponentials) defeat local starts
         # drawn blindly.  Screening a few hundred random points costs about as much as
         # one local fit and sends the remaining starts into the most promising basins.
-        nonlocal nfev
         half = pool_size // 2
         logs = np.concatenate(
             [rng.uniform(-1.0, 1.0, (half, n)), rng.uniform(-2.0, 2.0, (pool_size - half, n))]
         )
         points = rng.choice([-1.0, 1.0], size=logs.shape) * 10.0**logs
-        if np.all(np.isfinite(best_p)):
+        if objective.best_p is not None and np.all(np.isfinite(objective.best_p)):
             jitter = 10.0 ** rng.uniform(-0.5, 0.5, size=(pool_size // 4, n))
-            points = np.vstack([points, best_p * jitter])
+            points = np.vstack([points, objective.best_p * jitter])
         values = np.empty(len(points))
         with np.errstate(all="ignore"):
             for k, pt in enumerate(points):
                 r = raw_residuals(pt)
                 values[k] = float(r @ r)
-        nfev += len(points)
+        objective.nfev += len(points)
         values[~np.isfinite(values)] = np.inf
         order = [k for k in np.argsort(values, kind="stable") if np.isfinite(values[k])]
         # Greedy diversity: the best points often crowd one basin, so take each next
@@ -479,18 +452,17 @@ def fit_ansatz(
         p0 = find_finite(p0)
         if p0 is None:
             continue
-        before = best
+        before = objective.best
         try:
-            with np.errstate(all="ignore"):
-                reached = _minimise(residuals, p0, budget, m)
+            reached = minimise(objective, p0, max_nfev=budget)
             message = "converged"
-        except _Budget:
+        except OutOfTime:
             message = f"time budget of {timeout:g} s spent"
             break
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
             message = f"optimiser failed: {err}"
             continue
-        if best <= EXACT_NCHI2:
+        if objective.best <= EXACT_NCHI2:
             message = "exact fit"
             break
         # Five starts landing on the same best minimum: more are unlikely to help.
@@ -502,7 +474,9 @@ def fit_ansatz(
             message = f"time budget of {timeout:g} s spent"
             break
 
-    if not np.isfinite(best):
+    nfev = objective.nfev
+    if objective.best_p is None or not np.isfinite(objective.best):
         return done(np.full(n, np.nan), float("inf"), False, message, nfev, tried)
+    best_p = objective.best_p
     final = nchi2(y, compiled(x, best_p), alpha=alpha, eps=eps)
     return done(best_p, final, bool(np.isfinite(final)), str(message), nfev, tried)

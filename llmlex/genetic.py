@@ -21,20 +21,31 @@ import asyncio
 import concurrent.futures
 import difflib
 import hashlib
-import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from llmlex._aio import run_sync
+from llmlex._checkpoint import CheckpointFile, options_mismatch
+from llmlex._jsonio import data_fingerprint, encode_float
+from llmlex._results import (
+    CHECKPOINT_KIND,
+    PARSIMONY_RTOL,
+    STAGES,
+    GeneticRun,
+    RunStats,
+    decode_results,
+    encode_results,
+    prefer,
+    stats_from_dict,
+    stats_to_dict,
+)
 from llmlex._validation import check_xy
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import (
@@ -57,61 +68,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-STAGES = ("api", "extraction", "parsing", "fitting")
-#: Default relative tolerance of the parsimony rule (see :attr:`GeneticRun.best`).
-PARSIMONY_RTOL = 0.05
-#: Below this nchi2 two fits are both "exact" and only complexity decides between them.
-EXACT_LEVEL = 1e-20
-
-
-@dataclass(frozen=True)
-class RunStats:
-    """Counts of a search.
-
-    Attributes
-    ----------
-    calls : int
-        Paid API calls made.
-    prompt_tokens, completion_tokens : int
-        Token usage reported by the server.
-    proposals : int
-        Candidate ansatz texts received.
-    fits : int
-        Candidates parsed and fitted.
-    failures : Mapping[str, int]
-        Lost proposals by stage: ``api``, ``extraction``, ``parsing``, ``fitting``.
-    llm_calls_saved : int
-        LLM calls that hybrid mode did not need to make.
-    generations : int
-        Generations run.
-    time : float
-        Wall time in seconds.
-    last_error : str
-        The last failure message seen (empty if none).
-    cache_hits : int
-        Replies answered from the reply cache (they cost no call and no tokens).
-    cost : float or None
-        Money spent in USD, when ``prices`` for the model were given; else None.
-    """
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    proposals: int = 0
-    fits: int = 0
-    failures: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
-    llm_calls_saved: int = 0
-    generations: int = 0
-    time: float = 0.0
-    last_error: str = ""
-    cache_hits: int = 0
-    cost: float | None = None
-
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus completion tokens."""
-        return self.prompt_tokens + self.completion_tokens
 
 
 class _Counter:
@@ -199,103 +155,6 @@ class _Budgets:
         if self.max_cost is not None and (counter.cost or 0.0) >= self.max_cost:
             return f"max_cost budget of {self.max_cost:g} USD reached"
         return None
-
-
-def _prefer(a: FitResult, b: FitResult, rtol: float) -> FitResult:
-    """The better of two results under the parsimony rule."""
-    lo, hi = (a, b) if a.nchi2 <= b.nchi2 else (b, a)
-    if _within(hi.nchi2, lo.nchi2, rtol) and hi.complexity < lo.complexity:
-        return hi
-    return lo
-
-
-def _within(value: float, best: float, rtol: float) -> bool:
-    return value <= max(best * (1.0 + rtol), EXACT_LEVEL)
-
-
-@dataclass(frozen=True, eq=False)
-class GeneticRun(Sequence[tuple[FitResult, ...]]):
-    """The outcome of :func:`run_genetic`.
-
-    Behaves as the sequence of populations the reference library returned
-    (``run[-1]`` is the last generation, each a tuple of :class:`FitResult`, best first).
-
-    Attributes
-    ----------
-    populations : tuple of tuple of FitResult
-        Each generation's population, best first.
-    archive : tuple of FitResult
-        The best result of every distinct ansatz seen, best first.
-    stats : RunStats
-        Calls, tokens, failures by stage, time.
-    proposer : str
-        Name of the proposer(s) used.
-    stop_reason : str
-        Why the run ended.
-    parsimony_rtol : float
-        Relative tolerance of the parsimony rule used by :attr:`best`.
-    """
-
-    populations: tuple[tuple[FitResult, ...], ...]
-    archive: tuple[FitResult, ...]
-    stats: RunStats
-    proposer: str
-    stop_reason: str
-    parsimony_rtol: float = PARSIMONY_RTOL
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.populations[index]
-
-    def __len__(self) -> int:
-        return len(self.populations)
-
-    def __iter__(self) -> Iterator[tuple[FitResult, ...]]:
-        return iter(self.populations)
-
-    @cached_property
-    def best(self) -> FitResult:
-        """The simplest result whose nchi2 is within ``parsimony_rtol`` of the lowest."""
-        if not self.archive:
-            raise NoValidAnsatzError("the run produced no valid ansatz")
-        lowest = self.archive[0].nchi2
-        near = [r for r in self.archive if _within(r.nchi2, lowest, self.parsimony_rtol)]
-        return min(near, key=lambda r: (r.complexity, r.nchi2))
-
-    @cached_property
-    def pareto_front(self) -> tuple[FitResult, ...]:
-        """Results not beaten in both complexity and nchi2, by increasing complexity."""
-        front: list[FitResult] = []
-        for r in sorted(self.archive, key=lambda r: (r.complexity, r.nchi2)):
-            if not front or r.nchi2 < front[-1].nchi2:
-                front.append(r)
-        return tuple(front)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save the run as JSON (see :mod:`llmlex.persist`); returns the path written."""
-        from llmlex.persist import save_result
-
-        return save_result(self, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> GeneticRun:
-        """Load a run saved by :meth:`save` (or a ``run_genetic`` checkpoint)."""
-        from llmlex.persist import load_result
-
-        run = load_result(path, kind="genetic_run")
-        assert isinstance(run, GeneticRun)
-        return run
-
-    def _repr_html_(self) -> str:
-        from llmlex.export import report_html
-
-        return report_html(self)
-
-    def __repr__(self) -> str:
-        best = self.best.ansatz if self.archive else None
-        return (
-            f"GeneticRun(generations={len(self.populations)}, archive={len(self.archive)}, "
-            f"best={best!r}, stop_reason={self.stop_reason!r})"
-        )
 
 
 def select_parents(
@@ -482,7 +341,7 @@ class _Search:
                 self.counter.fail(stage, message)
             for r in results:
                 self._archive(r)
-                best = r if best is None else _prefer(best, r, self.rtol)
+                best = r if best is None else prefer(best, r, self.rtol)
         if self.progress is not None:
             self.progress.update(1)
             if self.archive:
@@ -532,15 +391,6 @@ def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="child", leave=False)
 
 
-def _data_hash(x: np.ndarray, y: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in (x, y):
-        b = np.ascontiguousarray(a, dtype=float)
-        h.update(str(b.shape).encode())
-        h.update(b.tobytes())
-    return h.hexdigest()
-
-
 def _check_prices(
     prices: Mapping[str, Sequence[float]] | None,
 ) -> dict[str, tuple[float, float]]:
@@ -559,10 +409,8 @@ def _check_prices(
     return out
 
 
-def _write_checkpoint(
-    path: Path,
+def _checkpoint_body(
     *,
-    fingerprint: Mapping[str, Any],
     populations: Sequence[tuple[FitResult, ...]],
     archive: Mapping[str, FitResult],
     counter: _Counter,
@@ -571,12 +419,10 @@ def _write_checkpoint(
     proposer: str,
     stop_reason: str | None,
     parsimony_rtol: float,
-) -> None:
-    from llmlex.persist import encode_float, encode_results, envelope, stats_to_dict, write_atomic
-
-    body: dict[str, Any] = dict(fingerprint)
+) -> dict[str, Any]:
+    """A run's state as checkpoint fields (the fingerprint is added by the file)."""
     # The archive is written in insertion order (ties in the ranking depend on it).
-    body.update(encode_results(populations, list(archive.values())))
+    body: dict[str, Any] = encode_results(populations, list(archive.values()))
     body.update(
         stats=stats_to_dict(counter.snapshot()),
         errors=[list(e) for e in counter.errors[-50:]],
@@ -587,48 +433,13 @@ def _write_checkpoint(
         stop_reason=stop_reason or f"interrupted after {len(populations)} generation(s)",
         parsimony_rtol=encode_float(parsimony_rtol),
     )
-    write_atomic(path, json.dumps(envelope("genetic_checkpoint", body), allow_nan=False))
+    return body
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    from llmlex.persist import PersistError, check_envelope
-
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        check_envelope(doc, ("genetic_checkpoint",))
-    except (ValueError, OSError) as err:
-        raise PersistError(
-            f"cannot resume from {str(path)!r}: {err}. Pass resume=False to start afresh "
-            "and overwrite it, or another checkpoint path."
-        ) from None
-    return doc
-
-
-def _run_from_checkpoint(doc: Mapping[str, Any]) -> GeneticRun:
-    """The run so far, from a checkpoint document (see :mod:`llmlex.persist`)."""
-    from llmlex.persist import decode_float, decode_results, stats_from_dict
-
-    populations, archive = decode_results(doc)
-    return GeneticRun(
-        populations=populations,
-        archive=tuple(sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))),
-        stats=stats_from_dict(doc["stats"]),
-        proposer=str(doc["proposer"]),
-        stop_reason=str(doc["stop_reason"]),
-        parsimony_rtol=decode_float(doc["parsimony_rtol"]),
-    )
-
-
-def _mismatch(path: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+def _mismatch(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
     if saved.get("data") != now["data"]:
         return "different data (x, y)"
-    old, new = saved.get("options") or {}, now["options"]
-    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    if diff:
-        return "different options: " + "; ".join(
-            f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in diff
-        )
-    return None
+    return options_mismatch(saved.get("options") or {}, now["options"])
 
 
 async def arun_genetic(
@@ -730,11 +541,10 @@ async def arun_genetic(
 
     rng = np.random.default_rng(seed)
     start_stage, start_gen, stale = 0, 0, 0
-    path = None if checkpoint is None else Path(checkpoint)
-    fingerprint: dict[str, Any] = {}
-    if path is not None:
-        fingerprint = {
-            "data": _data_hash(x, y),
+    ckpt: CheckpointFile | None = None
+    if checkpoint is not None:
+        fingerprint: dict[str, Any] = {
+            "data": data_fingerprint(x, y),
             "options": {
                 "population_size": int(population_size),
                 "temperature": float(temperature),
@@ -756,16 +566,10 @@ async def arun_genetic(
                 else hashlib.sha256(base64_img.encode()).hexdigest(),
             },
         }
-        if resume and path.exists():
-            from llmlex.persist import CheckpointError, decode_results, stats_from_dict
-
-            doc = _read_checkpoint(path)
-            why = _mismatch(path, doc, fingerprint)
-            if why is not None:
-                raise CheckpointError(
-                    f"the checkpoint {str(path)!r} belongs to another run ({why}); it was "
-                    "left untouched. Pass resume=False to overwrite it, or another path."
-                )
+        ckpt = CheckpointFile(checkpoint, kind=CHECKPOINT_KIND, what="run", fingerprint=fingerprint)
+        if resume and ckpt.exists():
+            doc = ckpt.read()
+            ckpt.check(_mismatch(doc, fingerprint))
             saved_pops, saved_archive = decode_results(doc)
             populations = list(saved_pops)
             for r in saved_archive:
@@ -777,17 +581,15 @@ async def arun_genetic(
             stale = int(doc["position"]["stale"])
             log.info(
                 "resuming from %s: %d generation(s), %d calls already made",
-                path,
+                ckpt.path,
                 len(populations),
                 counter.calls,
             )
 
     def save(stage_no: int, gen: int, stop_reason: str | None) -> None:
-        if path is None:
+        if ckpt is None:
             return
-        _write_checkpoint(
-            path,
-            fingerprint=fingerprint,
+        body = _checkpoint_body(
             populations=populations,
             archive=archive,
             counter=counter,
@@ -797,6 +599,7 @@ async def arun_genetic(
             stop_reason=stop_reason,
             parsimony_rtol=parsimony_rtol,
         )
+        ckpt.write(body)
 
     stop_reason = "all generations done"
     halt = False  # a time or money budget ends the whole run, not only the stage

@@ -43,7 +43,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from llmlex.exceptions import DataError, LLMLExError, MissingDependencyError, NoValidAnsatzError
+from llmlex._kan_results import Candidate, KANSymbolicResult
+from llmlex.exceptions import (
+    AssemblyError,
+    DataError,
+    MissingDependencyError,
+    NoValidAnsatzError,
+)
 from llmlex.fit import FitResult, fit_ansatz, nchi2, r2
 
 if TYPE_CHECKING:
@@ -116,10 +122,6 @@ _STRUCTURE_RTOL = 1e-3
 
 EdgeStatus = Literal["fitted", "symbolic", "zero", "pruned"]
 Key = tuple[int, int, int]
-
-
-class AssemblyError(LLMLExError, RuntimeError):
-    """The assembled formula does not reproduce the network it was built from."""
 
 
 def _import_kan() -> tuple[Any, Any]:
@@ -1255,112 +1257,6 @@ def _output_sensitivity(
 
 
 # ----------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A formula considered during simplification.
-
-    ``origin``: ``raw`` (assembled, KAN constants), ``raw-refit``, ``sympy``, ``llm``,
-    ``snapped``, ``snapped-sympy``, ``final``; ``nchi2_test`` is its held-out score after
-    refitting its constants on the training data; ``accepted`` whether it passed.
-    """
-
-    origin: str
-    text: str
-    nchi2_test: float
-    complexity: int
-    accepted: bool
-
-
-@dataclass(frozen=True, eq=False)
-class KANSymbolicResult:
-    """The formula found for one output of a KAN.
-
-    Attributes
-    ----------
-    output : int
-        Output index.
-    expression : sympy.Expr
-        The final formula in the variables (constants refitted on the original data).
-    text : str
-        The formula as numpy text.
-    raw_expression : sympy.Expr
-        The assembled formula before simplification (KAN constants).
-    variables : tuple of str
-        Names of the variables, in input-column order.
-    nchi2_train, nchi2_test : float
-        Normalized chi-squared on the training and held-out data.
-    r2_train, r2_test : float
-        Coefficient of determination on the same.
-    complexity, raw_complexity : int
-        sympy node counts of the final and the raw formula.
-    assembly_error : float
-        Max error (relative to the output's scale) between the assembled formula and the
-        numerical replica of the KAN built from the same edge functions (rounding only).
-    structure_error : float
-        The same between the replica with pykan's own splines and pykan's forward.
-    kan_error : float
-        The same between the raw formula and the KAN's output (quality of the edge fits).
-    llm_calls, llm_calls_saved : int
-        LLM calls of the edge regression and the simplification, and calls saved.
-    timings : Mapping[str, float]
-        Wall times of the stages in seconds.
-    candidates : tuple of Candidate
-        Every formula considered, in order.
-    """
-
-    output: int
-    expression: sympy.Expr
-    text: str
-    raw_expression: sympy.Expr
-    variables: tuple[str, ...]
-    nchi2_train: float
-    nchi2_test: float
-    r2_train: float
-    r2_test: float
-    complexity: int
-    raw_complexity: int
-    assembly_error: float
-    structure_error: float
-    kan_error: float
-    llm_calls: int
-    llm_calls_saved: int
-    timings: Mapping[str, float]
-    candidates: tuple[Candidate, ...] = ()
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Evaluate the final formula at the rows of ``X``."""
-        import sympy
-
-        from llmlex._kan_sympy import evaluate
-
-        syms = [sympy.Symbol(n, real=True) for n in self.variables]
-        return evaluate(self.expression, syms, np.asarray(X, dtype=float))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-Python summary (the reference's results dictionary)."""
-        return {
-            "output": self.output,
-            "expression": str(self.expression),
-            "text": self.text,
-            "raw_expression": str(self.raw_expression),
-            "variables": list(self.variables),
-            "nchi2_train": self.nchi2_train,
-            "nchi2_test": self.nchi2_test,
-            "n_chi_squared": self.nchi2_test,
-            "score": -self.nchi2_test,
-            "r2_train": self.r2_train,
-            "r2_test": self.r2_test,
-            "complexity": self.complexity,
-            "raw_complexity": self.raw_complexity,
-            "assembly_error": self.assembly_error,
-            "structure_error": self.structure_error,
-            "kan_error": self.kan_error,
-            "llm_calls": self.llm_calls,
-            "llm_calls_saved": self.llm_calls_saved,
-            "timings": dict(self.timings),
-        }
 
 
 def _as_2d(a: Any) -> np.ndarray:

@@ -1,0 +1,152 @@
+"""The JSON document layer under every saved file: header, floats, atomic writes.
+
+A document is a JSON object with a header (``{"llmlex": version, "schema": 1, "kind":
+...}``) and the fields of its kind.  Floats are written with Python's shortest round-trip
+representation (bit-identical on reading); non-finite values as the strings ``"nan"``,
+``"inf"``, ``"-inf"`` so the file stays standard JSON.  Files are replaced atomically.
+
+This module knows no result type: each type encodes its own body with these helpers
+(:mod:`llmlex.fit`, :mod:`llmlex._results`, :mod:`llmlex._kan_results`), and
+:mod:`llmlex.persist` dispatches on the ``kind``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmlex._version import __version__
+from llmlex.exceptions import PersistError
+
+__all__ = [
+    "SCHEMA",
+    "check_envelope",
+    "data_fingerprint",
+    "decode_float",
+    "dumps",
+    "encode_float",
+    "envelope",
+    "float_field",
+    "loads",
+    "typed_field",
+    "write_atomic",
+]
+
+#: Version of the document layout.  A reader refuses documents with a newer schema.
+SCHEMA = 1
+
+
+def encode_float(value: float) -> float | str:
+    """A float as JSON: itself if finite (shortest round-trip repr), else a string."""
+    v = float(value)
+    if math.isfinite(v):
+        return v
+    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+
+
+def decode_float(value: Any) -> float:
+    """Inverse of :func:`encode_float`; raises :class:`PersistError` for anything else."""
+    if isinstance(value, str):
+        if value not in ("nan", "inf", "-inf"):
+            raise PersistError(f"not a number: {value!r}")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PersistError(f"not a number: {value!r}")
+    return float(value)
+
+
+def typed_field(data: Mapping[str, Any], key: str, typ: type, what: str) -> Any:
+    """``data[key]``, required to be of exactly ``typ`` (``bool`` is not an ``int`` here)."""
+    if key not in data:
+        raise PersistError(f"{what} lacks the field {key!r}")
+    value = data[key]
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise PersistError(
+            f"the field {key!r} of {what} must be {typ.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def float_field(data: Mapping[str, Any], key: str, what: str) -> float:
+    """``data[key]`` decoded by :func:`decode_float`."""
+    if key not in data:
+        raise PersistError(f"{what} lacks the field {key!r}")
+    return decode_float(data[key])
+
+
+def envelope(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A document: version header plus the body's fields."""
+    return {"llmlex": __version__, "schema": SCHEMA, "kind": kind, **body}
+
+
+def check_envelope(doc: Any, kinds: Sequence[str]) -> str:
+    """Validate a document's header against the accepted ``kinds``; return its kind."""
+    if not isinstance(doc, dict) or "kind" not in doc or "schema" not in doc:
+        raise PersistError("not an llmlex document (no 'kind'/'schema' header)")
+    kind = doc["kind"]
+    schema = doc["schema"]
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise PersistError(f"invalid schema {schema!r} in an llmlex document")
+    if schema > SCHEMA:
+        raise PersistError(
+            f"this document has schema {schema}, written by llmlex {doc.get('llmlex', '?')}; "
+            f"llmlex {__version__} reads schema {SCHEMA} and older: upgrade llmlex to load it"
+        )
+    if kind not in kinds:
+        raise PersistError(
+            f"expected a document of kind {' or '.join(map(repr, kinds))}, got {kind!r}"
+        )
+    return str(kind)
+
+
+def dumps(doc: Mapping[str, Any], *, indent: int | None = 1) -> str:
+    """Standard JSON text of a document (no ``NaN``/``Infinity`` literals)."""
+    return json.dumps(doc, indent=indent, allow_nan=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON text; :class:`PersistError` if it is not JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise PersistError(f"not a JSON document: {err}") from None
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never a part.
+
+    The text goes to a temporary file in the same directory, is flushed to disk, and
+    replaces ``path`` with :func:`os.replace` (atomic on POSIX and Windows).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def data_fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 over the shapes and float64 bytes of ``arrays``: tells data sets apart."""
+    h = hashlib.sha256()
+    for a in arrays:
+        b = np.ascontiguousarray(a, dtype=float)
+        h.update(str(b.shape).encode())
+        h.update(b.tobytes())
+    return h.hexdigest()

@@ -1,0 +1,275 @@
+"""Result types of the KAN pipeline: :class:`KANSymbolicResult` and its :class:`Candidate`.
+
+Pure sympy and numpy (no torch): a saved KAN result loads and predicts without the
+``kan`` extra.  The JSON codec lives beside the types: expressions are stored as trees by
+:mod:`llmlex._sympy_json` (a whitelist of node types), never as text to parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from llmlex._jsonio import decode_float, encode_float, float_field, typed_field
+from llmlex._report import report_html
+from llmlex.exceptions import PersistError
+
+if TYPE_CHECKING:
+    import sympy
+
+__all__ = [
+    "Candidate",
+    "KANSymbolicResult",
+    "candidate_from_dict",
+    "candidate_to_dict",
+    "kan_result_from_dict",
+    "kan_result_to_dict",
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A formula considered during simplification.
+
+    ``origin``: ``raw`` (assembled, KAN constants), ``raw-refit``, ``sympy``, ``llm``,
+    ``snapped``, ``snapped-sympy``, ``final``; ``nchi2_test`` is its held-out score after
+    refitting its constants on the training data; ``accepted`` whether it passed.
+    """
+
+    origin: str
+    text: str
+    nchi2_test: float
+    complexity: int
+    accepted: bool
+
+
+@dataclass(frozen=True, eq=False)
+class KANSymbolicResult:
+    """The formula found for one output of a KAN.
+
+    Attributes
+    ----------
+    output : int
+        Output index.
+    expression : sympy.Expr
+        The final formula in the variables (constants refitted on the original data).
+    text : str
+        The formula as numpy text.
+    raw_expression : sympy.Expr
+        The assembled formula before simplification (KAN constants).
+    variables : tuple of str
+        Names of the variables, in input-column order.
+    nchi2_train, nchi2_test : float
+        Normalized chi-squared on the training and held-out data.
+    r2_train, r2_test : float
+        Coefficient of determination on the same.
+    complexity, raw_complexity : int
+        sympy node counts of the final and the raw formula.
+    assembly_error : float
+        Max error (relative to the output's scale) between the assembled formula and the
+        numerical replica of the KAN built from the same edge functions (rounding only).
+    structure_error : float
+        The same between the replica with pykan's own splines and pykan's forward.
+    kan_error : float
+        The same between the raw formula and the KAN's output (quality of the edge fits).
+    llm_calls, llm_calls_saved : int
+        LLM calls of the edge regression and the simplification, and calls saved.
+    timings : Mapping[str, float]
+        Wall times of the stages in seconds.
+    candidates : tuple of Candidate
+        Every formula considered, in order.
+    """
+
+    output: int
+    expression: sympy.Expr
+    text: str
+    raw_expression: sympy.Expr
+    variables: tuple[str, ...]
+    nchi2_train: float
+    nchi2_test: float
+    r2_train: float
+    r2_test: float
+    complexity: int
+    raw_complexity: int
+    assembly_error: float
+    structure_error: float
+    kan_error: float
+    llm_calls: int
+    llm_calls_saved: int
+    timings: Mapping[str, float]
+    candidates: tuple[Candidate, ...] = ()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Evaluate the final formula at the rows of ``X``."""
+        import sympy  # lazily, with the multivariate evaluator: sympy is slow to import
+
+        from llmlex._kan_sympy import evaluate
+
+        syms = [sympy.Symbol(n, real=True) for n in self.variables]
+        return evaluate(self.expression, syms, np.asarray(X, dtype=float))
+
+    # ------------------------------------------------------------ the Result protocol
+    kind: ClassVar[str] = "kan_result"
+
+    @property
+    def nchi2(self) -> float:
+        """The held-out nchi2 (the score the formula was chosen by)."""
+        return self.nchi2_test
+
+    def report_rows(self, precision: int = 6) -> list[tuple[str, str]]:
+        """Rows of :func:`llmlex.export.report` after the formula."""
+        p = precision
+        rows = [
+            ("variables", ", ".join(self.variables)),
+            ("nchi2 (train / test)", f"{self.nchi2_train:.{p}g} / {self.nchi2_test:.{p}g}"),
+            ("R2 (train / test)", f"{self.r2_train:.{p}g} / {self.r2_test:.{p}g}"),
+            ("complexity", f"{self.complexity} (raw {self.raw_complexity})"),
+            ("LLM calls", f"{self.llm_calls} (saved {self.llm_calls_saved})"),
+        ]
+        total = self.timings.get("total") if self.timings else None
+        if total is not None:
+            rows.append(("time", f"{total:.3g} s (symbolic stage)"))
+        return rows
+
+    def pareto_points(self) -> tuple[list[tuple[int, float, str]], tuple[int, float] | None]:
+        """Every candidate formula considered, and the chosen one's point."""
+        pts = [(c.complexity, c.nchi2_test, c.text) for c in self.candidates]
+        return pts, (self.complexity, self.nchi2_test)
+
+    def to_document(self) -> dict[str, Any]:
+        """The body of its JSON document (see :mod:`llmlex.persist`)."""
+        return {"result": kan_result_to_dict(self)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> KANSymbolicResult:
+        """Inverse of :meth:`to_document`; expressions rebuilt from a whitelist only."""
+        if "result" not in doc:
+            raise PersistError("the document lacks the field 'result'")
+        return kan_result_from_dict(doc["result"])
+
+    def _repr_html_(self) -> str:
+        return report_html(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python summary (the reference's results dictionary)."""
+        return {
+            "output": self.output,
+            "expression": str(self.expression),
+            "text": self.text,
+            "raw_expression": str(self.raw_expression),
+            "variables": list(self.variables),
+            "nchi2_train": self.nchi2_train,
+            "nchi2_test": self.nchi2_test,
+            "n_chi_squared": self.nchi2_test,
+            "score": -self.nchi2_test,
+            "r2_train": self.r2_train,
+            "r2_test": self.r2_test,
+            "complexity": self.complexity,
+            "raw_complexity": self.raw_complexity,
+            "assembly_error": self.assembly_error,
+            "structure_error": self.structure_error,
+            "kan_error": self.kan_error,
+            "llm_calls": self.llm_calls,
+            "llm_calls_saved": self.llm_calls_saved,
+            "timings": dict(self.timings),
+        }
+
+
+def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
+    """The fields of a :class:`~llmlex.kan.Candidate` as JSON-able values."""
+    return {
+        "origin": str(candidate.origin),
+        "text": str(candidate.text),
+        "nchi2_test": encode_float(candidate.nchi2_test),
+        "complexity": int(candidate.complexity),
+        "accepted": bool(candidate.accepted),
+    }
+
+
+def candidate_from_dict(data: Any) -> Candidate:
+    """Inverse of :func:`candidate_to_dict`."""
+    what = "a stored candidate"
+    if not isinstance(data, dict):
+        raise PersistError(f"{what} must be an object, got {type(data).__name__}")
+    return Candidate(
+        origin=typed_field(data, "origin", str, what),
+        text=typed_field(data, "text", str, what),
+        nchi2_test=float_field(data, "nchi2_test", what),
+        complexity=typed_field(data, "complexity", int, what),
+        accepted=typed_field(data, "accepted", bool, what),
+    )
+
+
+_KAN_FLOATS = (
+    "nchi2_train",
+    "nchi2_test",
+    "r2_train",
+    "r2_test",
+    "assembly_error",
+    "structure_error",
+    "kan_error",
+)
+_KAN_INTS = ("output", "complexity", "raw_complexity", "llm_calls", "llm_calls_saved")
+
+
+def kan_result_to_dict(result: KANSymbolicResult) -> dict[str, Any]:
+    """Every field of a :class:`~llmlex.kan.KANSymbolicResult` as JSON-able values.
+
+    The two sympy expressions are stored as trees by :func:`llmlex._sympy_json.encode_expr`
+    (checked to decode to an equal expression); scores keep ``nan``/``inf``.
+
+    Raises
+    ------
+    PersistError
+        If an expression holds a node that cannot be stored exactly.
+    """
+    from llmlex._sympy_json import encode_expr  # imports sympy
+
+    return {
+        "output": int(result.output),
+        "expression": encode_expr(result.expression),
+        "text": str(result.text),
+        "raw_expression": encode_expr(result.raw_expression),
+        "variables": [str(v) for v in result.variables],
+        **{k: encode_float(getattr(result, k)) for k in _KAN_FLOATS},
+        **{k: int(getattr(result, k)) for k in _KAN_INTS if k != "output"},
+        "timings": {str(k): encode_float(v) for k, v in result.timings.items()},
+        "candidates": [candidate_to_dict(c) for c in result.candidates],
+    }
+
+
+def kan_result_from_dict(data: Any) -> KANSymbolicResult:
+    """Inverse of :func:`kan_result_to_dict`; expressions are rebuilt from the whitelist only.
+
+    Raises
+    ------
+    PersistError
+        If a field is missing or of the wrong type, or an expression tree is not one
+        :func:`llmlex._sympy_json.decode_expr` accepts.
+    """
+    from llmlex._sympy_json import decode_expr  # imports sympy
+
+    what = "the stored KAN result"
+    if not isinstance(data, dict):
+        raise PersistError(f"{what} must be an object, got {type(data).__name__}")
+    variables = typed_field(data, "variables", list, what)
+    if not all(isinstance(v, str) for v in variables):
+        raise PersistError(f"the variables of {what} must be strings")
+    timings = typed_field(data, "timings", dict, what)
+    candidates = typed_field(data, "candidates", list, what)
+    for key in ("expression", "raw_expression"):
+        if key not in data:
+            raise PersistError(f"{what} lacks the field {key!r}")
+    return KANSymbolicResult(
+        expression=decode_expr(data["expression"]),
+        text=typed_field(data, "text", str, what),
+        raw_expression=decode_expr(data["raw_expression"]),
+        variables=tuple(variables),
+        timings={str(k): decode_float(v) for k, v in timings.items()},
+        candidates=tuple(candidate_from_dict(c) for c in candidates),
+        **{k: typed_field(data, k, int, what) for k in _KAN_INTS},
+        **{k: float_field(data, k, what) for k in _KAN_FLOATS},
+    )

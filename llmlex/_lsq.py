@@ -1,0 +1,141 @@
+"""The one least-squares engine: weighted residuals, best point kept, deadline, local solver.
+
+Both the univariate fit (:func:`llmlex.fit.fit_ansatz`) and the refit of a multivariate
+formula's constants (:func:`llmlex._kan_sympy.fit_constants`) minimise
+``sum(((model(p) - y) * weight)**2)``.  They share :class:`Objective`, which
+
+- keeps the best point *ever evaluated*, not only where the optimiser stops (MINPACK can
+  wander off a good point when the model is undefined nearby);
+- steers the optimiser away from where the model is undefined or overflows, by capping
+  non-finite residuals;
+- stops the optimiser at a wall-clock deadline by raising :class:`OutOfTime` from inside
+  the residual function (the caller keeps the best point);
+
+and :func:`minimise`, one local solve: MINPACK's Levenberg-Marquardt
+(:func:`scipy.optimize.leastsq`, the least per-call overhead: its finite differences run
+in compiled code) when there are at least as many residuals as parameters, else the
+trust-region solver of :func:`scipy.optimize.least_squares`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+from scipy.optimize import least_squares, leastsq
+
+__all__ = ["RESIDUAL_CAP", "Objective", "OutOfTime", "minimise"]
+
+#: Non-finite residuals are replaced by this (and the others clipped to it) so that the
+#: optimiser's squares never overflow.
+RESIDUAL_CAP = 1e10
+
+
+class OutOfTime(Exception):
+    """Raised inside the residual function when the deadline has passed."""
+
+
+class Objective:
+    """Weighted residuals ``(model(p) - y) * weight`` that remember the best point.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(p) -> ndarray`` broadcastable to ``y.shape`` (may be non-finite).
+    y, weight : ndarray
+        Targets and per-point weights (``1 / sigma``).
+    deadline : float, optional
+        A :func:`time.perf_counter` value after which a call raises :class:`OutOfTime`.
+    check_every : int
+        Check the clock every this many evaluations (the clock costs more than a cheap
+        model).
+    after_finite : bool
+        Raise :class:`OutOfTime` only once a finite point is known (a refit that starts
+        from a good point must at least evaluate it).
+
+    Attributes
+    ----------
+    best : float
+        Lowest mean squared weighted residual seen (``inf`` if none was finite).
+    best_p : ndarray or None
+        Where it was seen.
+    nfev : int
+        Evaluations of the model.
+    """
+
+    def __init__(
+        self,
+        model: Callable[[np.ndarray], np.ndarray],
+        y: np.ndarray,
+        weight: np.ndarray | float,
+        *,
+        deadline: float | None = None,
+        check_every: int = 1,
+        after_finite: bool = False,
+    ) -> None:
+        self.model = model
+        self.y = y
+        self.weight = weight
+        self.m = int(y.size)
+        self.deadline = deadline
+        self.check_every = max(int(check_every), 1)
+        self.after_finite = after_finite
+        self.best = math.inf
+        self.best_p: np.ndarray | None = None
+        self.nfev = 0
+
+    def raw(self, p: np.ndarray) -> np.ndarray:
+        """Weighted residuals at ``p`` as they are (may be non-finite); not counted."""
+        with np.errstate(all="ignore"):  # overflow is expected far from the optimum
+            r = (np.asarray(self.model(p), dtype=float) - self.y) * self.weight
+        return np.broadcast_to(r, self.y.shape)
+
+    def finite_at(self, p: np.ndarray) -> bool:
+        """Whether every residual is finite at ``p`` (one evaluation)."""
+        self.nfev += 1
+        return bool(np.all(np.isfinite(self.raw(p))))
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        """Residuals for the optimiser: recorded, capped where non-finite, deadline-checked."""
+        if (
+            self.deadline is not None
+            and self.nfev % self.check_every == 0
+            and (not self.after_finite or self.best < math.inf)
+            and time.perf_counter() > self.deadline
+        ):
+            raise OutOfTime
+        self.nfev += 1
+        r = self.raw(p)
+        with np.errstate(all="ignore"):
+            value = float(r @ r) / self.m  # nan or inf when anything is non-finite
+        if value < self.best:
+            self.best, self.best_p = value, np.array(p, dtype=float)
+        elif not math.isfinite(value):
+            r = np.where(np.isfinite(r), np.clip(r, -RESIDUAL_CAP, RESIDUAL_CAP), RESIDUAL_CAP)
+        return r
+
+
+def minimise(
+    objective: Objective,
+    p0: np.ndarray,
+    *,
+    max_nfev: int,
+    ftol: float = 1e-12,
+    xtol: float = 1e-12,
+) -> float:
+    """One local minimisation from ``p0``; the mean squared residual where it stopped.
+
+    Raises :class:`OutOfTime` (from the objective) at the deadline, and lets scipy's
+    ``ValueError`` / ``LinAlgError`` through: the caller decides what a failed start costs.
+    """
+    p0 = np.asarray(p0, dtype=float)
+    with np.errstate(all="ignore"):
+        if objective.m >= p0.size:
+            # full_output: MINPACK reports a spent budget in its return, not as a warning.
+            p, *_ = leastsq(objective, p0, full_output=True, maxfev=max_nfev, ftol=ftol, xtol=xtol)
+        else:
+            p = least_squares(objective, p0, method="trf", max_nfev=max_nfev).x
+        r = objective(np.asarray(p, dtype=float))
+    return float(r @ r) / objective.m
