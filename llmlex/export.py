@@ -10,38 +10,84 @@ Nothing here evaluates text: numpy and torch callables are built by walking the 
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmlex import _report
+from llmlex._report import stats_rows
+from llmlex._results import GeneticRun
 from llmlex.exceptions import MissingDependencyError
-from llmlex.fit import FitResult, nchi2, r2
+from llmlex.fit import FitResult
 
 if TYPE_CHECKING:
     import sympy
 
-__all__ = ["report", "report_html", "to_latex", "to_numpy", "to_sympy", "to_torch"]
+__all__ = ["as_result", "report", "report_html", "to_latex", "to_numpy", "to_sympy", "to_torch"]
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- results
 
 
-def _unwrap(result: Any) -> Any:
-    """The FitResult / KANSymbolicResult / sympy expression behind ``result``."""
-    if hasattr(result, "best") and hasattr(result, "archive"):  # GeneticRun
-        return result.best
-    if hasattr(result, "result_"):  # fitted LLMLExRegressor
-        return result.result_
-    if hasattr(result, "get_params") and hasattr(result, "fit"):
-        raise ValueError("the estimator is not fitted yet: call fit first")
-    return result
+class _FittedEstimator:
+    """A fitted scikit-learn estimator seen through the result protocol.
+
+    The estimator names its inputs ``x0, x1, ...`` (its ``expression_``) whatever the
+    result behind it calls them, predicts through its own ``predict``, and adds its search
+    statistics to the report.
+    """
+
+    def __init__(self, est: Any) -> None:
+        self.est = est
+        self.result = est.result_
+        self.kind = self.result.kind
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(f"x{k}" for k in range(int(self.est.n_features_in_)))
+
+    @property
+    def expression(self) -> sympy.Expr:
+        return self.est.expression_
+
+    @property
+    def nchi2(self) -> float:
+        return float(self.result.nchi2)
+
+    @property
+    def complexity(self) -> int:
+        return int(self.result.complexity)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.est.predict(np.reshape(X, (-1, int(self.est.n_features_in_))))
+
+    def report_rows(self, precision: int = 6) -> list[tuple[str, str]]:
+        rows = self.result.report_rows(precision)
+        if self.est.stats_ is not None:
+            rows += stats_rows(self.est.stats_)
+        return rows
+
+    def pareto_points(self) -> tuple[list[tuple[int, float, str]], tuple[int, float] | None]:
+        pts = [(p.complexity, p.nchi2, p.equation) for p in self.est.pareto_front_]
+        return pts, (self.complexity, self.nchi2)
 
 
-def _is_kan(r: Any) -> bool:
-    return hasattr(r, "variables") and hasattr(r, "raw_expression")
+def as_result(obj: Any) -> Any:
+    """The object behind the result protocol (:class:`llmlex._results.Result`) for ``obj``.
+
+    llmlex's results follow the protocol themselves; a fitted
+    :class:`~llmlex.estimator.LLMLExRegressor` (anything with a fitted ``result_``) is seen
+    through a view that names its inputs ``x0, x1, ...``.
+    """
+    if hasattr(type(obj), "kind") and hasattr(type(obj), "report_rows"):
+        return obj
+    if hasattr(obj, "get_params") and hasattr(obj, "fit"):
+        if not hasattr(obj, "result_"):
+            raise ValueError("the estimator is not fitted yet: call fit first")
+        return _FittedEstimator(obj)
+    raise TypeError(f"cannot export a {type(obj).__name__}")
 
 
 def _variables(expr: sympy.Expr) -> list[sympy.Symbol]:
@@ -67,21 +113,9 @@ def to_sympy(result: Any) -> sympy.Expr:
     """
     import sympy
 
-    if hasattr(result, "expression_"):  # a fitted estimator names its inputs x0, x1, ...
-        return result.expression_
-    r = _unwrap(result)
-    if isinstance(r, sympy.Basic):
-        return r
-    if isinstance(r, FitResult):
-        from llmlex._symbolic import param
-
-        a = r._compiled()
-        # sympy.Float keeps a bare parameter a sympy expression (not a Python float).
-        subs = {param(k): sympy.Float(float(v)) for k, v in enumerate(r.params)}
-        return sympy.sympify(a.sympy.xreplace(subs))
-    if _is_kan(r):
-        return r.expression
-    raise TypeError(f"cannot export a {type(result).__name__}")
+    if isinstance(result, sympy.Basic):
+        return result
+    return as_result(result).expression
 
 
 def to_latex(result: Any, *, precision: int = 4) -> str:
@@ -139,18 +173,19 @@ def to_numpy(result: Any) -> NumpyFormula:
 
     from llmlex._kan_sympy import compile_expr
 
-    if hasattr(result, "predict") and hasattr(result, "n_features_in_"):  # estimator
-        est = result
-        n = int(est.n_features_in_)
-        names = [f"x{k}" for k in range(n)]
-        return NumpyFormula(lambda X: est.predict(np.reshape(X, (-1, n))), names)
-    r = _unwrap(result)
-    if isinstance(r, FitResult):
-        fit = r
-        return NumpyFormula(lambda x: np.broadcast_to(fit.predict(x), np.shape(x)), ["x"])
-    expr = to_sympy(r)
-    kan = _is_kan(r)
-    syms = [sympy.Symbol(v, real=True) for v in r.variables] if kan else _variables(expr)
+    if isinstance(result, sympy.Basic):
+        expr = result
+        syms = _variables(expr)
+    else:
+        r = as_result(result)
+        if isinstance(r, _FittedEstimator):
+            est = r
+            return NumpyFormula(lambda X: est.predict(X), r.variables)
+        if r.kind in (FitResult.kind, GeneticRun.kind):  # reuse the compiled ansatz
+            uni = r
+            return NumpyFormula(lambda x: np.broadcast_to(uni.predict(x), np.shape(x)), ["x"])
+        expr = r.expression
+        syms = [sympy.Symbol(v, real=True) for v in r.variables]
     f = compile_expr(expr, syms)
 
     def call(X: np.ndarray) -> np.ndarray:
@@ -285,7 +320,9 @@ def to_torch(result: Any) -> Any:
     torch = _import_torch()
     import sympy
 
-    r = _unwrap(result)
+    r = result if isinstance(result, sympy.Basic) else as_result(result)
+    if isinstance(r, GeneticRun):
+        r = r.best
     if isinstance(r, FitResult):
         from llmlex._symbolic import X, param
 
@@ -298,10 +335,10 @@ def to_torch(result: Any) -> Any:
 
         expr = to_sympy(r)
         template, psyms, values = parameterise(expr)
-        if _is_kan(r):
-            variables = [sympy.Symbol(v, real=True) for v in r.variables]
-        else:
+        if isinstance(r, sympy.Basic):
             variables = [s for s in _variables(template) if s not in set(psyms)]
+        else:
+            variables = [sympy.Symbol(v, real=True) for v in r.variables]
     index = {s: k for k, s in enumerate(variables)}
     pindex = {s: k for k, s in enumerate(psyms)}
     func = _torch_builder(torch, index, pindex)(template)
@@ -339,61 +376,6 @@ def to_torch(result: Any) -> Any:
 # ----------------------------------------------------------------------------- reports
 
 
-def _rows(result: Any, x: Any, y: Any, precision: int) -> list[tuple[str, str]]:
-    """(label, value) rows shared by the text and HTML reports."""
-    run = result if hasattr(result, "archive") and hasattr(result, "stats") else None
-    est = result if hasattr(result, "result_") else None
-    r = _unwrap(result)
-    rows: list[tuple[str, str]] = []
-    rows.append(("formula", str(to_sympy(result))))
-    if isinstance(r, FitResult):
-        rows.append(("ansatz", r.ansatz))
-        params = ", ".join(f"p{k} = {v:.{precision}g}" for k, v in enumerate(r.params))
-        rows.append(("parameters", params or "(none)"))
-        rows.append(("nchi2", f"{r.nchi2:.{precision}g}"))
-        rows.append(("complexity", str(r.complexity)))
-        rows.append(("fit", f"{r.message}; {r.nfev} evaluations, {r.time:.3g} s"))
-    elif _is_kan(r):
-        rows.append(("variables", ", ".join(r.variables)))
-        rows.append(
-            (
-                "nchi2 (train / test)",
-                f"{r.nchi2_train:.{precision}g} / {r.nchi2_test:.{precision}g}",
-            )
-        )
-        rows.append(
-            ("R2 (train / test)", f"{r.r2_train:.{precision}g} / {r.r2_test:.{precision}g}")
-        )
-        rows.append(("complexity", f"{r.complexity} (raw {r.raw_complexity})"))
-        rows.append(("LLM calls", f"{r.llm_calls} (saved {r.llm_calls_saved})"))
-        total = r.timings.get("total") if r.timings else None
-        if total is not None:
-            rows.append(("time", f"{total:.3g} s (symbolic stage)"))
-    if x is not None and y is not None:
-        f = to_numpy(result)
-        y_arr = np.asarray(y, dtype=float).ravel()
-        yhat = np.broadcast_to(f(np.asarray(x, dtype=float)), y_arr.shape)
-        rows.append(("nchi2 (given data)", f"{nchi2(y_arr, yhat):.{precision}g}"))
-        rows.append(("R2 (given data)", f"{r2(y_arr, yhat):.{precision}g}"))
-    stats = run.stats if run is not None else getattr(est, "stats_", None)
-    if stats is not None:
-        rows.append(("calls", str(stats.calls)))
-        rows.append(
-            (
-                "tokens",
-                f"{stats.prompt_tokens} prompt + {stats.completion_tokens} completion",
-            )
-        )
-        failures = ", ".join(f"{k} {v}" for k, v in stats.failures.items() if v) or "none"
-        rows.append(("failures", failures))
-        rows.append(("time", f"{stats.time:.3g} s"))
-    if run is not None:
-        rows.append(("generations", str(len(run))))
-        rows.append(("proposer", run.proposer))
-        rows.append(("stopped", run.stop_reason))
-    return rows
-
-
 def report(result: Any, *, x: Any = None, y: Any = None, precision: int = 6) -> str:
     """A plain-text report: formula, parameters, nchi2, R2, complexity, calls, tokens, time.
 
@@ -411,17 +393,9 @@ def report(result: Any, *, x: Any = None, y: Any = None, precision: int = 6) -> 
     str
         One ``label: value`` line per item.
     """
-    rows = _rows(result, x, y, precision)
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
+    return _report.report(as_result(result), x=x, y=y, precision=precision)
 
 
 def report_html(result: Any, *, x: Any = None, y: Any = None, precision: int = 6) -> str:
     """The report of :func:`report` as an HTML table (for notebooks' ``_repr_html_``)."""
-    rows = _rows(result, x, y, precision)
-    body = "".join(
-        f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-        f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>"
-        for k, v in rows
-    )
-    return f"<table class='llmlex-report'>{body}</table>"
+    return _report.report_html(as_result(result), x=x, y=y, precision=precision)

@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from llmlex.export import _unwrap, to_numpy
+from llmlex.export import as_result, to_numpy
 
 __all__ = ["plot_pareto", "plot_result", "plot_surface"]
 
@@ -111,27 +111,6 @@ def _label(result: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _pareto_points(run: Any) -> tuple[list[tuple[int, float, str]], tuple[int, float] | None]:
-    """(complexity, nchi2, label) of every formula considered, and the chosen one."""
-    if hasattr(run, "archive") and hasattr(run, "best"):  # GeneticRun
-        pts = [(r.complexity, r.nchi2, r.ansatz) for r in run.archive]
-        return pts, (run.best.complexity, run.best.nchi2)
-    if hasattr(run, "pareto_front_"):  # fitted estimator
-        pts = [(p.complexity, p.nchi2, p.equation) for p in run.pareto_front_]
-        r = run.result_
-        chosen = None
-        if hasattr(r, "candidates"):
-            chosen = (r.complexity, r.nchi2_test)
-        elif hasattr(r, "complexity"):
-            chosen = (r.complexity, r.nchi2)
-        return pts, chosen
-    r = _unwrap(run)
-    if hasattr(r, "candidates"):  # KANSymbolicResult
-        pts = [(c.complexity, c.nchi2_test, c.text) for c in r.candidates]
-        return pts, (r.complexity, r.nchi2_test)
-    raise TypeError(f"no Pareto data in a {type(run).__name__}")
-
-
 def plot_pareto(run: Any) -> Figure:
     """Complexity against nchi2 (log scale) of the formulas considered; the front and the
     chosen formula highlighted.
@@ -146,7 +125,7 @@ def plot_pareto(run: Any) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    pts, chosen = _pareto_points(run)
+    pts, chosen = as_result(run).pareto_points()
     finite = [(c, max(v, _NCHI2_FLOOR), t) for c, v, t in pts if math.isfinite(v)]
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()

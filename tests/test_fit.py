@@ -88,10 +88,21 @@ def test_fit_result_is_mapping_like_and_frozen():
 
 
 def test_fit_is_reproducible_for_a_seed():
+    # Same seed, same starts, same minimum.  Not bit for bit: scipy's MINPACK (1.17) gives
+    # results that differ in the ninth digit from one call to the next with the same
+    # function and start, depending on the state of the memory allocator (seen with
+    # leastsq, leastsq(Dfun=...) and least_squares(method='lm'); 'trf' is exact), which
+    # made this test fail or pass with the order of the test files.  Junk allocations
+    # between the two fits reproduce that state change on purpose.
     y = np.exp(-X) + 2 * np.exp(-3 * X) + 0.01 * np.sin(40 * X)
-    a = fit_ansatz("np.exp(params[0]*x)+params[1]*np.exp(params[2]*x)", X, y, seed=3)
-    b = fit_ansatz("np.exp(params[0]*x)+params[1]*np.exp(params[2]*x)", X, y, seed=3)
-    np.testing.assert_array_equal(a.params, b.params)
+    text = "np.exp(params[0]*x)+params[1]*np.exp(params[2]*x)"
+    a = fit_ansatz(text, X, y, seed=3)
+    junk = [np.random.default_rng(k).random(1 + 37 * k) for k in range(50)]
+    b = fit_ansatz(text, X, y, seed=3)
+    del junk
+    assert a.n_starts == b.n_starts
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-7)
+    np.testing.assert_allclose(a.nchi2, b.nchi2, rtol=1e-7)
 
 
 def test_fit_respects_time_budget():
