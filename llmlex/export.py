@@ -218,6 +218,15 @@ def _torch_builder(torch: Any, index: dict[Any, int], pindex: dict[Any, int]) ->
         if e.is_Number or e.is_NumberSymbol:
             c = float(e)
             return lambda v, p: c
+        if e.is_number:
+            # A constant subtree (log(2) in the form of log2, sqrt(2)): torch's functions
+            # take tensors, not Python floats, so fold it to a float here.
+            try:
+                c = float(e)
+            except TypeError:  # a complex constant: the conversion below rejects it
+                pass
+            else:
+                return lambda v, p: c
         args = [build(a) for a in e.args]
         if e.is_Add:
             return lambda v, p: _fold(lambda a, b: a + b, args, v, p)
