@@ -4,8 +4,9 @@ Every function accepts any llmlex result: a :class:`~llmlex.fit.FitResult`, a
 :class:`~llmlex.kan.KANSymbolicResult`, a :class:`~llmlex.genetic.GeneticRun` (its
 ``best``), or a fitted :class:`~llmlex.estimator.LLMLExRegressor` (its ``result_``).
 Nothing here evaluates text: numpy and torch callables are built by walking the sympy tree
-(or, for a univariate fit, by reusing its compiled ansatz).  torch is imported only by
-:func:`to_torch`.
+(or, for a univariate fit, by reusing its compiled ansatz); the torch counterparts of
+sympy's function heads come from the table in :mod:`llmlex._functions`.  torch is
+imported only by :func:`to_torch`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmlex._functions import sympy_head_rows, torch_function
 from llmlex.exceptions import MissingDependencyError
 from llmlex.fit import FitResult, nchi2, r2
 
@@ -183,27 +185,11 @@ def _torch_builder(torch: Any, index: dict[Any, int], pindex: dict[Any, int]) ->
     """A recursive converter from a sympy tree to closures over torch operations."""
     import sympy
 
+    # The table's one-argument sympy heads that have a torch counterpart.
     unary = {
-        sympy.sin: torch.sin,
-        sympy.cos: torch.cos,
-        sympy.tan: torch.tan,
-        sympy.asin: torch.asin,
-        sympy.acos: torch.acos,
-        sympy.atan: torch.atan,
-        sympy.sinh: torch.sinh,
-        sympy.cosh: torch.cosh,
-        sympy.tanh: torch.tanh,
-        sympy.asinh: torch.asinh,
-        sympy.acosh: torch.acosh,
-        sympy.atanh: torch.atanh,
-        sympy.exp: torch.exp,
-        sympy.Abs: torch.abs,
-        sympy.sign: torch.sign,
-        sympy.erf: torch.erf,
-        sympy.erfc: torch.erfc,
-        sympy.erfinv: torch.erfinv,
-        sympy.loggamma: torch.lgamma,
-        sympy.digamma: torch.digamma,
+        head: op
+        for head, row in sympy_head_rows().items()
+        if (op := torch_function(row, torch)) is not None
     }
 
     def build(e: Any) -> Callable[[Any, Any], Any]:
