@@ -19,6 +19,7 @@ univariate path has:
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import math
 import pickle
@@ -31,12 +32,12 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import scipy.special as sps
 import sympy
 
+from llmlex._functions import FUNCTIONS, function_name, numpy_by_sympy_head
 from llmlex._lsq import Objective, OutOfTime, minimise
 from llmlex._score import nchi2, nchi2_scale
-from llmlex.ansatz import MAX_DEPTH, MAX_NODES, MAX_TEXT_LENGTH, _function_name
+from llmlex.ansatz import MAX_DEPTH, MAX_NODES, MAX_TEXT_LENGTH
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
 
 log = logging.getLogger(__name__)
@@ -44,36 +45,9 @@ log = logging.getLogger(__name__)
 Arr = np.ndarray
 Evaluator = Callable[[Sequence[Any]], Any]
 
-_UNARY: dict[Any, Callable[[Any], Any]] = {
-    sympy.sin: np.sin,
-    sympy.cos: np.cos,
-    sympy.tan: np.tan,
-    sympy.asin: np.arcsin,
-    sympy.acos: np.arccos,
-    sympy.atan: np.arctan,
-    sympy.sinh: np.sinh,
-    sympy.cosh: np.cosh,
-    sympy.tanh: np.tanh,
-    sympy.asinh: np.arcsinh,
-    sympy.acosh: np.arccosh,
-    sympy.atanh: np.arctanh,
-    sympy.exp: np.exp,
-    sympy.Abs: np.abs,
-    sympy.sign: np.sign,
-    sympy.erf: sps.erf,
-    sympy.erfc: sps.erfc,
-    sympy.erfinv: sps.erfinv,
-    sympy.gamma: sps.gamma,
-    sympy.loggamma: sps.gammaln,
-    sympy.digamma: sps.digamma,
-    sympy.cot: lambda a: 1.0 / np.tan(a),
-    sympy.sec: lambda a: 1.0 / np.cos(a),
-    sympy.csc: lambda a: 1.0 / np.sin(a),
-    sympy.coth: lambda a: 1.0 / np.tanh(a),
-    sympy.sech: lambda a: 1.0 / np.cosh(a),
-    sympy.csch: lambda a: 1.0 / np.sinh(a),
-    sympy.acot: lambda a: np.arctan(1.0 / a),
-}
+#: Sympy function class -> numpy function of one argument: the one-argument heads of the
+#: table in :mod:`llmlex._functions` and its sympy-only heads (``cot``, ``sech``, ...).
+_UNARY: dict[Any, Callable[[Any], Any]] = numpy_by_sympy_head()
 
 
 def _pow(a: Any, b: Any) -> Any:
@@ -84,8 +58,9 @@ def compile_expr(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> Evaluator
     """Compile a sympy expression into a numpy closure ``f(values) -> array``.
 
     ``values[k]`` is the value (array or scalar) of ``symbols[k]``.  Only arithmetic, the
-    functions of ``_UNARY``, ``log``, ``Max``/``Min``, numbers and the listed symbols are
-    accepted; anything else raises :class:`ValueError`.  Nothing is ever ``exec``-ed.
+    one-argument functions of ``_UNARY`` (read from :mod:`llmlex._functions`), ``log``,
+    ``Max``/``Min``, numbers and the listed symbols are accepted; anything else raises
+    :class:`ValueError`.  Nothing is ever ``exec``-ed.
     """
     index = {s: k for k, s in enumerate(symbols)}
 
@@ -361,20 +336,40 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
 _NAMED = {"pi": sympy.pi, "e": sympy.E}
 
 
+@functools.cache
+def _parseable_functions() -> frozenset[str]:
+    """The one-argument functions of the table whose sympy form :func:`compile_expr` evaluates.
+
+    Found by compiling each row's sympy form of a symbol, so the text parser can never
+    accept a function the evaluator then rejects (``np.j0`` becomes ``besselj(0, x)``).
+    """
+    z = sympy.Symbol("z", real=True)
+    out: set[str] = set()
+    for name, fn in FUNCTIONS.items():
+        if 1 not in fn.arity:
+            continue
+        try:
+            compile_expr(fn.to_sympy(z), [z])
+        except ValueError:
+            continue
+        out.add(name)
+    return frozenset(out)
+
+
 def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Expr:
     """Parse untrusted multivariate text into sympy by an AST whitelist (never evaluated).
 
     Accepted: numbers, the given variable names, ``pi``/``e`` (bare or ``np.``-prefixed),
-    ``+ - * / **``, unary minus and the whitelisted functions of the ansatz language
-    (``np.sin``, ``exp``, ...).  Exponents must be numbers of magnitude at most 100.
+    ``+ - * / **``, unary minus and the one-argument functions of the ansatz language
+    that :func:`compile_expr` can evaluate (``np.sin``, ``exp``, ...; not ``np.j0``,
+    ``np.sinc``, ``np.heaviside``).  Exponents must be numbers of magnitude at most 100.
 
     Raises
     ------
     AnsatzError
         If the text uses anything else, or is too large.
     """
-    from llmlex._symbolic import _SYMPY_FUNCS
-
+    allowed = _parseable_functions()
     text = text.strip()
     if len(text) > MAX_TEXT_LENGTH:
         raise AnsatzTooComplexError("expression text too long")
@@ -415,10 +410,10 @@ def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Exp
             a = conv(node.operand, depth + 1)
             return -a if isinstance(node.op, ast.USub) else a
         if isinstance(node, ast.Call) and not node.keywords:
-            name = _function_name(node.func)
-            if name is None or name not in _SYMPY_FUNCS or len(node.args) != 1:
+            name = function_name(node.func)
+            if name is None or name not in allowed or len(node.args) != 1:
                 raise AnsatzError(f"function not allowed: {ast.dump(node.func)[:60]}")
-            return _SYMPY_FUNCS[name](conv(node.args[0], depth + 1))
+            return FUNCTIONS[name].to_sympy(conv(node.args[0], depth + 1))
         raise AnsatzError(f"construct not allowed: {type(node).__name__}")
 
     try:

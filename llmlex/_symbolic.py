@@ -1,24 +1,28 @@
 """Conversions between the ansatz language and sympy.
 
 Imported lazily: sympy costs a fraction of a second to import and most numerical work
-never needs it.  The direction sympy -> text goes through sympy's own SciPy printer and
-then back through :func:`llmlex.ansatz.parse_ansatz`, so anything printed is re-checked
-by the whitelist.
+never needs it.  :func:`ast_to_sympy` builds each function with the sympy builder of its
+row in :mod:`llmlex._functions`.  The direction sympy -> text is :func:`sympy_to_text`,
+sympy's own SciPy printer kept inside the ansatz language;
+:func:`llmlex.ansatz.ansatz_from_sympy` parses that text again, so anything printed is
+re-checked by the whitelist.  This module imports nothing of llmlex but the table, so
+:mod:`llmlex.ansatz` can import it lazily without a cycle.
 """
 
 from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from functools import cache
+from functools import cache, partial
 
 import sympy
 from sympy.printing.numpy import SciPyPrinter
 
-from llmlex.ansatz import CONSTANTS, Ansatz, _constant_name, _function_name, _param_index
+from llmlex._functions import CONSTANTS, FUNCTIONS, constant_name, function_name, param_index
 
-__all__ = ["X", "ansatz_from_sympy", "ast_to_sympy", "canonical_key", "node_count", "param"]
+__all__ = ["X", "ast_to_sympy", "canonical_key", "node_count", "param", "sympy_to_text"]
 
 #: The independent variable of univariate ansätze.
 X = sympy.Symbol("x", real=True)
@@ -30,66 +34,11 @@ def param(k: int) -> sympy.Symbol:
     return sympy.Symbol(f"p{k}", real=True)
 
 
-_SYMPY_FUNCS = {
-    "sin": sympy.sin,
-    "cos": sympy.cos,
-    "tan": sympy.tan,
-    "arcsin": sympy.asin,
-    "arccos": sympy.acos,
-    "arctan": sympy.atan,
-    "sinh": sympy.sinh,
-    "cosh": sympy.cosh,
-    "tanh": sympy.tanh,
-    "arcsinh": sympy.asinh,
-    "arccosh": sympy.acosh,
-    "arctanh": sympy.atanh,
-    "exp": sympy.exp,
-    "exp2": lambda a: sympy.Integer(2) ** a,
-    "expm1": lambda a: sympy.exp(a) - 1,
-    "log": sympy.log,
-    "log2": lambda a: sympy.log(a) / sympy.log(2),
-    "log10": lambda a: sympy.log(a) / sympy.log(10),
-    "log1p": lambda a: sympy.log(1 + a),
-    "sqrt": sympy.sqrt,
-    "cbrt": sympy.cbrt,
-    "abs": sympy.Abs,
-    "absolute": sympy.Abs,
-    "sign": sympy.sign,
-    "square": lambda a: a**2,
-    "reciprocal": lambda a: 1 / a,
-    "sinc": lambda a: sympy.sinc(sympy.pi * a),  # numpy's sinc is the normalised one
-    "arctan2": sympy.atan2,
-    "hypot": lambda a, b: sympy.sqrt(a**2 + b**2),
-    "power": lambda a, b: a**b,
-    "maximum": sympy.Max,
-    "minimum": sympy.Min,
-    "where": lambda c, a, b: sympy.Piecewise((a, c), (b, True)),
-    "heaviside": lambda a, h=None: sympy.Heaviside(a, sympy.S.Half if h is None else h),
-    "erf": sympy.erf,
-    "erfc": sympy.erfc,
-    "erfinv": sympy.erfinv,
-    "gamma": sympy.gamma,
-    "gammaln": sympy.loggamma,
-    "digamma": sympy.digamma,
-    "j0": lambda a: sympy.besselj(0, a),
-    "j1": lambda a: sympy.besselj(1, a),
-    "y0": lambda a: sympy.bessely(0, a),
-    "y1": lambda a: sympy.bessely(1, a),
-    "i0": lambda a: sympy.besseli(0, a),
-    "i1": lambda a: sympy.besseli(1, a),
-    "k0": lambda a: sympy.besselk(0, a),
-    "k1": lambda a: sympy.besselk(1, a),
-    "jv": sympy.besselj,
-    "yv": sympy.bessely,
-    "iv": sympy.besseli,
-    "kv": sympy.besselk,
-    "ellipk": sympy.elliptic_k,
-    "ellipe": sympy.elliptic_e,
-    "dawsn": lambda a: sympy.sqrt(sympy.pi) / 2 * sympy.exp(-(a**2)) * sympy.erfi(a),
-    "expit": lambda a: 1 / (1 + sympy.exp(-a)),
-    "beta": sympy.beta,
+#: Canonical function name -> sympy builder of its arguments (views of the table).
+_SYMPY_FUNCS: dict[str, Callable[..., sympy.Expr]] = {
+    name: partial(f.sympy, sympy) for name, f in FUNCTIONS.items()
 }
-_SYMPY_CONSTANTS = {"pi": sympy.pi, "e": sympy.E, "euler_gamma": sympy.EulerGamma}
+_SYMPY_CONSTANTS: dict[str, sympy.Expr] = {name: c.to_sympy() for name, c in CONSTANTS.items()}
 _SYMPY_BINOPS = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
@@ -126,10 +75,10 @@ def ast_to_sympy(node: ast.expr) -> sympy.Expr:
         if node.id in CONSTANTS:
             return _SYMPY_CONSTANTS[node.id]
         return X
-    idx = _param_index(node)
+    idx = param_index(node)
     if idx is not None:
         return param(idx)
-    c = _constant_name(node)
+    c = constant_name(node)
     if c is not None:
         return _SYMPY_CONSTANTS[c]
     if isinstance(node, ast.BinOp):
@@ -149,7 +98,7 @@ def ast_to_sympy(node: ast.expr) -> sympy.Expr:
         f = sympy.And if isinstance(node.op, ast.And) else sympy.Or
         return f(*(ast_to_sympy(v) for v in node.values))
     if isinstance(node, ast.Call):
-        name = _function_name(node.func)
+        name = function_name(node.func)
         assert name is not None
         return _SYMPY_FUNCS[name](*(ast_to_sympy(a) for a in node.args))
     raise TypeError(f"cannot convert {type(node).__name__} to sympy")  # pragma: no cover
@@ -216,17 +165,6 @@ class _AnsatzPrinter(SciPyPrinter):
 def sympy_to_text(expr: sympy.Expr, symbol_names: dict[sympy.Symbol, str] | None = None) -> str:
     """Print a sympy expression as numpy/scipy text (not yet checked)."""
     return _AnsatzPrinter(symbol_names).doprint(expr)
-
-
-def ansatz_from_sympy(expr: sympy.Expr) -> Ansatz:
-    """Turn a sympy expression in ``x`` and ``p<k>`` back into a checked :class:`Ansatz`.
-
-    Raises :class:`~llmlex.exceptions.AnsatzError` if the expression uses anything
-    outside the ansatz language.
-    """
-    from llmlex.ansatz import parse_ansatz
-
-    return parse_ansatz(sympy_to_text(expr))
 
 
 def canonical_key(expr: sympy.Expr, n_params: int) -> str:

@@ -8,13 +8,15 @@ expression in ``x`` and free parameters ``params[i]``, such as
 1. the text is parsed with :func:`ast.parse` (parsing runs nothing);
 2. every node is checked against a whitelist -- numeric literals, ``x``,
    ``params[<int>]``, arithmetic, comparisons inside ``np.where``, and the functions and
-   constants listed in :data:`FUNCTIONS` / :data:`CONSTANTS` -- and against bounds on
-   size, nesting depth and exponent growth;
+   constants of the table in :mod:`llmlex._functions` (:data:`FUNCTIONS` /
+   :data:`CONSTANTS`) -- and against bounds on size, nesting depth and exponent growth;
 3. parameters are renumbered densely in order of their original index;
 4. the checked tree is compiled into a tree of closures over numpy functions.  Literals
    become floats, so no unbounded integer arithmetic (``9**9**9``) can happen.
 
 The compiled callable is vectorised: ``ansatz(x, params) -> ndarray`` of ``x.shape``.
+Its sympy form (:attr:`Ansatz.sympy`) and :func:`ansatz_from_sympy`, the way back, import
+:mod:`llmlex._symbolic` (and so sympy) on first use.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.special as _sps
 
+from llmlex._functions import ALIASES, Function, constant_name, function_name, param_index
+from llmlex._functions import CONSTANTS as _CONSTANT_ROWS
+from llmlex._functions import FUNCTIONS as _FUNCTIONS
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
 
 if TYPE_CHECKING:  # sympy is imported lazily: it is slow to import
@@ -43,6 +47,7 @@ __all__ = [
     "MAX_PARAMS",
     "MAX_TEXT_LENGTH",
     "Ansatz",
+    "ansatz_from_sympy",
     "parse_ansatz",
 ]
 
@@ -65,78 +70,13 @@ MAX_LITERAL = 1e300
 
 Arr = np.ndarray
 
+#: Functions an ansatz may call: the rows of the table in :mod:`llmlex._functions`, by
+#: canonical bare name.  ``np.``, ``numpy.``, ``math.`` and ``scipy.special.``,
+#: ``special.``, ``sp.``, ``sps.``, ``sc.``, ``scs.`` prefixes are accepted on any of them.
+FUNCTIONS: dict[str, Function] = _FUNCTIONS
 
-def _expit(z: Arr) -> Arr:
-    return _sps.expit(z)
-
-
-def _heaviside(z: Arr) -> Arr:
-    return np.heaviside(z, 0.5)
-
-
-@dataclass(frozen=True)
-class _Fn:
-    """A whitelisted function: its numpy/scipy implementation and arity."""
-
-    impl: Callable[..., Any]
-    nargs: tuple[int, ...]  # accepted argument counts
-    module: str  # "np" or "scipy.special", used when printing
-
-
-#: Functions an ansatz may call, by bare name.  ``np.``, ``numpy.``, ``math.`` prefixes
-#: resolve against the numpy entries; ``scipy.special.``, ``special.``, ``sp.``,
-#: ``sps.``, ``sc.`` against the scipy ones.
-FUNCTIONS: dict[str, _Fn] = {
-    **{
-        name: _Fn(getattr(np, name), (1,), "np")
-        for name in (
-            "sin cos tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh "
-            "exp exp2 expm1 log log2 log10 log1p sqrt cbrt abs absolute sign square "
-            "reciprocal sinc"
-        ).split()
-    },
-    "arctan2": _Fn(np.arctan2, (2,), "np"),
-    "hypot": _Fn(np.hypot, (2,), "np"),
-    "power": _Fn(np.power, (2,), "np"),
-    "maximum": _Fn(np.maximum, (2,), "np"),
-    "minimum": _Fn(np.minimum, (2,), "np"),
-    "where": _Fn(np.where, (3,), "np"),
-    "heaviside": _Fn(_heaviside, (1, 2), "np"),
-    **{
-        name: _Fn(getattr(_sps, name), (1,), "scipy.special")
-        for name in (
-            "erf erfc erfinv gamma gammaln digamma j0 j1 y0 y1 i0 i1 k0 k1 ellipk ellipe dawsn"
-        ).split()
-    },
-    "expit": _Fn(_expit, (1,), "scipy.special"),
-    "jv": _Fn(_sps.jv, (2,), "scipy.special"),
-    "yv": _Fn(_sps.yv, (2,), "scipy.special"),
-    "iv": _Fn(_sps.iv, (2,), "scipy.special"),
-    "kv": _Fn(_sps.kv, (2,), "scipy.special"),
-    "beta": _Fn(_sps.beta, (2,), "scipy.special"),
-}
-# Common aliases that language models write.
-_ALIASES = {
-    "asin": "arcsin",
-    "acos": "arccos",
-    "atan": "arctan",
-    "atan2": "arctan2",
-    "asinh": "arcsinh",
-    "acosh": "arccosh",
-    "atanh": "arctanh",
-    "ln": "log",
-    "fabs": "abs",
-    "absolute": "abs",
-    "pow": "power",
-    "lgamma": "gammaln",
-    "sigmoid": "expit",
-}
-
-#: Named constants an ansatz may use (bare or with a module prefix).
-CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "euler_gamma": float(np.euler_gamma)}
-
-_NUMPY_PREFIXES = {"np", "numpy", "math"}
-_SCIPY_PREFIXES = {"special", "sp", "sps", "sc", "scs"}
+#: Named constants an ansatz may use (bare or with a module prefix): name -> value.
+CONSTANTS: dict[str, float] = {name: c.numpy for name, c in _CONSTANT_ROWS.items()}
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: np.add,
@@ -159,55 +99,6 @@ _BOOLOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.And: np.logical_and,
     ast.Or: np.logical_or,
 }
-
-
-def _function_name(node: ast.expr) -> str | None:
-    """Resolve ``np.sin`` / ``scipy.special.erf`` / ``sin`` to a whitelisted name."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    parts.reverse()
-    *prefix, name = parts
-    name = _ALIASES.get(name, name)
-    # Module prefixes are accepted leniently (models write math.exp, np.erf, special.erf):
-    # what matters is that the bare name is whitelisted.
-    ok = name in FUNCTIONS and (
-        not prefix
-        or (len(prefix) == 1 and prefix[0] in _NUMPY_PREFIXES | _SCIPY_PREFIXES)
-        or prefix == ["scipy", "special"]
-    )
-    return name if ok else None
-
-
-def _constant_name(node: ast.expr) -> str | None:
-    """Resolve ``pi`` / ``np.pi`` / ``math.e`` to a whitelisted constant name."""
-    if isinstance(node, ast.Name) and node.id in CONSTANTS:
-        return node.id
-    if (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id in _NUMPY_PREFIXES
-        and node.attr in CONSTANTS
-    ):
-        return node.attr
-    return None
-
-
-def _param_index(node: ast.expr) -> int | None:
-    """Return i for ``params[i]`` (also ``p[i]``), else None."""
-    if (
-        isinstance(node, ast.Subscript)
-        and isinstance(node.value, ast.Name)
-        and node.value.id in ("params", "p")
-        and isinstance(node.slice, ast.Constant)
-        and type(node.slice.value) is int
-    ):
-        return node.slice.value
-    return None
 
 
 class _Checker:
@@ -239,13 +130,13 @@ class _Checker:
             if node.id == "x" or node.id in CONSTANTS:
                 return
             raise AnsatzError(f"unknown name {node.id!r} (only x, params[i] and constants)")
-        idx = _param_index(node)
+        idx = param_index(node)
         if idx is not None:
             if not 0 <= idx <= MAX_PARAM_INDEX:
                 raise AnsatzError(f"parameter index {idx} outside 0..{MAX_PARAM_INDEX}")
             self.indices.add(idx)
             return
-        if _constant_name(node) is not None:
+        if constant_name(node) is not None:
             return
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             if isinstance(node.op, ast.Pow):
@@ -285,14 +176,14 @@ class _Checker:
                 self.check(sub, d, pow_nesting, cond)
             return
         if isinstance(node, ast.Call):
-            name = _function_name(node.func)
+            name = function_name(node.func)
             if name is None:
                 raise AnsatzError(f"call to a function that is not allowed: {_short(node.func)}")
             if node.keywords:
                 raise AnsatzError(f"keyword arguments are not allowed (in {name})")
             fn = FUNCTIONS[name]
-            if len(node.args) not in fn.nargs:
-                raise AnsatzError(f"{name} takes {fn.nargs} arguments, got {len(node.args)}")
+            if len(node.args) not in fn.arity:
+                raise AnsatzError(f"{name} takes {fn.arity} arguments, got {len(node.args)}")
             if any(isinstance(a, ast.Starred) for a in node.args):
                 raise AnsatzError("starred arguments are not allowed")
             if self.allowed is not None and name not in self.allowed and name != "where":
@@ -319,7 +210,7 @@ class _Normaliser(ast.NodeTransformer):
         self.mapping = mapping
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
-        idx = _param_index(node)
+        idx = param_index(node)
         assert idx is not None
         return ast.Subscript(
             value=ast.Name("params", ast.Load()),
@@ -328,7 +219,7 @@ class _Normaliser(ast.NodeTransformer):
         )
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        c = _constant_name(node)
+        c = constant_name(node)
         if c is not None:
             return _attr("np", c)
         return node  # function attributes are handled in visit_Call
@@ -339,12 +230,9 @@ class _Normaliser(ast.NodeTransformer):
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        name = _function_name(node.func)
+        name = function_name(node.func)
         assert name is not None
-        if name == "absolute":
-            name = "abs"
-        fn = FUNCTIONS[name]
-        func = _attr("np", name) if fn.module == "np" else _attr("scipy.special", name)
+        func = _attr(FUNCTIONS[name].module, name)
         return ast.Call(func=func, args=[self.visit(a) for a in node.args], keywords=[])
 
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
@@ -365,10 +253,10 @@ def _compile(node: ast.expr) -> Callable[[Arr, Arr], Any]:
         return lambda x, p: v
     if isinstance(node, ast.Name):  # only "x" survives normalisation
         return lambda x, p: x
-    idx = _param_index(node)
+    idx = param_index(node)
     if idx is not None:
         return lambda x, p: p[idx]
-    c = _constant_name(node)
+    c = constant_name(node)
     if c is not None:
         v = CONSTANTS[c]
         return lambda x, p: v
@@ -405,9 +293,9 @@ def _compile(node: ast.expr) -> Callable[[Arr, Arr], Any]:
 
         return boolop
     if isinstance(node, ast.Call):
-        name = _function_name(node.func)
+        name = function_name(node.func)
         assert name is not None
-        impl = FUNCTIONS[name].impl
+        impl = FUNCTIONS[name].numpy
         args = [_compile(a) for a in node.args]
         if len(args) == 1:
             (a0,) = args
@@ -555,7 +443,7 @@ def parse_ansatz(text: str, *, allowed_functions: Sequence[str] | None = None) -
         raise AnsatzError(f"not a Python expression: {err}") from None
     allowed = None
     if allowed_functions is not None:
-        allowed = frozenset(_ALIASES.get(f, f) for f in allowed_functions)
+        allowed = frozenset(ALIASES.get(f, f) for f in allowed_functions)
     checker = _Checker(allowed)
     checker.check(tree)
     if len(checker.indices) > MAX_PARAMS:
@@ -572,3 +460,19 @@ def parse_ansatz(text: str, *, allowed_functions: Sequence[str] | None = None) -
         _func=_compile(norm),
         _tree=norm,
     )
+
+
+def ansatz_from_sympy(expr: sympy.Expr) -> Ansatz:
+    """Turn a sympy expression in ``x`` and ``p<k>`` back into a checked :class:`Ansatz`.
+
+    The expression is printed as numpy/scipy text and parsed again, so everything printed
+    is re-checked by the whitelist.
+
+    Raises
+    ------
+    AnsatzError
+        If the expression uses anything outside the ansatz language.
+    """
+    from llmlex._symbolic import sympy_to_text
+
+    return parse_ansatz(sympy_to_text(expr))

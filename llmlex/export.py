@@ -4,8 +4,9 @@ Every function accepts any llmlex result: a :class:`~llmlex.fit.FitResult`, a
 :class:`~llmlex.kan.KANSymbolicResult`, a :class:`~llmlex.genetic.GeneticRun` (its
 ``best``), or a fitted :class:`~llmlex.estimator.LLMLExRegressor` (its ``result_``).
 Nothing here evaluates text: numpy and torch callables are built by walking the sympy tree
-(or, for a univariate fit, by reusing its compiled ansatz).  torch is imported only by
-:func:`to_torch`.
+(or, for a univariate fit, by reusing its compiled ansatz); the torch counterparts of
+sympy's function heads come from the table in :mod:`llmlex._functions`.  torch is
+imported only by :func:`to_torch`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmlex import _report
+from llmlex._functions import sympy_head_rows, torch_function
 from llmlex._report import stats_rows
 from llmlex._results import GeneticRun
 from llmlex.exceptions import MissingDependencyError
@@ -218,27 +220,11 @@ def _torch_builder(torch: Any, index: dict[Any, int], pindex: dict[Any, int]) ->
     """A recursive converter from a sympy tree to closures over torch operations."""
     import sympy
 
+    # The table's one-argument sympy heads that have a torch counterpart.
     unary = {
-        sympy.sin: torch.sin,
-        sympy.cos: torch.cos,
-        sympy.tan: torch.tan,
-        sympy.asin: torch.asin,
-        sympy.acos: torch.acos,
-        sympy.atan: torch.atan,
-        sympy.sinh: torch.sinh,
-        sympy.cosh: torch.cosh,
-        sympy.tanh: torch.tanh,
-        sympy.asinh: torch.asinh,
-        sympy.acosh: torch.acosh,
-        sympy.atanh: torch.atanh,
-        sympy.exp: torch.exp,
-        sympy.Abs: torch.abs,
-        sympy.sign: torch.sign,
-        sympy.erf: torch.erf,
-        sympy.erfc: torch.erfc,
-        sympy.erfinv: torch.erfinv,
-        sympy.loggamma: torch.lgamma,
-        sympy.digamma: torch.digamma,
+        head: op
+        for head, row in sympy_head_rows().items()
+        if (op := torch_function(row, torch)) is not None
     }
 
     def build(e: Any) -> Callable[[Any, Any], Any]:
@@ -253,6 +239,15 @@ def _torch_builder(torch: Any, index: dict[Any, int], pindex: dict[Any, int]) ->
         if e.is_Number or e.is_NumberSymbol:
             c = float(e)
             return lambda v, p: c
+        if e.is_number:
+            # A constant subtree (log(2) in the form of log2, sqrt(2)): torch's functions
+            # take tensors, not Python floats, so fold it to a float here.
+            try:
+                c = float(e)
+            except TypeError:  # a complex constant: the conversion below rejects it
+                pass
+            else:
+                return lambda v, p: c
         args = [build(a) for a in e.args]
         if e.is_Add:
             return lambda v, p: _fold(lambda a, b: a + b, args, v, p)

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmlex.ansatz import _ALIASES, CONSTANTS, FUNCTIONS, parse_ansatz
+from llmlex._functions import ALIASES, CONSTANTS, FUNCTIONS, lookup
+from llmlex.ansatz import parse_ansatz
 from llmlex.cache import ReplyCache, as_cache, request_key
 from llmlex.exceptions import AnsatzError, LLMAuthenticationError, LLMModelNotFoundError
 from llmlex.images import data_image, fits_image
@@ -120,20 +121,20 @@ def normalise_functions(names: Iterable[str] | None) -> tuple[str, ...] | None:
             if name.startswith(prefix):
                 name = name[len(prefix) :]
                 break
-        name = _ALIASES.get(name, name)
-        if name not in FUNCTIONS:
+        fn = lookup(name)
+        if fn is None:
             near = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise ValueError(f"unknown function {raw!r} in allowed_functions{hint}")
-        if name not in out:
-            out.append(name)
+        if fn.name not in out:
+            out.append(fn.name)
     return tuple(out)
 
 
 def _function_list(allowed: Sequence[str] | None) -> str:
     names = sorted(FUNCTIONS) if allowed is None else list(allowed)
-    # "where" is described separately; "absolute" is a synonym of "abs".
-    np_names = [n for n in names if FUNCTIONS[n].module == "np" and n not in ("where", "absolute")]
+    # "where" is described separately (aliases such as "absolute" are not listed).
+    np_names = [n for n in names if FUNCTIONS[n].module == "np" and n != "where"]
     sp_names = [n for n in names if FUNCTIONS[n].module != "np"]
     parts = []
     if np_names:
@@ -334,7 +335,7 @@ _ASSIGN_HEAD = re.compile(
 _PROSE_SPLIT = re.compile(r"[\s.,;:]+\(?([A-Za-z][A-Za-z']+)\b")
 _CODE_WORDS = (
     set(FUNCTIONS)
-    | set(_ALIASES)
+    | set(ALIASES)
     | set(CONSTANTS)
     | {"np", "numpy", "scipy", "special", "sp", "sps", "math", "params", "x", "p", "lambda"}
 )

@@ -171,7 +171,7 @@ def test_normal_form_is_a_fixed_point(text):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expressions)
 def test_sympy_round_trip_preserves_values(text):
-    from llmlex._symbolic import ansatz_from_sympy
+    from llmlex.ansatz import ansatz_from_sympy
 
     a = parse_ansatz(text)
     b = ansatz_from_sympy(a.sympy)

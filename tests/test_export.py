@@ -113,6 +113,16 @@ def test_torch_multivariate(fit):
     np.testing.assert_allclose(out, to_numpy(kan_result(expr))(X), rtol=1e-12)
 
 
+def test_torch_folds_constant_subtrees():
+    # log2 is log(a)/log(2) and np.sqrt(2) is 2**(1/2) in sympy: constants torch's
+    # functions would receive as Python floats (a TypeError in forward) unless folded.
+    torch = pytest.importorskip("torch")
+    x = np.linspace(0.5, 3.0, 20)
+    r = fit_ansatz("params[0]*np.log2(x) + np.sqrt(2)*x", x, 2 * np.log2(x) + np.sqrt(2) * x)
+    out = to_torch(r)(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(out, r.predict(x), rtol=1e-12)
+
+
 def test_reports(fit):
     r, x, y = fit
     text = report(r, x=x, y=y)
