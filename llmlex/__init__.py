@@ -26,12 +26,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from llmlex._version import __version__
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import LLMLExError
 from llmlex.fit import FitResult, fit_ansatz, nchi2, score
 from llmlex.genetic import GeneticRun, RunStats, arun_genetic, run_genetic, single_call
 
-__version__ = "0.1.0"
 
 __all__ = [
     "KANLEX",

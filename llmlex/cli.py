@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from llmlex._validation import check_xy
 from llmlex.exceptions import LLMLExError
+from llmlex.genetic import run_genetic
 
 __all__ = ["main", "read_table"]
 
@@ -168,8 +170,6 @@ def _save_plot(path: Path, x: np.ndarray, y: np.ndarray, result: Any, title: str
 
 
 def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> Any:
-    from llmlex.genetic import run_genetic
-
     client = _client(args)
     t0 = time.perf_counter()
     run = run_genetic(
@@ -227,8 +227,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from llmlex._validation import check_xy
-
     x, y = read_table(args.file, args.x, args.y)
     x, y = check_xy(x, y)
     best = _run(args, x, y, f"llmlex fit {args.file}: y = {args.y}, x = {args.x}")
