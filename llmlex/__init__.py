@@ -32,7 +32,6 @@ from llmlex.exceptions import LLMLExError
 from llmlex.fit import FitResult, fit_ansatz, nchi2, score
 from llmlex.genetic import GeneticRun, RunStats, arun_genetic, run_genetic, single_call
 
-
 __all__ = [
     "KANLEX",
     "Ansatz",
