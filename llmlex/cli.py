@@ -177,8 +177,8 @@ def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> 
         None,
         x,
         y,
-        population_size=args.population,
-        num_of_generations=args.generations,
+        population_size=args.population_size,
+        num_of_generations=args.num_of_generations,
         model=args.model or "offline",
         seed=args.seed,
         progress=not args.quiet,
@@ -246,8 +246,23 @@ def _parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="LLM model name; omit to run offline")
         p.add_argument("--base-url", help="OpenAI-compatible endpoint (default from env)")
-        p.add_argument("--population", type=int, default=8, help="children per generation")
-        p.add_argument("--generations", type=int, default=6, help="most generations")
+        # Option names follow run_genetic's keywords; the short forms stay as aliases.
+        p.add_argument(
+            "--population-size",
+            "--population",
+            dest="population_size",
+            type=int,
+            default=8,
+            help="children per generation",
+        )
+        p.add_argument(
+            "--num-of-generations",
+            "--generations",
+            dest="num_of_generations",
+            type=int,
+            default=6,
+            help="most generations",
+        )
         p.add_argument("--seed", type=int, default=0, help="random seed")
         p.add_argument(
             "--patience",
