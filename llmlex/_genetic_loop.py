@@ -263,30 +263,34 @@ class _Search:
                 if self.paid:
                     ledger.release()
         self.tally.add_batch(batch)
-        best: FitResult | None = None
-        if batch.proposals:
-            loop = asyncio.get_running_loop()
-            results, failures = await loop.run_in_executor(
-                self.pool,
-                lambda: _fit_batch(
-                    batch,
-                    self.x,
-                    self.y,
-                    allowed=self.allowed,
-                    seed=seed,
-                    fit_options=self.fit_options,
-                ),
-            )
-            self.tally.fits += len(results)
-            for stage, message in failures:
-                self.tally.fail(stage, message)
-            for r in results:
-                self._archive(r)
-                best = r if best is None else prefer(best, r, self.rtol)
+        best = await self._fit(batch, seed) if batch.proposals else None
         if self.progress is not None:
             self.progress.update(1)
             if self.archive:
                 self.progress.set_postfix(best_nchi2=f"{self.best_nchi2():.3g}", refresh=False)
+        return best
+
+    async def _fit(self, batch: ProposalBatch, seed: int) -> FitResult | None:
+        """Fit a batch off the event loop; archive every fit and return the best."""
+        loop = asyncio.get_running_loop()
+        results, failures = await loop.run_in_executor(
+            self.pool,
+            lambda: _fit_batch(
+                batch,
+                self.x,
+                self.y,
+                allowed=self.allowed,
+                seed=seed,
+                fit_options=self.fit_options,
+            ),
+        )
+        self.tally.fits += len(results)
+        for stage, message in failures:
+            self.tally.fail(stage, message)
+        best: FitResult | None = None
+        for r in results:
+            self._archive(r)
+            best = r if best is None else prefer(best, r, self.rtol)
         return best
 
     def _archive(self, r: FitResult) -> None:

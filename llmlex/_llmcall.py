@@ -383,38 +383,23 @@ class LLMCall:
             The endpoint does not serve the model (404).
         """
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
-        if max_tokens is not None:
-            kwargs["max_tokens"] = max_tokens
-        if temperature is not None:
-            kwargs["temperature"] = temperature
-        if timeout is not None:
-            kwargs["timeout"] = timeout
+        optional = {"max_tokens": max_tokens, "temperature": temperature, "timeout": timeout}
+        kwargs.update((k, v) for k, v in optional.items() if v is not None)
         if extra_body:
             kwargs["extra_body"] = dict(extra_body)
-        key = None
-        if self.cache is not None:
-            key = self.cache_key(
-                messages if cache_messages is None else cache_messages, seed=seed, options=kwargs
-            )
-            hit = await asyncio.to_thread(self.cache.get, key)
-            if hit is not None:
-                log.debug("reply of %s from the cache", self.model)
-                usage = Usage(cache_hits=1)
-                if self.ledger is not None:
-                    self.ledger.record(usage)
-                return Reply(str(hit.get("content") or ""), hit.get("finish_reason"), usage)
-        if self.ledger is not None:
-            reason = self.ledger.reserve()
-            if reason is not None:
-                return Reply(None, refused=reason)
-        try:
-            reply, completion = await self._call(kwargs)
-        finally:
+        if self.cache is None:
+            return (await self._paid_call(kwargs))[0]
+        shown = messages if cache_messages is None else cache_messages
+        key = self.cache_key(shown, seed=seed, options=kwargs)
+        hit = await asyncio.to_thread(self.cache.get, key)
+        if hit is not None:
+            log.debug("reply of %s from the cache", self.model)
+            usage = Usage(cache_hits=1)
             if self.ledger is not None:
-                self.ledger.release()
-        if self.ledger is not None:
-            self.ledger.record(reply.usage)
-        if key is not None and self.cache is not None and reply.content is not None:
+                self.ledger.record(usage)
+            return Reply(str(hit.get("content") or ""), hit.get("finish_reason"), usage)
+        reply, completion = await self._paid_call(kwargs)
+        if reply.content is not None:
             # Only replies the model actually gave are kept (also those without an
             # ansatz, so that a re-run replays them); transport failures are not.
             entry = {
@@ -457,6 +442,20 @@ class LLMCall:
         if failure.startswith(CONNECTION_ERRORS):
             raise LLMConnectionError(failure)
         raise LLMError(failure)
+
+    async def _paid_call(self, kwargs: dict[str, Any]) -> tuple[Reply, Any]:
+        """One request within the ledger's budgets (if any), recorded in it."""
+        if self.ledger is None:
+            return await self._call(kwargs)
+        reason = self.ledger.reserve()
+        if reason is not None:
+            return Reply(None, refused=reason), None
+        try:
+            reply, completion = await self._call(kwargs)
+        finally:
+            self.ledger.release()
+        self.ledger.record(reply.usage)
+        return reply, completion
 
     async def _call(self, kwargs: dict[str, Any]) -> tuple[Reply, Any]:
         """One request, its errors mapped (the completion is returned for the cache)."""
