@@ -1,0 +1,135 @@
+"""The options of a genetic run: one frozen dataclass that holds every default.
+
+:class:`GeneticSettings` has one field per keyword option of
+:func:`llmlex.genetic.run_genetic` (the signatures of ``run_genetic`` and
+``arun_genetic`` take their defaults from it, and a test checks that the three agree).
+Building it validates and normalises the options once; the search only reads it.
+:data:`OPTIONS` -- the field names -- is what unknown keywords are checked against.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from llmlex._llmcall import Budgets, check_prices
+from llmlex._results import PARSIMONY_RTOL
+
+if TYPE_CHECKING:
+    import os
+
+    from llmlex.cache import ReplyCache
+    from llmlex.fit import FitResult
+    from llmlex.proposer import Proposer
+
+__all__ = ["COMPAT_OPTIONS", "DEFAULTS", "OPTIONS", "GeneticSettings", "check_keywords"]
+
+log = logging.getLogger(__name__)
+
+#: Keywords of the reference library that are accepted and ignored.
+COMPAT_OPTIONS = ("use_async", "for_kan", "demonstrate_parent_plotting", "plot_parents")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneticSettings:
+    """Every option of a genetic run, validated and normalised.
+
+    Each field is the keyword of the same name of :func:`llmlex.genetic.run_genetic`,
+    where its meaning is documented.  On construction ``hints`` becomes a tuple (a single
+    string is one hint), ``allowed_functions`` a tuple, ``prices`` a read-only validated
+    table, and ``seed=None`` becomes 0 when a ``cache`` is given (cached replies are keyed
+    by the requests' seeds, which derive from it: a fixed default lets a re-run hit).
+
+    Raises
+    ------
+    ValueError
+        For a size, temperature, budget or price out of range.
+    """
+
+    population_size: int = 5
+    num_of_generations: int = 3
+    temperature: float = 1.0
+    model: str = "openai/gpt-4o"
+    exit_condition: float = 1e-10
+    elite: bool = True
+    proposer: Proposer | None = None
+    max_concurrency: int = 8
+    system_prompt: str | None = None
+    hints: tuple[str, ...] = ()
+    allowed_functions: tuple[str, ...] | None = None
+    llm_temperature: float | None = None
+    llm_max_tokens: int | None = None
+    num_parents: int = 2
+    hybrid: bool = False
+    parsimony_rtol: float = PARSIMONY_RTOL
+    fit_starts: int = 8
+    fit_timeout: float = 5.0
+    seed: int | None = None
+    progress: bool = True
+    callback: Callable[[int, tuple[FitResult, ...]], None] | None = None
+    time_budget: float | None = None
+    patience: int | None = None
+    checkpoint: str | os.PathLike[str] | None = None
+    resume: bool = True
+    cache: ReplyCache | str | os.PathLike[str] | None = None
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    prices: Mapping[str, tuple[float, float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.population_size < 1 or self.num_of_generations < 1:
+            raise ValueError("population_size and num_of_generations must be at least 1")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        self.budgets  # noqa: B018 - validates the three limits
+        hints: Sequence[str] | str = self.hints
+        allowed: Sequence[str] | None = self.allowed_functions
+        normalised: dict[str, Any] = {
+            "prices": None if self.prices is None else MappingProxyType(check_prices(self.prices)),
+            "hints": (hints,) if isinstance(hints, str) else tuple(hints),
+            "allowed_functions": None if allowed is None else tuple(allowed),
+        }
+        if self.cache is not None and self.seed is None:
+            normalised["seed"] = 0
+        for name, value in normalised.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
+
+    @property
+    def budgets(self) -> Budgets:
+        """The spending limits (``max_calls``, ``max_tokens``, ``max_cost``)."""
+        return Budgets(max_calls=self.max_calls, max_tokens=self.max_tokens, max_cost=self.max_cost)
+
+    def price_of(self, model: str) -> tuple[float, float] | None:
+        """USD per million (prompt, completion) tokens of ``model``, if given."""
+        return None if self.prices is None else self.prices.get(model)
+
+
+#: Field names of :class:`GeneticSettings`: the keyword options of ``run_genetic``.
+OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(GeneticSettings))
+
+#: The defaults (read by the signatures of ``run_genetic`` and ``arun_genetic``).
+DEFAULTS = GeneticSettings()
+
+
+def check_keywords(extra: Mapping[str, Any], *, known: Collection[str], func: str) -> None:
+    """Reject the keywords of ``extra`` that are neither ``known`` nor reference-compatible.
+
+    Raises
+    ------
+    TypeError
+        For the first unknown keyword, suggesting the nearest known one.
+    """
+    for name in extra:
+        if name in known:
+            continue
+        if name in COMPAT_OPTIONS:
+            log.debug("%s: option %r is accepted for compatibility and ignored", func, name)
+            continue
+        near = difflib.get_close_matches(name, list(known), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise TypeError(f"{func}() got an unexpected keyword argument {name!r}{hint}")
