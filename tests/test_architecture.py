@@ -4,7 +4,10 @@
 - A function-local import of an ``llmlex`` module only defers a heavy optional dependency:
   its target imports sympy, openai, matplotlib, torch/pykan or scikit-learn at module level.
 - One module touches torch/pykan (``export.to_torch`` imports torch for its own output).
+- Every import points down (or sideways) the layers of :data:`LAYERS`.
 - No module over 800 lines.
+
+Imports under ``if TYPE_CHECKING:`` are annotations, not imports, and are left out.
 """
 
 from __future__ import annotations
@@ -19,6 +22,31 @@ HEAVY = {"sympy", "openai", "matplotlib", "torch", "kan", "sklearn"}
 TORCH_MODULES = {"_kan_torch", "export"}
 MAX_LINES = 800
 
+#: The layers, bottom to top (the README's "Architecture" section draws them).  A module
+#: may import from its own layer and the layers below; every module must be placed.
+LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(names.split())
+    for names in (
+        # exceptions and pure helpers
+        "exceptions _version _validation _aio _features _jsonio _checkpoint _score _lsq _report",
+        # the expression language
+        "_functions ansatz _symbolic _sympy_json",
+        # numerics and result types
+        "fit _kan_sympy _results _kan_results _forms",
+        # persistence
+        "persist",
+        # proposers: offline, LLM (one call module), images, reply cache
+        "proposer cache images _llmcall _extract llm offline",
+        # the search
+        "_settings _genetic_loop genetic",
+        # the KAN pipeline (torch and pykan only in _kan_torch)
+        "_separable _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
+        "_kan_simplify _kanlex kan",
+        # user-facing adapters
+        "export plots estimator cli __init__",
+    )
+)
+
 
 def _modules() -> dict[str, ast.Module]:
     return {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in PACKAGE.glob("*.py")}
@@ -32,6 +60,8 @@ def _imports(tree: ast.Module, names: set[str]) -> tuple[set[str], set[str], set
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
             found: set[str] = set()
             roots: set[str] = set()
             if isinstance(child, ast.Import):
@@ -89,6 +119,28 @@ def test_no_import_cycle_even_through_function_local_imports(graph):
         if m not in state:
             dfs(m)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def _layer(module: str) -> int:
+    for k, names in enumerate(LAYERS):
+        if module in names:
+            return k
+    raise AssertionError(f"llmlex/{module}.py has no layer: add it to LAYERS (and the README)")
+
+
+def test_every_import_points_down_the_layers(graph):
+    up = {
+        f"{m} -> {n}"
+        for m, (top, local, _) in graph.items()
+        for n in top | local
+        if n in graph and _layer(n) > _layer(m)
+    }
+    assert not up, f"imports pointing up the layers: {sorted(up)}"
+
+
+def test_the_call_module_imports_openai_only_when_calling(graph):
+    _, _, third = graph["_llmcall"]
+    assert "openai" not in third
 
 
 def _heavy_doors(graph) -> set[str]:
