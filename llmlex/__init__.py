@@ -18,7 +18,9 @@ networks: ``llmlex.KANLEX`` and ``llmlex.kan_to_symbolic`` (extra ``llmlex[kan]`
 Modules: :mod:`llmlex.images` (plots), :mod:`llmlex.llm` (prompts and calls),
 :mod:`llmlex.fit` (score and fitting), :mod:`llmlex.genetic` (the search),
 :mod:`llmlex.kan` (KANs), :mod:`llmlex.ansatz` (the safe expression language),
-:mod:`llmlex.exceptions`.
+:mod:`llmlex.persist` (saving results), :mod:`llmlex.export` and :mod:`llmlex.plots`,
+:mod:`llmlex.exceptions` (every error).  They are doors to private modules arranged in
+layers whose imports point down; the README's "Architecture" section draws them.
 """
 
 from __future__ import annotations
