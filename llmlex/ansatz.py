@@ -473,6 +473,15 @@ def ansatz_from_sympy(expr: sympy.Expr) -> Ansatz:
     AnsatzError
         If the expression uses anything outside the ansatz language.
     """
+    import sympy
+
     from llmlex._symbolic import sympy_to_text
 
-    return parse_ansatz(sympy_to_text(expr))
+    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        # sympy folds e.g. x/(x - x) to zoo*x: no real-valued ansatz to print.
+        raise AnsatzError(f"expression is undefined or infinite everywhere: {expr}")
+    try:
+        text = sympy_to_text(expr)
+    except (KeyError, TypeError, ValueError, NotImplementedError) as err:
+        raise AnsatzError(f"cannot print {type(expr).__name__} as an ansatz: {err!r}") from None
+    return parse_ansatz(text)
