@@ -266,7 +266,7 @@ def test_unknown_option_is_a_type_error():
 
 
 def _selection(expr, f, variables, n=400, seed=0):
-    from llmlex.kan import _Selection
+    from llmlex._kan_select import Selection as _Selection
 
     rng = np.random.default_rng(seed)
     X = rng.uniform(0.5, 2.0, size=(n, len(variables)))
@@ -699,7 +699,7 @@ def _fixed_multkan(funs):
 
 
 def test_separable_candidates_find_product_and_sum_forms():
-    from llmlex.kan import _separable_candidates
+    from llmlex._kan_select import separable_forms as _separable_candidates
 
     x0, x1 = sympy.symbols("x0 x1", real=True)
     X = np.random.default_rng(3).uniform(1.0, 3.0, size=(400, 2))
@@ -740,7 +740,7 @@ def test_separable_candidates_find_product_and_sum_forms():
 
 
 def test_separable_candidates_none_for_a_network_that_is_neither():
-    from llmlex.kan import _separable_candidates
+    from llmlex._kan_select import separable_forms as _separable_candidates
 
     model = _symbolic_multkan()  # tanh of a sum plus a product of mixed subnodes
     x0, x1 = sympy.symbols("x0 x1", real=True)
@@ -751,7 +751,8 @@ def test_separable_candidates_none_for_a_network_that_is_neither():
 
 
 def test_edge_alternatives_run_from_a_constant_to_the_chosen_fit():
-    from llmlex.kan import _alternatives, edge_weighted_error, regress_edge
+    from llmlex._kan_edges import edge_alternatives as _alternatives
+    from llmlex._kan_edges import edge_weighted_error, regress_edge
 
     x = np.linspace(1.0, 3.0, 120)
     y = 2.0 * x**2 + 0.5
