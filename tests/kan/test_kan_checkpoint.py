@@ -264,3 +264,30 @@ def test_kan_checkpoint_records_the_search_option(tmp_path):
     kan_to_symbolic(model, None, x=X, regressor=linear_regressor, checkpoint=path, search=False)
     with pytest.raises(CheckpointError, match="search was False, now True"):
         kan_to_symbolic(model, None, x=X, regressor=linear_regressor, checkpoint=path)
+
+
+@needs_kan
+def test_a_checkpoint_written_before_the_split_still_loads(tmp_path):
+    """data/edges_checkpoint_v1.json: written by llmlex.kan before its split into modules.
+
+    Same network and inputs as :func:`six_edges`, edges by :class:`Counting`'s fits, in
+    another process (so float32 results may differ in the last bit: compared loosely).
+    """
+    import shutil
+    from pathlib import Path
+
+    model, X = six_edges()
+    path = tmp_path / "edges.json"
+    shutil.copy(Path(__file__).parent / "data" / "edges_checkpoint_v1.json", path)
+    before = path.read_bytes()
+    nothing = Counting(fail_at=1)  # would raise if it were asked for any edge
+    loaded = kan_to_symbolic(model, None, x=X, regressor=nothing, checkpoint=path)
+    assert nothing.keys == [] and path.read_bytes() == before
+    fresh = kan_to_symbolic(model, None, x=X, regressor=Counting())
+    assert loaded.llm_calls == fresh.llm_calls == 12
+    for key, e in fresh.items():
+        got = loaded[key]
+        assert (got.status, got.source, got.fit.ansatz) == (e.status, e.source, e.fit.ansatz)
+        scale = np.max(np.abs(e.fit.params))
+        np.testing.assert_allclose(got.fit.params, e.fit.params, rtol=1e-5, atol=1e-6 * scale)
+        assert [r.ansatz for r, _ in got.alternatives] == [r.ansatz for r, _ in e.alternatives]

@@ -91,3 +91,48 @@ def test_kan_to_symbolic_passes_search_and_time_budget_to_the_tasks():
         small_kan([2, 1, 1]), None, x=X, regressor=record, search=False, edge_time_budget=2
     )
     assert seen and set(seen) == {(False, 2.0)}
+
+
+def test_regress_edge_options_override_the_task():
+    from llmlex._forms import POLYNOMIAL_LIBRARY
+
+    x = np.linspace(-1.0, 1.0, 150)
+    y = np.sin(3.0 * x) * np.exp(x)  # nothing in either library fits: a search would run
+    task = edge_task(x, y)  # task.search is True
+    fast = regress_edge(task, forms=POLYNOMIAL_LIBRARY, n_starts=2, search=False)
+    assert fast.source in ("constant", "linear", "quadratic", "cubic")
+    assert len(fast.candidates) == len(POLYNOMIAL_LIBRARY) and fast.llm_calls == 0
+    # patience stops the offline search early; the search still runs.
+    searched = regress_edge(edge_task(x, y, generations=3), forms=POLYNOMIAL_LIBRARY, patience=1)
+    assert searched.source == "offline"
+
+
+def test_both_spellings_of_a_setting_are_a_type_error():
+    # Checked before the network is touched: no torch needed.
+    with pytest.raises(TypeError, match="population= and population_size="):
+        kan_to_symbolic(object(), None, population=3, population_size=3)
+    with pytest.raises(TypeError, match="generations= and num_of_generations="):
+        kan_to_symbolic(object(), None, generations=1, num_of_generations=1)
+
+
+@needs_kan
+def test_univariate_names_are_aliases_of_the_kan_settings(tmp_path):
+    X, _, _, _ = dataset(lambda X: X[:, 0] * X[:, 1], n=150)
+    model = small_kan([2, 1, 1])
+    seen = []
+
+    def record(task):
+        seen.append((task.population, task.generations))
+        return linear_regressor(task)
+
+    kan_to_symbolic(model, None, x=X, regressor=record, population_size=7, num_of_generations=2)
+    kan_to_symbolic(model, None, x=X, regressor=record, population=7, generations=2)
+    kan_to_symbolic(model, None, x=X, regressor=record)
+    n = len(seen) // 3
+    assert set(seen[: 2 * n]) == {(7, 2)} and set(seen[2 * n :]) == {(10, 3)}
+    # The checkpoint records the setting, not its spelling.
+    path = tmp_path / "edges.json"
+    kan_to_symbolic(model, None, x=X, regressor=record, checkpoint=path, population_size=7)
+    seen.clear()
+    kan_to_symbolic(model, None, x=X, regressor=record, checkpoint=path, population=7)
+    assert seen == []

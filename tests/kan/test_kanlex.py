@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sympy
 from kan_helpers import kan, needs_kan
 
@@ -64,3 +65,15 @@ def test_reference_readme_snippet_runs_offline(tmp_path, monkeypatch):
     assert scores == sorted(scores)
     # pykan's checkpoints (prune writes some, model.copy() writes copy_temp*) never land here.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_get_symbolic_takes_the_univariate_names_as_aliases():
+    kl = KANLEX(None, [2, 1, 1])  # no torch needed: the check comes first
+    with pytest.raises(TypeError, match="population= and population_size="):
+        kl.get_symbolic(None, 3, population_size=3)
+    with pytest.raises(TypeError, match="generations= and num_of_generations="):
+        kl.get_symbolic(None, generations=1, num_of_generations=1)
+    with pytest.raises(TypeError, match="did you mean 'plot_fit'"):
+        kl.get_symbolic(None, plot_fitt=True)
+    with pytest.raises(ValueError, match="no trained model"):
+        kl.get_symbolic(None, population_size=3, num_of_generations=1)
