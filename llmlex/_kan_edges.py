@@ -338,7 +338,8 @@ def kan_to_symbolic(
     parsimony_rtol : float
         A simpler edge formula within this relative nchi2 of the best is preferred.
     regressor : callable, optional
-        ``EdgeTask -> EdgeFit``, replacing :func:`regress_edge`.
+        ``EdgeTask -> EdgeFit``, replacing :func:`regress_edge` (e.g. ``regress_edge``
+        with other options through :func:`functools.partial`).
     verbose : int
         Log edge formulas at INFO level when positive.
     checkpoint : str or path-like, optional

@@ -293,6 +293,22 @@ def simpler_assemblies(
     units of the network's own error) is within the budget: an edge the output hardly
     depends on becomes a constant, a nearly straight one a line.  Distinct formulas only,
     loosest budget last; the caller refits and judges each on the data.
+
+    Parameters
+    ----------
+    model : kan.MultKAN
+        The network.
+    edges : Mapping
+        ``(layer, i, j) -> EdgeResult`` with their alternatives.
+    variables : sequence of sympy.Symbol
+        Symbols of the input columns.
+    output : int
+        The output whose formulas are built.
+
+    Returns
+    -------
+    list of (float, sympy.Expr)
+        ``(budget, formula)`` pairs, tightest budget first.
     """
     out: list[tuple[float, sympy.Expr]] = []
     seen: set[sympy.Expr] = set()
@@ -332,6 +348,30 @@ def separable_forms(
     ``x_i*x_j``, ``x_i/x_j``, ``x_i + x_j`` or ``x_i - x_j``, and regresses each
     one-variable part on a slice of the network.  The caller refits the result on the data
     and judges it like any candidate.
+
+    Parameters
+    ----------
+    model : kan.MultKAN
+        The trained network.
+    X : ndarray
+        Training inputs, shape ``(n, n_var)``: where the network is probed.
+    variables : sequence of sympy.Symbol
+        Symbols of the input columns.
+    output : int
+        The output tested.
+    y : ndarray
+        The output's training targets (they set the network's own error level).
+    seed : int or None
+        Base seed (the search's seed derives from it and the output).
+    population, generations, time_budget : int, int, float
+        Settings of the one-variable searches.
+    n_pairs, n_slice : int
+        Point pairs per separability test, points per slice.
+
+    Returns
+    -------
+    list of (str, sympy.Expr)
+        ``(origin, formula)`` candidates; empty if the network shows no such structure.
     """
     from llmlex._separable import decompose
 
@@ -354,7 +394,25 @@ def separable_forms(
 
 
 class Selection:
-    """Candidate formulas of one output, judged on held-out data against the raw one."""
+    """Candidate formulas of one output, judged on held-out data against the raw one.
+
+    :meth:`start` with the raw formula sets the reference score; :meth:`consider` refits
+    and scores each candidate, adopting it if it is within ``tolerance`` of the reference
+    and simpler; :meth:`tighten` makes a better score the new reference; :meth:`finish`
+    refits the chosen formula.  Every candidate is recorded in :attr:`candidates`.
+
+    Parameters
+    ----------
+    variables : sequence of sympy.Symbol
+        Symbols of the input columns.
+    X_fit, y_fit : ndarray
+        Data the constants are refitted on.
+    X_hold, y_hold : ndarray
+        Held-out data the candidates are scored on (nchi2).
+    tolerance : float
+        A candidate is acceptable if its score is at most ``(1 + tolerance)`` times the
+        reference (plus 1e-12).
+    """
 
     def __init__(
         self,
@@ -391,6 +449,7 @@ class Selection:
         return fitted.expression
 
     def score(self, expr: sympy.Expr) -> float:
+        """Held-out nchi2 of ``expr`` (``inf`` if it cannot be evaluated)."""
         from llmlex._kan_sympy import holdout_nchi2
 
         return holdout_nchi2(expr, self.variables, self.X_hold, self.y_hold)
