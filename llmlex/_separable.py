@@ -33,19 +33,16 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
+from llmlex._forms import SLICE_LIBRARY
 from llmlex.exceptions import DataError, NoValidAnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2
-from llmlex.kan import EDGE_LIBRARY  # torch-free at import
+from llmlex.genetic import run_genetic
 
 __all__ = ["decompose"]
 
 log = logging.getLogger(__name__)
 
 Surrogate = Callable[[np.ndarray], np.ndarray]
-
-#: Simple one-variable forms fitted before any search: the KAN edges' library (with
-#: outer scale and offset), one definition for both.
-SLICE_LIBRARY: tuple[str, ...] = tuple(text for _, text in EDGE_LIBRARY)
 
 # Mismatch allowed in the separability and invariance tests, in units of the surrogate's
 # propagated error (four evaluations enter each test; the error is not white noise).
@@ -219,7 +216,6 @@ def _regress(ctx: _Context, x: np.ndarray, g: np.ndarray, tol: float, key: int) 
     surrogate cannot tell apart formulas within its own error: the data will.
     """
     from llmlex._symbolic import node_count
-    from llmlex.genetic import run_genetic
 
     seed = (ctx.seed * 1_000_003 + key) % 2**32
 

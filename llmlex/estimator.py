@@ -14,6 +14,7 @@ torch and pykan for the multivariate path); importing this module without it rai
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -23,8 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from llmlex.exceptions import DataError, MissingDependencyError, NoValidAnsatzError
-from llmlex.fit import FitResult, fit_ansatz
+from llmlex._forms import POLYNOMIAL_LIBRARY
+from llmlex.ansatz import parse_ansatz
+from llmlex.exceptions import MissingDependencyError
+from llmlex.fit import FitResult
+from llmlex.genetic import run_genetic
+from llmlex.kan import KANLEX, EdgeRegressor, regress_edge
 
 try:
     from sklearn.base import BaseEstimator, RegressorMixin
@@ -39,7 +44,6 @@ except ImportError as err:  # pragma: no cover - exercised only without scikit-l
 if TYPE_CHECKING:
     import sympy
 
-    from llmlex.kan import EdgeFit, EdgeTask
 
 __all__ = ["LLMLExRegressor", "ParetoPoint"]
 
@@ -50,13 +54,6 @@ _MIN_SAMPLES = 5
 # Below this many samples the KAN is trained and judged on all of them (a held-out split
 # of a handful of points would be noise).
 _MIN_SPLIT = 25
-# Cheap edge forms tried before (or instead of) a genetic search on a KAN edge.
-_EDGE_FORMS = (
-    ("constant", "params[0]"),
-    ("linear", "params[0]*x + params[1]"),
-    ("quadratic", "params[0]*x**2 + params[1]*x + params[2]"),
-    ("cubic", "params[0]*x**3 + params[1]*x**2 + params[2]*x + params[3]"),
-)
 
 
 @dataclass(frozen=True)
@@ -89,8 +86,6 @@ def _front(points: Sequence[ParetoPoint]) -> tuple[ParetoPoint, ...]:
 
 
 def _constant_result(value: float, message: str) -> FitResult:
-    from llmlex.ansatz import parse_ansatz
-
     return FitResult(
         ansatz="params[0]",
         params=np.array([value]),
@@ -108,8 +103,6 @@ def _univariate_sympy(result: FitResult, name: str) -> sympy.Expr:
 
     a = result.compiled if result.compiled is not None else None
     if a is None:
-        from llmlex.ansatz import parse_ansatz
-
         a = parse_ansatz(result.ansatz)
     # sympy.Float, not a Python float: a bare parameter must stay a sympy expression.
     subs = {param(k): sympy.Float(float(v)) for k, v in enumerate(result.params)}
@@ -117,71 +110,25 @@ def _univariate_sympy(result: FitResult, name: str) -> sympy.Expr:
     return sympy.sympify(a.sympy.xreplace(subs))
 
 
-class _EdgeRegressor:
-    """Edge regressor for the KAN path: cheap polynomial forms, then optionally a search.
+def _edge_regressor(
+    *, search: bool, time_budget: float | None, patience: int | None
+) -> EdgeRegressor:
+    """Edge regressor of the KAN path: :func:`~llmlex.kan.regress_edge` with options.
 
-    ``search=False`` keeps the best of a constant, a line, a quadratic and a cubic (the
-    fastest mode, enough for smooth edges).  With ``search=True`` the genetic search runs
-    on edges those forms leave above the exit condition (the offline proposer first, the
-    language model only when a client is given and the offline search missed), bounded by
-    ``time_budget`` seconds and ``patience`` generations per edge.
+    The polynomial forms up to the cubic first (``search=False`` keeps the best of them:
+    the fastest mode, enough for smooth edges); with ``search=True`` the search runs on
+    edges they leave unexplained (the offline proposer first, the language model only
+    when a client is given and the offline search missed), bounded by ``time_budget``
+    seconds and ``patience`` generations per edge.
     """
-
-    def __init__(self, *, search: bool, time_budget: float | None, patience: int | None) -> None:
-        self.search = search
-        self.time_budget = time_budget
-        self.patience = patience
-
-    def __call__(self, task: EdgeTask) -> EdgeFit:
-        from llmlex.kan import EdgeFit
-
-        cands: list[tuple[str, FitResult]] = []
-        for source, text in _EDGE_FORMS:
-            r = fit_ansatz(text, task.x, task.y, seed=task.seed, validate=False, n_starts=2)
-            cands.append((source, r))
-        source, best = self._choose(cands, task)
-        calls = 0
-        if self.search and best.nchi2 > task.exit_condition:
-            from llmlex.genetic import run_genetic
-
-            try:
-                run = run_genetic(
-                    task.client,
-                    None,
-                    task.x,
-                    task.y,
-                    population_size=task.population,
-                    num_of_generations=task.generations,
-                    temperature=task.temperature,
-                    model=task.gpt_model,
-                    exit_condition=task.exit_condition,
-                    seed=task.seed,
-                    progress=False,
-                    parsimony_rtol=task.parsimony_rtol,
-                    hybrid=task.client is not None,
-                    time_budget=self.time_budget,
-                    patience=self.patience,
-                )
-            except (DataError, NoValidAnsatzError) as err:  # the cheap fits still stand
-                log.info("edge %s: search gave nothing (%s)", task.key, err)
-            else:
-                calls = run.stats.calls
-                origin = "llm" if calls else "offline"
-                cands.extend((origin, r) for r in run.archive[:20])
-                source, best = self._choose(cands, task)
-        return EdgeFit(best, source, calls, 0)
-
-    @staticmethod
-    def _choose(cands: list[tuple[str, FitResult]], task: EdgeTask) -> tuple[str, FitResult]:
-        # An edge is a spline that only approximates the function: the simplest form
-        # within the parsimony tolerance (or under the exit condition) is preferred.
-        ok = [c for c in cands if c[1].success and math.isfinite(c[1].nchi2)]
-        if not ok:
-            return cands[1]
-        lowest = min(c[1].nchi2 for c in ok)
-        level = max(lowest * (1.0 + task.parsimony_rtol), task.exit_condition, 1e-20)
-        near = [c for c in ok if c[1].nchi2 <= level]
-        return min(near, key=lambda c: (c[1].complexity, c[1].nchi2))
+    return functools.partial(
+        regress_edge,
+        forms=POLYNOMIAL_LIBRARY,
+        n_starts=2,
+        search=search,
+        time_budget=time_budget,
+        patience=patience,
+    )
 
 
 class LLMLExRegressor(RegressorMixin, BaseEstimator):
@@ -380,8 +327,6 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self._set_equation(nchi2_value=0.0)
 
     def _fit_univariate(self, x: np.ndarray, y: np.ndarray, seed: int, name: str) -> None:
-        from llmlex.genetic import run_genetic
-
         run = run_genetic(
             self.client,
             None,
@@ -416,7 +361,6 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         import time
 
         from llmlex._kan_sympy import parameterise
-        from llmlex.kan import KANLEX
 
         t0 = time.perf_counter()
         n = X.shape[0]
@@ -465,7 +409,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 separable=bool(self.kan_simplify),
                 separable_time=separable,
                 seed=seed,
-                regressor=_EdgeRegressor(
+                regressor=_edge_regressor(
                     search=self.kan_edges == "search",
                     time_budget=edge_budget,
                     patience=self.patience,

@@ -1,0 +1,477 @@
+"""KANLEX: train a KAN on data, then turn it into formulas (the reference library's class).
+
+:meth:`KANLEX.train_kan` trains several seeds within a time budget and keeps the best by
+held-out loss (optionally pruned); :meth:`KANLEX.get_symbolic` runs the separability test
+on the trained network first, regresses the edges (:func:`llmlex._kan_edges.kan_to_symbolic`)
+and assembles, simplifies and refits the formulas
+(:func:`llmlex._kan_select.symbolic_from_edges`), returning what the reference library's
+``get_symbolic`` returns.  Creating, training and running the network go through
+:mod:`llmlex._kan_torch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from llmlex import _kan_torch as kt
+from llmlex._kan_edges import check_reference_options, kan_to_symbolic, search_size
+from llmlex._kan_results import KANSymbolicResult
+from llmlex._kan_select import separable_forms, symbolic_from_edges
+from llmlex._kan_types import EdgeRegressor, KANEdges
+from llmlex.fit import nchi2
+
+if TYPE_CHECKING:
+    import os
+
+    import sympy
+
+__all__ = ["KANLEX", "TrainingReport", "TrainingRun"]
+
+# One logger for the KAN door: callers tune "llmlex.kan" (the examples do).
+log = logging.getLogger("llmlex.kan")
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training restart: its seed, final train/test RMSE and wall time."""
+
+    seed: int
+    train_loss: float
+    test_loss: float
+    time: float
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """Outcome of :meth:`KANLEX.train_kan`.
+
+    Attributes
+    ----------
+    runs : tuple of TrainingRun
+        Every restart tried, in order.
+    best_seed : int
+        Seed of the model kept.
+    best_test_loss : float
+        Its test RMSE (after pruning if pruning was kept).
+    pruned : bool
+        Whether the kept model is the pruned one.
+    time : float
+        Total wall time.
+    stop_reason : str
+        ``all restarts run`` or ``time budget``.
+    """
+
+    runs: tuple[TrainingRun, ...]
+    best_seed: int
+    best_test_loss: float
+    pruned: bool
+    time: float
+    stop_reason: str
+
+
+class KANLEX:
+    """Train a KAN on data and turn it into a formula with llmlex.
+
+    Parameters
+    ----------
+    client : openai client or None
+        LLM client; ``None`` runs everything offline.
+    width : list
+        The KAN's shape, e.g. ``[2, 1, 1]`` or with multiplication nodes
+        ``[[2, 0], [1, 1], [1, 0]]`` (pykan's convention).
+    grid, k : int
+        Spline grid intervals and order.
+    seed : int
+        Base seed of the training restarts and of everything random afterwards.
+    device : str
+        torch device.
+    model : kan.MultKAN, optional
+        An already trained network (then ``width`` is taken from it).
+    variable_names : sequence of str, optional
+        Names of the inputs (default ``x0, x1, ...``).
+    **kan_options
+        Passed to ``kan.KAN`` (e.g. ``mult_arity``, ``symbolic_enabled``, ``base_fun``).
+
+    Examples
+    --------
+    >>> kl = KANLEX(None, [2, 1, 1], grid=5, k=3, seed=0)  # doctest: +SKIP
+    >>> kl.create_dataset(lambda x: torch.exp(torch.sin(torch.pi * x[:, [0]]) + x[:, [1]] ** 2),
+    ...                   n_var=2)  # doctest: +SKIP
+    >>> kl.train_kan(steps=50)  # doctest: +SKIP
+    >>> exprs, scores, results, candidates = kl.get_symbolic(client=None)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        width: Sequence[Any] | None = None,
+        grid: int = 5,
+        k: int = 3,
+        seed: int = 0,
+        *,
+        device: str = "cpu",
+        model: Any = None,
+        variable_names: Sequence[str] | None = None,
+        **kan_options: Any,
+    ) -> None:
+        if model is None and width is None:
+            raise ValueError("give a KAN shape (width) or a trained model")
+        self.client = client
+        self.width = [list(w) if isinstance(w, (list, tuple)) else int(w) for w in width or []]
+        self.grid = grid
+        self.k = k
+        self.seed = int(seed)
+        self.device = device
+        self.variable_names = list(variable_names) if variable_names is not None else None
+        self.kan_options = {"symbolic_enabled": False, **kan_options}
+        # pykan writes checkpoints (and model.copy() writes to the cwd): give it a private
+        # directory that disappears with this object.
+        self.ckpt_dir = tempfile.mkdtemp(prefix="llmlex-kan-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.ckpt_dir, ignore_errors=True)
+        self.model = model
+        self.dataset: dict[str, Any] | None = None
+        self.training: TrainingReport | None = None
+        self.edges: KANEdges | None = None
+        self.results: list[KANSymbolicResult] | None = None
+
+    def _new_model(self, seed: int) -> Any:
+        return kt.new_model(
+            self.width, self.grid, self.k, seed, self.device, self.ckpt_dir, self.kan_options
+        )
+
+    def create_dataset(
+        self,
+        f: Callable[[Any], Any],
+        n_var: int = 2,
+        ranges: Sequence[float] | Sequence[Sequence[float]] = (-1.0, 1.0),
+        train_num: int = 1000,
+        test_num: int = 1000,
+        seed: int | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Sample a dataset from ``f`` (a torch function of ``x[:, k]``) with pykan.
+
+        Returns pykan's dictionary (``train_input``, ``train_label``, ``test_input``,
+        ``test_label``) and keeps it for :meth:`train_kan`.
+        """
+        rng_list = [list(r) for r in ranges] if np.ndim(ranges) == 2 else list(ranges)
+        self.dataset = kt.create_dataset(
+            f,
+            n_var=n_var,
+            ranges=rng_list,
+            train_num=train_num,
+            test_num=test_num,
+            device=self.device,
+            seed=self.seed if seed is None else int(seed),
+            **options,
+        )
+        return self.dataset
+
+    def set_dataset(self, X_train: Any, y_train: Any, X_test: Any, y_test: Any) -> dict[str, Any]:
+        """Use numpy data (``X`` of shape ``(n, n_var)``) instead of :meth:`create_dataset`."""
+        self.dataset = kt.dataset_from_arrays(X_train, y_train, X_test, y_test, self.device)
+        return self.dataset
+
+    def train_kan(
+        self,
+        dataset: dict[str, Any] | None = None,
+        *,
+        steps: int = 100,
+        opt: str = "LBFGS",
+        lamb: float = 0.0,
+        prune: bool = False,
+        node_th: float = 1e-2,
+        edge_th: float = 3e-2,
+        n_restarts: int = 3,
+        seeds: Sequence[int] | None = None,
+        time_budget: float | None = None,
+        warmup: int = 100,
+        warmup_lr: float = 0.01,
+        verbose: int = 0,
+        **fit_options: Any,
+    ) -> TrainingReport:
+        """Train from several seeds within a time budget; keep the best by test loss.
+
+        KAN training is seed-sensitive (some seeds stall far above the others), so
+        restarts are cheap insurance.  A restart is not started when the budget would
+        likely be exceeded (the first always runs).
+
+        Parameters
+        ----------
+        dataset : dict, optional
+            pykan-style dataset (default: the one from :meth:`create_dataset`).
+        steps, opt, lamb : int, str, float
+            Passed to ``model.fit``.
+        prune : bool
+            Prune the best network (``node_th``, ``edge_th``), retrain it for
+            ``steps // 2`` steps, and keep it unless its test loss is more than twice worse.
+        n_restarts : int
+            Restarts (seeds ``seed, seed+1, ...``) unless ``seeds`` is given.
+        time_budget : float, optional
+            Wall-time budget in seconds for all restarts.
+        warmup, warmup_lr : int, float
+            Adam steps (and their learning rate) before an LBFGS run.  LBFGS from a
+            random start often stalls (on ``exp(sin(pi*x0) + x1**2)`` with a [2, 1, 1]
+            KAN, 8 of 8 seeds stalled at test RMSE ~0.57 after 30 steps); a short Adam
+            warm-up got 3 of 3 below 0.05 in the same time.
+        verbose : int
+            0 silences pykan's output.
+        **fit_options
+            Other ``model.fit`` options.
+
+        Returns
+        -------
+        TrainingReport
+        """
+        kt.import_kan()
+        if dataset is not None:
+            self.dataset = dataset
+        if self.dataset is None:
+            raise ValueError("no dataset: call create_dataset first or pass one")
+        if not self.width:
+            raise ValueError("this KANLEX was built from a model: nothing to train")
+        ds = self.dataset
+        seed_list = list(seeds) if seeds is not None else [self.seed + r for r in range(n_restarts)]
+        t0 = time.perf_counter()
+        runs: list[TrainingRun] = []
+        best_model, best_loss, best_seed = None, math.inf, seed_list[0]
+        stop = "all restarts run"
+        for s in seed_list:
+            elapsed = time.perf_counter() - t0
+            if runs and time_budget is not None:
+                mean = elapsed / len(runs)
+                if elapsed + mean > time_budget:
+                    stop = "time budget"
+                    break
+            t = time.perf_counter()
+            model = self._new_model(s)
+            warm = {"warmup": warmup, "warmup_lr": warmup_lr, **fit_options}
+            train_loss = kt.train(model, ds, s, steps, opt, lamb, verbose, warm)
+            test_loss = kt.holdout_loss(model, ds)
+            runs.append(TrainingRun(s, train_loss, test_loss, time.perf_counter() - t))
+            log.info("restart seed %d: train RMSE %.3g, test RMSE %.3g", s, train_loss, test_loss)
+            if test_loss < best_loss or best_model is None:
+                best_model, best_loss, best_seed = model, test_loss, s
+        pruned = False
+        if prune and best_model is not None:
+            candidate = kt.prune(best_model, ds, node_th, edge_th, verbose)
+            kt.train(candidate, ds, best_seed, max(1, steps // 2), opt, 0.0, verbose, fit_options)
+            pruned_loss = kt.holdout_loss(candidate, ds)
+            if pruned_loss <= 2.0 * best_loss:
+                best_model, best_loss, pruned = candidate, pruned_loss, True
+            else:
+                log.info("pruned network kept worse test loss (%.3g): not used", pruned_loss)
+        self.model = best_model
+        self.training = TrainingReport(
+            runs=tuple(runs),
+            best_seed=best_seed,
+            best_test_loss=best_loss,
+            pruned=pruned,
+            time=time.perf_counter() - t0,
+            stop_reason=stop,
+        )
+        return self.training
+
+    def _kan_level(self) -> float:
+        """The network's own nchi2 on its training data, as the edges' exit condition.
+
+        Edge formulas better than the network itself only fit its splines' wiggles.
+        Clipped to [1e-10, 1e-3].
+        """
+        ds = self.dataset
+        assert ds is not None and self.model is not None
+        y = kt.as_2d(ds["train_label"])
+        pred = kt.network_output(self.model, kt.as_2d(ds["train_input"]))
+        level = max(nchi2(y[:, o], pred[:, o]) for o in range(y.shape[1]))
+        return float(np.clip(level, 1e-10, 1e-3)) if math.isfinite(level) else 1e-3
+
+    def _separable_first(
+        self, seed: int | None, time_budget: float
+    ) -> tuple[list[list[tuple[str, sympy.Expr]]], list[bool]]:
+        """Separable candidates of each output, and whether one beats the network.
+
+        "Beats" means: refitted on the training data, its held-out nchi2 is at most the
+        network's own.
+        """
+        import sympy
+
+        from llmlex._kan_sympy import fit_constants, holdout_nchi2, parameterise
+
+        ds = self.dataset
+        X, Xt = kt.as_2d(ds["train_input"]), kt.as_2d(ds["test_input"])
+        Y, Yt = kt.as_2d(ds["train_label"]), kt.as_2d(ds["test_label"])
+        names = self.variable_names or [f"x{k}" for k in range(X.shape[1])]
+        variables = [sympy.Symbol(n, real=True) for n in names]
+        kan_test = kt.network_output(self.model, Xt)
+        cands, beats = [], []
+        for o in range(Y.shape[1]):
+            found = separable_forms(
+                self.model, X, variables, o, Y[:, o], seed=seed, time_budget=time_budget
+            )
+            level = nchi2(Yt[:, o], kan_test[:, o])
+            ok = False
+            for _, expr in found:
+                template, syms, p0 = parameterise(expr)
+                fitted = fit_constants(template, variables, syms, p0, X, Y[:, o]).expression
+                ok = ok or holdout_nchi2(fitted, variables, Xt, Yt[:, o]) <= level
+            cands.append(found)
+            beats.append(ok)
+        return cands, beats
+
+    def get_symbolic(
+        self,
+        client: Any = None,
+        population: int | None = None,
+        generations: int | None = None,
+        temperature: float = 0.1,
+        gpt_model: str = "openai/gpt-4o",
+        verbose: int = 1,
+        use_async: bool = True,
+        plot_fit: bool = False,
+        plot_parents: bool = False,
+        demonstrate_parent_plotting: bool = False,
+        *,
+        population_size: int | None = None,
+        num_of_generations: int | None = None,
+        exit_condition: float | None = None,
+        tolerance: float = 0.1,
+        simplify_timeout: float = 10.0,
+        snap_time: float = 30.0,
+        separable: bool = True,
+        seed: int | None = None,
+        regressor: EdgeRegressor | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = True,
+        edge_time_budget: float | None = None,
+        separable_time: float = 30.0,
+        **reference_options: Any,
+    ) -> tuple[list[sympy.Expr], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
+        """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
+
+        Returns, as the reference library does, ``best_expressions`` (one sympy formula per
+        output), ``best_chi_squareds`` (their held-out nchi2), ``results_dicts`` (one
+        summary dict per output; ``"result"`` holds the :class:`KANSymbolicResult`) and
+        ``results_all_dicts`` (per output, every candidate considered, best nchi2 first).
+        The same results stay on ``self.results`` and the edges on ``self.edges``.
+        ``plot_*`` options are accepted for compatibility; no plots are drawn.
+
+        ``population`` and ``generations`` (default 5 and 2) size each edge's genetic
+        search; ``population_size`` and ``num_of_generations`` (the names of
+        :func:`llmlex.run_genetic`) are keyword aliases, and giving both spellings of one
+        setting is a ``TypeError``.
+
+        ``exit_condition`` defaults to the network's own nchi2 on its training data
+        (clipped to [1e-10, 1e-3]): an edge formula closer to the spline than the network
+        is to the data fits the spline's wiggles, so the simplest formula at that level is
+        taken.  ``tolerance``, ``simplify_timeout``, ``snap_time``, ``separable``: see
+        :func:`symbolic_from_edges`; ``regressor``: see :func:`kan_to_symbolic`.
+
+        With ``separable`` (the default) the network's separability test runs first: if a
+        product or sum of one-variable formulas fits the held-out data better than the
+        network itself, the edges are fitted by the library of simple forms only (no
+        search, no LLM call) and the sweep of simpler edge assemblies is skipped.
+
+        ``separable_time``: seconds the structure tests and their one-variable searches
+        may take (per output).
+
+        ``edge_time_budget``: seconds each edge's searches may take (``None``: no limit;
+        a limit makes the result depend on the machine's speed).
+
+        ``checkpoint`` (a JSON file) and ``resume``: see :func:`kan_to_symbolic`.  Every
+        edge is recorded as soon as it is regressed; calling again after an interruption
+        (a kernel restart, ``kill -9``) regresses only the edges not recorded, so no LLM
+        call already made for an edge is paid for twice.
+        """
+        check_reference_options(reference_options, "get_symbolic")
+        population, generations = search_size(
+            population, generations, population_size, num_of_generations, "get_symbolic", (5, 2)
+        )
+        del plot_fit, plot_parents, demonstrate_parent_plotting  # accepted, not drawn
+        if self.model is None:
+            raise ValueError("no trained model: call train_kan first")
+        if self.dataset is None:
+            raise ValueError("no dataset: call create_dataset or set_dataset first")
+        client = client if client is not None else self.client
+        seed = self.seed if seed is None else seed
+        ds = self.dataset
+        if exit_condition is None:
+            exit_condition = self._kan_level()
+        sep = None
+        search = True
+        if separable:
+            # The separability test needs only the network: run it first, and if its
+            # formulas already fit the held-out data better than the network does, the
+            # edges need no search (their formulas would only approximate the network).
+            sep, beats = self._separable_first(seed, separable_time)
+            search = not all(beats)
+            if not search:
+                log.info("separable forms beat the network: edges fitted by the library only")
+        self.edges = kan_to_symbolic(
+            self.model,
+            client,
+            gpt_model=gpt_model,
+            exit_condition=exit_condition,
+            population=population,
+            generations=generations,
+            temperature=temperature,
+            use_async=use_async,
+            x=kt.as_2d(ds["train_input"]),
+            y=kt.as_2d(ds["train_label"]),
+            seed=seed,
+            regressor=regressor,
+            verbose=verbose,
+            checkpoint=checkpoint,
+            resume=resume,
+            search=search,
+            edge_time_budget=edge_time_budget,
+        )
+        self.results = symbolic_from_edges(
+            self.model,
+            self.edges,
+            ds["train_input"],
+            ds["train_label"],
+            ds["test_input"],
+            ds["test_label"],
+            variable_names=self.variable_names,
+            client=client,
+            gpt_model=gpt_model,
+            tolerance=tolerance,
+            simplify_timeout=simplify_timeout,
+            snap_time=snap_time,
+            separable=separable,
+            separable_candidates=sep,
+            seed=seed,
+        )
+        if verbose:
+            for r in self.results:
+                log.info("output %d: %s (held-out nchi2 %.3g)", r.output, r.text, r.nchi2_test)
+        best_expressions = [r.expression for r in self.results]
+        best_chi_squareds = [r.nchi2_test for r in self.results]
+        results_dicts = [{**r.to_dict(), "result": r} for r in self.results]
+        results_all = [
+            sorted(
+                (
+                    {
+                        "origin": c.origin,
+                        "expression": c.text,
+                        "n_chi_squared": c.nchi2_test,
+                        "complexity": c.complexity,
+                        "accepted": c.accepted,
+                    }
+                    for c in r.candidates
+                ),
+                key=lambda d: d["n_chi_squared"],
+            )
+            for r in self.results
+        ]
+        return best_expressions, best_chi_squareds, results_dicts, results_all

@@ -1,0 +1,79 @@
+"""llmlex._kanlex: KANLEX trains, prunes and answers get_symbolic like the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+from kan_helpers import kan, needs_kan
+
+from llmlex.kan import KANLEX, kan_to_symbolic
+
+
+@needs_kan
+def test_reference_readme_snippet_runs_offline(tmp_path, monkeypatch):
+    """The reference README's KAN snippet, with client=None, in a clean directory."""
+    monkeypatch.chdir(tmp_path)
+    client = None
+    device = "cpu"
+    model = kan.KAN(
+        width=[2, 1, 1], grid=3, k=3, seed=0, device=device, symbolic_enabled=False, auto_save=False
+    )
+    f = lambda x: 2 * x[:, [0]] + x[:, [1]] ** 2  # noqa: E731 - as in the README
+    dataset = kan.create_dataset(f, n_var=2, train_num=200, test_num=100, device=device)
+    res = model.fit(dataset, opt="LBFGS", steps=5, log=1)
+    sym_expr = kan_to_symbolic(
+        model,
+        client,
+        gpt_model="openai/gpt-4o",
+        exit_condition=max(min(res["train_loss"]).item(), 1e-3),
+        use_async=True,
+        population=1,
+        generations=1,
+        temperature=0.1,
+        x=dataset["train_input"],
+    )
+    assert set(sym_expr) == {(0, 0, 0), (0, 1, 0), (1, 0, 0)}
+
+    multivariate_kansr = KANLEX(client, [2, 1, 1], grid=3, k=3, seed=0)
+    multivariate_kansr.create_dataset(f, n_var=2, train_num=200, test_num=100)
+    report = multivariate_kansr.train_kan(steps=5, n_restarts=2, prune=True)
+    assert len(report.runs) == 2
+    assert report.best_test_loss == min(r.test_loss for r in report.runs) or report.pruned
+    best_expressions, best_chi_squareds, results_dicts, results_all_dicts = (
+        multivariate_kansr.get_symbolic(
+            client=client,
+            population=1,
+            generations=1,
+            temperature=0.1,
+            gpt_model="openai/gpt-4o",
+            verbose=1,
+            use_async=True,
+            plot_fit=True,
+            plot_parents=True,
+            demonstrate_parent_plotting=True,
+            exit_condition=1e-3,
+            simplify_timeout=5,
+            snap_time=5,
+        )
+    )
+    assert len(best_expressions) == len(best_chi_squareds) == len(results_dicts) == 1
+    assert isinstance(best_expressions[0], sympy.Expr)
+    assert np.isfinite(best_chi_squareds[0])
+    assert results_dicts[0]["result"].expression == best_expressions[0]
+    scores = [d["n_chi_squared"] for d in results_all_dicts[0]]
+    assert scores == sorted(scores)
+    # pykan's checkpoints (prune writes some, model.copy() writes copy_temp*) never land here.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_get_symbolic_takes_the_univariate_names_as_aliases():
+    kl = KANLEX(None, [2, 1, 1])  # no torch needed: the check comes first
+    with pytest.raises(TypeError, match="population= and population_size="):
+        kl.get_symbolic(None, 3, population_size=3)
+    with pytest.raises(TypeError, match="generations= and num_of_generations="):
+        kl.get_symbolic(None, generations=1, num_of_generations=1)
+    with pytest.raises(TypeError, match="did you mean 'plot_fit'"):
+        kl.get_symbolic(None, plot_fitt=True)
+    with pytest.raises(ValueError, match="no trained model"):
+        kl.get_symbolic(None, population_size=3, num_of_generations=1)
