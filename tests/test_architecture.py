@@ -40,7 +40,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # the search
         "_settings _genetic_loop genetic",
         # the KAN pipeline (torch and pykan only in _kan_torch)
-        "_separable _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
+        "_separable _kan_types _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
         "_kan_simplify _kanlex kan",
         # user-facing adapters
         "export plots estimator cli __init__",
