@@ -224,7 +224,14 @@ def regress_edge(
     left = None if deadline is None else max(1.0, deadline - time.perf_counter())
     try:
         llm_run = run_genetic(
-            task.client, None, task.x, task.y, model=task.gpt_model, time_budget=left, **options
+            task.client,
+            None,
+            task.x,
+            task.y,
+            model=task.gpt_model,
+            time_budget=left,
+            cache=task.cache,
+            **options,
         )
     except NoValidAnsatzError as err:  # bad replies cost only this edge's LLM stage;
         # authentication and connection errors propagate: they would hit every edge.
@@ -299,6 +306,7 @@ def kan_to_symbolic(
     resume: bool = True,
     search: bool = True,
     edge_time_budget: float | None = None,
+    cache: Any = None,
     **reference_options: Any,
 ) -> KANEdges:
     """Regress every active edge of a trained pykan KAN as a univariate problem.
@@ -367,6 +375,9 @@ def kan_to_symbolic(
     edge_time_budget : float, optional
         Seconds each edge's searches may take (checked between generations: a generation
         under way finishes); ``None``: no limit.
+    cache : ReplyCache, str, path-like or None
+        On-disk cache of LLM replies shared by every edge's search (see
+        :func:`llmlex.run_genetic`): a request answered before costs no call.
     **reference_options
         Accepted for compatibility with the reference library (``plot_fit``,
         ``plot_parents``, ``demonstrate_parent_plotting``, ``constant_on_failure``); plots
@@ -418,6 +429,7 @@ def kan_to_symbolic(
                     weights=sensitivity[(key[0], key[2])][idx],
                     search=bool(search),
                     time_budget=None if edge_time_budget is None else float(edge_time_budget),
+                    cache=cache,
                 )
             )
         else:

@@ -87,6 +87,7 @@ def symbolic_from_edges(
     separable: bool = True,
     separable_options: Mapping[str, Any] | None = None,
     separable_candidates: Sequence[Sequence[tuple[str, sympy.Expr]]] | None = None,
+    cache: Any = None,
 ) -> list[KANSymbolicResult]:
     """Assemble, verify, simplify and refit the formulas of a KAN whose edges are fitted.
 
@@ -132,6 +133,8 @@ def symbolic_from_edges(
         the reference later candidates are judged against (so nothing after it can undo
         its accuracy), and the sweep of simpler edge assemblies, which can only
         approximate the network, is skipped.
+    cache : ReplyCache, str, path-like or None
+        Reply cache of the LLM's simplification requests.
 
     Returns
     -------
@@ -222,7 +225,7 @@ def symbolic_from_edges(
         llm_calls = 0
         if client is not None:
             texts, llm_calls = llm_simplifications(
-                client, gpt_model, sel.best, names, llm_candidates
+                client, gpt_model, sel.best, names, llm_candidates, cache=cache
             )
             for cand in texts:
                 sel.consider("llm", cand)

@@ -4,8 +4,8 @@ One request per output: the formula (8 significant digits) and its variables go 
 each line of the reply is parsed by the whitelist parser
 (:func:`llmlex._kan_sympy.parse_expression`), never evaluated.  The parsed forms are only
 candidates: :class:`llmlex._kan_select.Selection` refits and judges each on held-out
-data.  The API call itself is :func:`_ask`, one small function, so that it can be routed
-through the package's LLM-call module without touching the rest.
+data.  The request goes through :class:`llmlex._llmcall.LLMCall`, the one place llmlex
+calls a model (its reply cache, error mapping and usage counts).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmlex._aio import run_sync
-from llmlex.exceptions import AnsatzError
+from llmlex._llmcall import LLMCall
+from llmlex.exceptions import AnsatzError, LLMError
 
 if TYPE_CHECKING:
     import sympy
@@ -37,22 +37,24 @@ SIMPLIFY_PROMPT = (
 )
 
 
-def _ask(client: Any, model: str, prompt: str) -> str:
-    """One chat completion: the reply's text (sync or async client); raises on failure."""
-    reply = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": prompt}]
-    )
-    if hasattr(reply, "__await__"):  # an AsyncOpenAI client
+def _ask(client: Any, model: str, prompt: str, cache: Any = None) -> tuple[str, int]:
+    """One chat completion through :class:`LLMCall`: the reply text and the calls paid.
 
-        async def _await(r: Any = reply) -> Any:
-            return await r
-
-        reply = run_sync(_await())
-    return reply.choices[0].message.content or ""
+    Raises :class:`~llmlex.exceptions.LLMError` (or a subclass) when the call fails.
+    """
+    call = LLMCall(client, model=model, cache=cache)
+    text, usage = call.complete_text([{"role": "user", "content": prompt}])
+    return text, usage.calls
 
 
 def llm_simplifications(
-    client: Any, gpt_model: str, expr: sympy.Expr, names: Sequence[str], n: int
+    client: Any,
+    gpt_model: str,
+    expr: sympy.Expr,
+    names: Sequence[str],
+    n: int,
+    *,
+    cache: Any = None,
 ) -> tuple[list[sympy.Expr], int]:
     """Ask the LLM for simpler forms; parse each reply line by the whitelist, never eval.
 
@@ -68,12 +70,14 @@ def llm_simplifications(
         Names of its variables (the symbols are real).
     n : int
         Forms asked for (at most ``2 * n`` are returned).
+    cache : ReplyCache, str, path-like or None
+        Reply cache (a repeated request is answered from it, with no call).
 
     Returns
     -------
     tuple
-        The parsed forms and the number of requests made (1).  A failed request costs only
-        this optional step: no forms.
+        The parsed forms and the number of paid requests (1, or 0 from the cache).  A
+        failed request costs only this optional step: no forms.
     """
     import sympy
 
@@ -83,8 +87,8 @@ def llm_simplifications(
     formula = sympy_to_text(sympy.N(expr, 8))
     prompt = SIMPLIFY_PROMPT.format(names=", ".join(names), formula=formula, n=n)
     try:
-        content = _ask(client, gpt_model, prompt)
-    except Exception as err:  # any API failure costs only this optional step
+        content, calls = _ask(client, gpt_model, prompt, cache)
+    except LLMError as err:  # any API failure costs only this optional step
         log.warning("LLM simplification request failed: %s", err)
         return [], 1
     symbols = {nm: sympy.Symbol(nm, real=True) for nm in names}
@@ -99,4 +103,4 @@ def llm_simplifications(
             out.append(parse_expression(line, symbols))
         except AnsatzError as err:
             log.debug("LLM simplification %r rejected: %s", line[:80], err)
-    return out[: max(n, 1) * 2], 1
+    return out[: max(n, 1) * 2], calls

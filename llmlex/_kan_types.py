@@ -65,6 +65,8 @@ class EdgeTask:
     search: bool = True
     #: Seconds an edge's searches may take (checked between generations); ``None``: no cap.
     time_budget: float | None = None
+    #: Reply cache of the LLM calls (a :class:`~llmlex.cache.ReplyCache` or its directory).
+    cache: Any = None
 
 
 @dataclass(frozen=True, eq=False)

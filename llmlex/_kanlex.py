@@ -354,6 +354,7 @@ class KANLEX:
         resume: bool = True,
         edge_time_budget: float | None = None,
         separable_time: float = 30.0,
+        cache: Any = None,
         **reference_options: Any,
     ) -> tuple[list[sympy.Expr], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
@@ -386,6 +387,8 @@ class KANLEX:
 
         ``edge_time_budget``: seconds each edge's searches may take (``None``: no limit;
         a limit makes the result depend on the machine's speed).
+
+        ``cache``: an on-disk reply cache for every LLM call (edges and simplification).
 
         ``checkpoint`` (a JSON file) and ``resume``: see :func:`kan_to_symbolic`.  Every
         edge is recorded as soon as it is regressed; calling again after an interruption
@@ -434,6 +437,7 @@ class KANLEX:
             resume=resume,
             search=search,
             edge_time_budget=edge_time_budget,
+            cache=cache,
         )
         self.results = symbolic_from_edges(
             self.model,
@@ -451,6 +455,7 @@ class KANLEX:
             separable=separable,
             separable_candidates=sep,
             seed=seed,
+            cache=cache,
         )
         if verbose:
             for r in self.results:

@@ -192,20 +192,3 @@ def six_edges():
     """A [2, 2, 1] network (six edges, all regressed) and its inputs."""
     X = np.random.default_rng(5).uniform(-1, 1, size=(150, 2))
     return small_kan([2, 2, 1]), X
-
-
-class FakeChat:
-    """Stands in for an OpenAI client: canned reply, records the prompt."""
-
-    def __init__(self, reply: str) -> None:
-        from types import SimpleNamespace
-
-        self.prompts: list[str] = []
-        message = SimpleNamespace(content=reply)
-        response = SimpleNamespace(choices=[SimpleNamespace(message=message)])
-
-        def create(**kw):
-            self.prompts.append(kw["messages"][-1]["content"])
-            return response
-
-        self.chat = SimpleNamespace(completions=SimpleNamespace(create=create))

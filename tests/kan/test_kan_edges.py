@@ -136,3 +136,18 @@ def test_univariate_names_are_aliases_of_the_kan_settings(tmp_path):
     seen.clear()
     kan_to_symbolic(model, None, x=X, regressor=record, checkpoint=path, population=7)
     assert seen == []
+
+
+def test_an_edge_asks_the_llm_through_the_reply_cache(fake_openai, openai_client, tmp_path):
+    # The edge's LLM stage goes through the one call module: a rerun with the same cache
+    # replays the replies and pays no call.
+    fake_openai.reply_with("ansatz: lambda x, *params: params[0]*np.sin(params[1]*x)\n")
+    x = np.linspace(-1.0, 1.0, 60)
+    y = np.sin(2.5 * x) + 0.01 * np.random.default_rng(0).normal(size=x.size)  # never exact
+    task = edge_task(x, y, client=openai_client, cache=tmp_path)
+    first = regress_edge(task)
+    paid = fake_openai.calls
+    assert paid >= 1 and first.llm_calls == paid
+    again = regress_edge(task)
+    assert fake_openai.calls == paid and again.llm_calls == 0
+    assert again.fit.ansatz == first.fit.ansatz
