@@ -16,7 +16,7 @@ rng = np.random.default_rng(0)
 # One column: the univariate genetic search (client=None runs the offline proposer).
 X = np.linspace(0.2, 6.0, 80)[:, None]
 y = 3.0 * np.exp(-0.5 * X[:, 0]) * np.sin(2.0 * X[:, 0])
-reg = LLMLExRegressor(population_size=6, generations=3, random_state=1).fit(X, y)
+reg = LLMLExRegressor(population_size=6, num_of_generations=3, random_state=1).fit(X, y)
 print("1-D equation :", reg.equation_)
 print("1-D R2       :", reg.score(X, y))
 print("LaTeX        :", to_latex(reg, precision=3))

@@ -147,7 +147,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         Language-model client; ``None`` runs offline, with no network.
     model : str
         Model name sent to the API.
-    population_size, generations : int
+    population_size, num_of_generations : int
         Children per generation and most generations of each genetic search (the whole
         univariate search, or each KAN edge that the polynomial forms do not settle).
     temperature : float
@@ -224,7 +224,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         *,
         model: str = "openai/gpt-4o",
         population_size: int = 5,
-        generations: int = 3,
+        num_of_generations: int = 3,
         temperature: float = 1.0,
         exit_condition: float = 1e-10,
         hints: Sequence[str] = (),
@@ -245,7 +245,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.client = client
         self.model = model
         self.population_size = population_size
-        self.generations = generations
+        self.num_of_generations = num_of_generations
         self.temperature = temperature
         self.exit_condition = exit_condition
         self.hints = hints
@@ -333,7 +333,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             x,
             y,
             population_size=self.population_size,
-            num_of_generations=self.generations,
+            num_of_generations=self.num_of_generations,
             temperature=self.temperature,
             model=self.model,
             exit_condition=self.exit_condition,
@@ -400,7 +400,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             kl.get_symbolic(
                 self.client,
                 population=int(self.population_size),
-                generations=int(self.generations),
+                generations=int(self.num_of_generations),
                 temperature=float(self.temperature),
                 gpt_model=self.model,
                 verbose=0,

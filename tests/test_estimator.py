@@ -13,11 +13,11 @@ from sklearn.base import clone
 
 from llmlex.estimator import LLMLExRegressor, ParetoPoint
 
-FAST = {"population_size": 2, "generations": 2, "patience": 1}
+FAST = {"population_size": 2, "num_of_generations": 2, "patience": 1}
 # Settings that keep the KAN path to a few seconds per fit.
 TINY_KAN = {
     "population_size": 1,
-    "generations": 1,
+    "num_of_generations": 1,
     "kan_hidden": (),
     "kan_grid": 3,
     "kan_steps": 5,
