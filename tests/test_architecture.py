@@ -196,3 +196,15 @@ def test_the_checker_sees_a_cycle_and_a_local_import(tmp_path):
     top_b, local_b, _ = _imports(b, {"a", "b"})
     assert top_a == {"b"} and not local_a
     assert local_b == {"a"} and not top_b
+
+
+def test_the_readme_architecture_section_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Architecture") :]
+    section = section[: section.index("\n## ", 1)]
+    missing = sorted(
+        p.stem
+        for p in PACKAGE.glob("*.py")
+        if p.stem != "__init__" and f"`{p.stem}`" not in section
+    )
+    assert not missing, f"README's Architecture section does not name {missing}"
