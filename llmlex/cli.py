@@ -19,16 +19,12 @@ from typing import Any
 import numpy as np
 
 from llmlex._validation import check_xy
-from llmlex.exceptions import LLMLExError
+from llmlex.exceptions import LLMLExError, UsageError
 from llmlex.genetic import run_genetic
 
 __all__ = ["main", "read_table"]
 
 log = logging.getLogger(__name__)
-
-
-class UsageError(Exception):
-    """A problem with the command line or the input file, reported in one line."""
 
 
 def read_table(path: str | os.PathLike[str], x: str, y: str) -> tuple[np.ndarray, np.ndarray]:

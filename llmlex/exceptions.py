@@ -9,6 +9,7 @@ The hierarchy (every class also derives from the built-in that the error really 
     ├── PersistError(ValueError)         a saved document llmlex cannot load
     │   └── CheckpointError              a checkpoint that belongs to another run, or damaged
     ├── AssemblyError(RuntimeError)      a KAN's assembled formula does not reproduce it
+    ├── UsageError(ValueError)           a bad command line or input file (``llmlex`` CLI)
     ├── LLMError(RuntimeError)           the language model could not be used
     │   ├── LLMAuthenticationError       bad or missing API key (401 / 403)
     │   ├── LLMConnectionError           server unreachable or timing out
@@ -22,7 +23,7 @@ reserved for bad input and for runs that cannot produce anything at all.
 
 Every class is defined here and nowhere else; the older import paths
 (``llmlex.persist.PersistError``, ``llmlex.persist.CheckpointError``,
-``llmlex.kan.AssemblyError``) are re-exports of these.
+``llmlex.kan.AssemblyError``, ``llmlex.cli.UsageError``) are re-exports of these.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "MissingDependencyError",
     "NoValidAnsatzError",
     "PersistError",
+    "UsageError",
 ]
 
 
@@ -70,6 +72,10 @@ class CheckpointError(PersistError):
 
 class AssemblyError(LLMLExError, RuntimeError):
     """The assembled formula does not reproduce the network it was built from."""
+
+
+class UsageError(LLMLExError, ValueError):
+    """A problem with the command line or the input file, reported in one line."""
 
 
 class LLMError(LLMLExError, RuntimeError):

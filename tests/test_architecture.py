@@ -208,3 +208,18 @@ def test_the_readme_architecture_section_names_every_module():
         if p.stem != "__init__" and f"`{p.stem}`" not in section
     )
     assert not missing, f"README's Architecture section does not name {missing}"
+
+
+def test_every_error_class_lives_in_exceptions():
+    # OutOfTime is the least-squares engine's internal signal: it never leaves llmlex.
+    internal = {"OutOfTime"}
+    elsewhere = set()
+    for path in PACKAGE.glob("*.py"):
+        if path.stem == "exceptions":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(b).endswith(("Error", "Exception")) for b in node.bases
+            ):
+                elsewhere.add(f"{path.stem}.{node.name}")
+    assert {e.split(".")[1] for e in elsewhere} <= internal, sorted(elsewhere)
