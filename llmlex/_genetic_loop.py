@@ -39,7 +39,13 @@ from llmlex._results import (
 )
 from llmlex._settings import GeneticSettings
 from llmlex.ansatz import Ansatz, parse_ansatz
-from llmlex.exceptions import AnsatzError, LLMConnectionError, LLMError, NoValidAnsatzError
+from llmlex.exceptions import (
+    AnsatzError,
+    LLMConnectionError,
+    LLMError,
+    NoValidAnsatzError,
+    PersistError,
+)
 from llmlex.fit import FitResult, fit_ansatz
 from llmlex.offline import OfflineProposer
 from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
@@ -446,16 +452,13 @@ class GeneticLoop:
         )
         if s.resume and ckpt.exists():
             doc = ckpt.read()
-            ckpt.check(_mismatch(doc, fingerprint))
-            saved_pops, saved_archive = decode_results(doc)
-            self.populations = list(saved_pops)
-            for r in saved_archive:
-                self.archive[_archive_key(r)] = r
-            self.tally.restore(stats_from_dict(doc["stats"]), doc.get("errors", []))
-            self.rng.bit_generator.state = doc["rng"]
-            self.stage_no = int(doc["position"]["stage"])
-            self.gen = int(doc["position"]["generation"])
-            self.stale = int(doc["position"]["stale"])
+            # Any value of a damaged file, anywhere, is a CheckpointError (decoding);
+            # another run's file is one too, naming the difference (check).
+            with ckpt.decoding("its fingerprint is malformed"):
+                why = _mismatch(doc, fingerprint)
+            ckpt.check(why)
+            with ckpt.decoding():
+                self._restore(doc)
             log.info(
                 "resuming from %s: %d generation(s), %d calls already made",
                 ckpt.path,
@@ -463,6 +466,23 @@ class GeneticLoop:
                 self.ledger.calls,
             )
         return ckpt
+
+    def _restore(self, doc: Mapping[str, Any]) -> None:
+        """Take up the state a checkpoint document recorded."""
+        saved_pops, saved_archive = decode_results(doc)
+        position = doc["position"]
+        stage, gen, stale = (position[k] for k in ("stage", "generation", "stale"))
+        for name, value, top in (("stage", stage, len(self.stages) - 1), ("generation", gen, None)):
+            if not _count(value) or (top is not None and value > top):
+                raise PersistError(f"the recorded {name} {value!r} is out of range")
+        if not _count(stale):
+            raise PersistError(f"the recorded count of stale generations {stale!r} is invalid")
+        self.populations = list(saved_pops)
+        for r in saved_archive:
+            self.archive[_archive_key(r)] = r
+        self.tally.restore(stats_from_dict(doc["stats"]), doc.get("errors", []))
+        self.rng.bit_generator.state = doc["rng"]
+        self.stage_no, self.gen, self.stale = stage, gen, stale
 
     # -- the run ---------------------------------------------------------------------
 
@@ -707,6 +727,11 @@ class GeneticLoop:
             stop_reason=stop_reason,
             parsimony_rtol=self.settings.parsimony_rtol,
         )
+
+
+def _count(value: Any) -> bool:
+    """Whether a decoded JSON value is a count (an int >= 0, not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _mismatch(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:

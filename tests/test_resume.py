@@ -379,3 +379,86 @@ def test_ctrl_c_while_a_notebook_cell_waits_stops_the_run_and_keeps_it():
     time.sleep(0.2)
     assert len(proposer.requests) == asked  # the run stopped; nothing goes on unseen
     assert len(seen) == len(partial) < 60
+
+
+# -- a damaged or hostile checkpoint is a CheckpointError, whatever it holds --------------
+
+HOSTILE = {
+    "nested-list": json.loads("[" * 400 + "]" * 400),
+    "nested-object": json.loads('{"a":' * 400 + "1" + "}" * 400),
+    "string": "x" * 1000,
+    "number": -1,
+    "null": None,
+    "object": {"stage": "0", "state": [1]},
+}
+CHECKPOINT_FIELDS = [
+    "data",
+    "options",
+    "results",
+    "populations",
+    "archive",
+    "stats",
+    "errors",
+    "position",
+    "rng",
+    ("position", "stage"),
+    ("position", "generation"),
+    ("rng", "state"),
+    ("options", "hints"),
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_text(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "ckpt.json"
+    with pytest.raises(Interrupt):
+        go(Scripted(), path, callback=stop_at(1))
+    return path.read_text()
+
+
+@pytest.mark.parametrize("field", CHECKPOINT_FIELDS, ids=str)
+@pytest.mark.parametrize("value", HOSTILE.values(), ids=HOSTILE.keys())
+def test_any_value_in_any_field_of_a_checkpoint_is_a_checkpoint_error(
+    tmp_path, checkpoint_text, field, value
+):
+    doc = json.loads(checkpoint_text)
+    *outer, last = field if isinstance(field, tuple) else (field,)
+    target = doc
+    for key in outer:
+        target = target[key]
+    target[last] = value
+    path = tmp_path / "ckpt.json"
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    proposer = Scripted()
+    with pytest.raises(CheckpointError, match="resume=False"):
+        go(proposer, path)
+    assert proposer.requests == []
+    assert path.read_bytes() == before
+
+
+def test_checkpoint_too_deep_for_the_callers_stack_is_a_checkpoint_error(tmp_path):
+    """Deep in a caller's frames, a stored formula nested as deep as the language allows
+    exhausts the stack while the checkpoint is decoded: still a CheckpointError."""
+    import traceback
+
+    from _stack import boundary_errors
+
+    deep = "params[0]*x"
+    for _ in range(39):  # the deepest nesting parse_ansatz accepts
+        deep = f"np.sin({deep})"
+
+    class Deep(Scripted):
+        async def propose(self, request):
+            return ProposalBatch(proposals=(Proposal(deep),), calls=1)
+
+    path = tmp_path / "ckpt.json"
+    go(Deep(), path, generations=1, y=np.sin(X))
+    errors = boundary_errors(lambda: go(Deep(), path, generations=1, y=np.sin(X)))
+    assert errors
+    for err in errors:
+        frames = {f.name for f in traceback.extract_tb(err.__traceback__)}
+        # What fails while the checkpoint is read must be a CheckpointError; a stack
+        # exhausted later, by the search itself, is not this test's business.
+        assert isinstance(err, CheckpointError) or "_open_checkpoint" not in frames, err
+    assert any(isinstance(err, CheckpointError) for err in errors)
