@@ -50,10 +50,8 @@ def _run_in_new_loop(
         task = asyncio.current_task()
         if cancel is not None and task is not None:
             cancel.bind(loop, task)
-        try:
-            return await coro
-        finally:
-            coro.close()  # never started if cancelled at once: no "never awaited" warning
+        # A cancellation requested meanwhile is delivered inside coro, at its first await.
+        return await coro
 
     return asyncio.run(main())
 
