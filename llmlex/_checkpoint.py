@@ -11,13 +11,21 @@ leaves the previous state or the new, never a torn file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmlex._jsonio import check_envelope, dumps, envelope, write_atomic
+from llmlex._jsonio import (
+    MALFORMED,
+    check_envelope,
+    dumps,
+    envelope,
+    malformed_reason,
+    write_atomic,
+)
 from llmlex.exceptions import CheckpointError
 
 __all__ = ["CheckpointFile", "options_mismatch"]
@@ -34,8 +42,14 @@ def options_mismatch(
     if not diff:
         return None
     return "different options: " + "; ".join(
-        f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in diff
+        f"{k} was {_short(old.get(k))}, now {_short(new.get(k))}" for k in diff
     )
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    # A damaged file's option may be megabytes of JSON: the message shows its start.
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class CheckpointFile:
@@ -76,6 +90,23 @@ class CheckpointFile:
             f"cannot resume from {str(self.path)!r}: {why}. It was left untouched; pass "
             "resume=False to start afresh and overwrite it, or another checkpoint path."
         )
+
+    @contextlib.contextmanager
+    def decoding(self, what: str = "") -> Iterator[None]:
+        """Turn any failure to decode the document read into a :meth:`damaged` error.
+
+        Whatever a damaged or hostile file holds (a value of the wrong type anywhere,
+        nesting deep enough to exhaust the stack), resuming from it raises
+        :class:`CheckpointError`; a :class:`CheckpointError` raised inside (another
+        run's file) passes unchanged.  ``what`` prefixes the reason.
+        """
+        try:
+            yield
+        except CheckpointError:
+            raise
+        except (RecursionError, *MALFORMED) as err:  # PersistError is a ValueError
+            reason = malformed_reason(err)
+            raise self.damaged(f"{what} ({reason})" if what else reason) from None
 
     def read(self) -> dict[str, Any]:
         """The saved document, header checked; :meth:`damaged` errors if unreadable."""

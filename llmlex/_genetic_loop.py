@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,7 +39,13 @@ from llmlex._results import (
 )
 from llmlex._settings import GeneticSettings
 from llmlex.ansatz import Ansatz, parse_ansatz
-from llmlex.exceptions import AnsatzError, LLMConnectionError, LLMError, NoValidAnsatzError
+from llmlex.exceptions import (
+    AnsatzError,
+    LLMConnectionError,
+    LLMError,
+    NoValidAnsatzError,
+    PersistError,
+)
 from llmlex.fit import FitResult, fit_ansatz
 from llmlex.offline import OfflineProposer
 from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
@@ -46,6 +53,8 @@ from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
 __all__ = ["GeneticLoop", "make_proposer", "select_parents"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def select_parents(
@@ -443,16 +452,13 @@ class GeneticLoop:
         )
         if s.resume and ckpt.exists():
             doc = ckpt.read()
-            ckpt.check(_mismatch(doc, fingerprint))
-            saved_pops, saved_archive = decode_results(doc)
-            self.populations = list(saved_pops)
-            for r in saved_archive:
-                self.archive[_archive_key(r)] = r
-            self.tally.restore(stats_from_dict(doc["stats"]), doc.get("errors", []))
-            self.rng.bit_generator.state = doc["rng"]
-            self.stage_no = int(doc["position"]["stage"])
-            self.gen = int(doc["position"]["generation"])
-            self.stale = int(doc["position"]["stale"])
+            # Any value of a damaged file, anywhere, is a CheckpointError (decoding);
+            # another run's file is one too, naming the difference (check).
+            with ckpt.decoding("its fingerprint is malformed"):
+                why = _mismatch(doc, fingerprint)
+            ckpt.check(why)
+            with ckpt.decoding():
+                self._restore(doc)
             log.info(
                 "resuming from %s: %d generation(s), %d calls already made",
                 ckpt.path,
@@ -461,15 +467,38 @@ class GeneticLoop:
             )
         return ckpt
 
+    def _restore(self, doc: Mapping[str, Any]) -> None:
+        """Take up the state a checkpoint document recorded."""
+        saved_pops, saved_archive = decode_results(doc)
+        position = doc["position"]
+        stage, gen, stale = (position[k] for k in ("stage", "generation", "stale"))
+        for name, value, top in (("stage", stage, len(self.stages) - 1), ("generation", gen, None)):
+            if not _count(value) or (top is not None and value > top):
+                raise PersistError(f"the recorded {name} {value!r} is out of range")
+        if not _count(stale):
+            raise PersistError(f"the recorded count of stale generations {stale!r} is invalid")
+        self.populations = list(saved_pops)
+        for r in saved_archive:
+            self.archive[_archive_key(r)] = r
+        self.tally.restore(stats_from_dict(doc["stats"]), doc.get("errors", []))
+        self.rng.bit_generator.state = doc["rng"]
+        self.stage_no, self.gen, self.stale = stage, gen, stale
+
     # -- the run ---------------------------------------------------------------------
 
     async def run(self) -> GeneticRun:
         """Run (or finish) the search and return its result.
 
+        Any exception that ends the run early (``KeyboardInterrupt``, a cancellation, a
+        fatal :class:`~llmlex.exceptions.LLMError`, a callback's error) leaves with the
+        run so far as its ``partial_run`` attribute (see :meth:`partial`; None if
+        nothing was fitted), unless it carries one already.
+
         Raises
         ------
         LLMConnectionError, NoValidAnsatzError
-            When no proposal of the whole run gave a fitted ansatz.
+            When no proposal of the whole run gave a fitted ansatz (``partial_run`` is
+            None).
         """
         s = self.settings
         stop_reason = "all generations done"
@@ -514,10 +543,48 @@ class GeneticLoop:
                             f"{self.tally.saved} LLM calls saved"
                         )
                     break
+        except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+            # Ctrl-C in a callback, or the task cancelled (asyncio.run turns Ctrl-C into
+            # a cancellation): the run so far goes with the exception.
+            self.attach_partial(exc, self.interrupted(type(exc).__name__))
+            raise
+        except BaseException as exc:
+            # A fatal error (a rejected key, a callback's own error): what was fitted
+            # before it is not lost either.
+            self.attach_partial(exc, self._failed(exc))
+            raise
         finally:
             if bar is not None:
                 bar.close()
         return self._finish(stop_reason)
+
+    def interrupted(self, what: str) -> str:
+        """The stop reason of a run interrupted by ``what`` (e.g. ``"KeyboardInterrupt"``)."""
+        return f"interrupted by {what} after {len(self.populations)} generation(s)"
+
+    def _failed(self, exc: BaseException) -> str:
+        message = " ".join(str(exc).split())[:300]
+        done = f"stopped by {type(exc).__name__} after {len(self.populations)} generation(s)"
+        return f"{done}: {message}" if message else done
+
+    def partial(self, stop_reason: str) -> GeneticRun | None:
+        """The run so far: completed generations and every fit archived, or None if none.
+
+        The checkpoint is not rewritten: it keeps the state after the last completed
+        generation, which a resume continues from exactly.
+        """
+        if not self.archive:
+            return None
+        return self._result(self.tally.snapshot(), stop_reason)
+
+    def attach_partial(self, exc: BaseException, stop_reason: str) -> None:
+        """Set ``exc.partial_run`` to the run so far, unless it carries one already."""
+        if getattr(exc, "partial_run", None) is not None:
+            return
+        try:
+            exc.partial_run = self.partial(stop_reason)  # type: ignore[attr-defined]
+        except Exception:  # never let the rescue hide the error being raised
+            log.debug("could not build the partial run", exc_info=True)
 
     async def _run_stage(self, search: _Search) -> Stop | None:
         """Generations of one stage until the stop rule gives a reason or none remain."""
@@ -567,8 +634,8 @@ class GeneticLoop:
                 if ranked
                 else ()
             )
-            tasks.append(search.child(parents, len(self.populations), seeds[k]))
-        children = await asyncio.gather(*tasks)
+            tasks.append(functools.partial(search.child, parents, len(self.populations), seeds[k]))
+        children = await self._gather(tasks)
         self.tally.generations += 1
         self.gen += 1
         pop = [c for c in children if c is not None]
@@ -583,6 +650,33 @@ class GeneticLoop:
         self._save(None)
         if s.callback is not None:
             s.callback(len(self.populations) - 1, self.populations[-1])
+
+    async def _gather(self, children: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run one generation's children concurrently; if one fails, cancel the others.
+
+        The cancellation matters inside a caller's event loop (``arun_genetic``): the
+        children of a run that has ended must not go on calling the LLM.  Each child's
+        coroutine is made inside its task, so that a task cancelled before it started
+        leaves no coroutine that was never awaited.
+        """
+
+        async def carried(child: Callable[[], Awaitable[T]]) -> T:
+            try:
+                return await child()
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # asyncio lets these escape the event loop straight from the task that
+                # raised them, past the run's own frames: the run so far goes with them
+                # from here.
+                self.attach_partial(exc, self.interrupted(type(exc).__name__))
+                raise
+
+        tasks = [asyncio.ensure_future(carried(c)) for c in children]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            raise
 
     def _proposer_name(self) -> str:
         return "+".join(stage.name for stage in self.stages[: self.stage_no + 1])
@@ -607,16 +701,24 @@ class GeneticLoop:
     def _finish(self, stop_reason: str) -> GeneticRun:
         stats = self.tally.snapshot()
         if not self.archive:
-            raise _no_result_error(stats, self.tally.errors)
+            err = _no_result_error(stats, self.tally.errors)
+            err.partial_run = None  # type: ignore[attr-defined]  # nothing was fitted
+            raise err
         self._save(stop_reason)
-        ranked = sorted(self.archive.values(), key=lambda r: (r.nchi2, len(r.ansatz)))
+        run = self._result(stats, stop_reason)
         log.info(
             "run ended (%s): best nchi2 %.3g, %d calls, failures %s",
             stop_reason,
-            ranked[0].nchi2,
+            run.archive[0].nchi2,
             stats.calls,
             dict(stats.failures),
         )
+        return run
+
+    def _result(self, stats: RunStats, stop_reason: str) -> GeneticRun:
+        # list() copies the archive in one step: a run interrupted from another thread
+        # may still be adding to it.
+        ranked = sorted(list(self.archive.values()), key=lambda r: (r.nchi2, len(r.ansatz)))
         return GeneticRun(
             populations=tuple(self.populations),
             archive=tuple(ranked),
@@ -625,6 +727,11 @@ class GeneticLoop:
             stop_reason=stop_reason,
             parsimony_rtol=self.settings.parsimony_rtol,
         )
+
+
+def _count(value: Any) -> bool:
+    """Whether a decoded JSON value is a count (an int >= 0, not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _mismatch(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,19 @@ from llmlex._version import __version__
 from llmlex.exceptions import PersistError
 
 __all__ = [
+    "MALFORMED",
     "SCHEMA",
     "check_envelope",
     "data_fingerprint",
     "decode_float",
+    "decoding",
     "dumps",
     "encode_float",
     "envelope",
     "float_field",
     "loads",
+    "malformed_reason",
+    "read_text",
     "typed_field",
     "write_atomic",
 ]
@@ -119,6 +123,54 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError) as err:
         raise PersistError(f"not a JSON document: {err}") from None
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The text of a saved document; :class:`PersistError` if it is not UTF-8.
+
+    A missing or unreadable file raises the :class:`OSError` it is.
+    """
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PersistError(
+            f"{str(path)!r} is not an llmlex document: not UTF-8 text ({err.reason} at byte "
+            f"{err.start})"
+        ) from None
+
+
+#: What decoding a damaged document can raise besides :class:`PersistError`: a field of
+#: the wrong type or shape reaches code that expected another.
+MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
+
+
+def malformed_reason(err: BaseException) -> str:
+    """Why a document could not be decoded, from the exception its decoder raised."""
+    if isinstance(err, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(err, PersistError):
+        return str(err)
+    if isinstance(err, KeyError):
+        return f"a field is missing ({err})"
+    return f"it is malformed ({type(err).__name__}: {str(err)[:200]})"
+
+
+@contextlib.contextmanager
+def decoding(what: str) -> Iterator[None]:
+    """Turn any failure of a document's decoder into one :class:`PersistError`.
+
+    A damaged or hostile document may hold any JSON value anywhere, or be nested deep
+    enough to exhaust the stack (deep under a caller's own frames, a tree a few hundred
+    levels deep does); whatever the decoder trips on, the caller sees the one
+    documented error, naming ``what`` was being read.
+    """
+    try:
+        yield
+    except PersistError:
+        raise
+    except (RecursionError, *MALFORMED) as err:
+        raise PersistError(f"cannot load {what}: {malformed_reason(err)}") from None
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -255,32 +255,30 @@ class EdgeCheckpoint:
 
     def _load(self) -> None:
         doc = self.file.read()
-        try:
-            for name in ("data", "options"):
-                if not isinstance(doc.get(name), dict):
-                    raise PersistError(f"the field {name!r} is missing or not an object")
-            if not isinstance(doc.get("edges"), list):
-                raise PersistError("the field 'edges' is missing or not a list")
+        # Whatever a damaged file holds, anywhere (a value of the wrong type, nesting
+        # that exhausts the stack), is a CheckpointError (decoding); another network's
+        # file is one too, naming the difference (check).
+        for name in ("data", "options"):
+            if not isinstance(doc.get(name), dict):
+                raise self.file.damaged(f"the field {name!r} is missing or not an object")
+        if not isinstance(doc.get("edges"), list):
+            raise self.file.damaged("the field 'edges' is missing or not a list")
+        with self.file.decoding("its fingerprint is malformed"):
             why = _edges_mismatch(doc, self.fingerprint)
-        except ValueError as err:  # PersistError is a ValueError
-            raise self.file.damaged(err) from None
-        except (KeyError, TypeError) as err:
-            raise self.file.damaged(f"its fingerprint is malformed ({err!r})") from None
         self.file.check(why)
-        try:
+        done: dict[Key, EdgeResult] = {}
+        with self.file.decoding():
             for entry in doc["edges"]:
                 if not isinstance(entry, dict):
-                    raise PersistError(f"a stored edge is not an object: {entry!r}")
+                    raise PersistError(f"a stored edge is not an object: {str(entry)[:80]}")
                 edge = edge_from_dict(entry)
                 if _key_text(edge.key) not in self.fingerprint["data"]["edges"]:
                     raise PersistError(f"edge {edge.key} is not among the network's edges")
-                if edge.key in self.done:
+                if edge.key in done:
                     raise PersistError(f"edge {edge.key} is stored twice")
-                self.done[edge.key] = edge
+                done[edge.key] = edge
             self.prior_time = decode_float(doc.get("time", 0.0))
-        except (ValueError, TypeError) as err:
-            self.done.clear()
-            raise self.file.damaged(err) from None
+        self.done.update(done)
         self.loaded = True
         log.info(
             "resuming from %s: %d of %d edge(s) already done, %d LLM call(s) already made",

@@ -21,10 +21,12 @@ import numpy as np
 from llmlex._jsonio import (
     check_envelope,
     decode_float,
+    decoding,
     dumps,
     encode_float,
     envelope,
     loads,
+    read_text,
     write_atomic,
 )
 from llmlex._report import report_html, stats_rows
@@ -292,10 +294,18 @@ class GeneticRun(Sequence[tuple[FitResult, ...]]):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GeneticRun:
-        """Load a run saved by :meth:`save` (or a ``run_genetic`` checkpoint)."""
-        doc = loads(Path(path).read_text(encoding="utf-8"))
-        check_envelope(doc, (cls.kind, CHECKPOINT_KIND))
-        return cls.from_document(doc)
+        """Load a run saved by :meth:`save` (or a ``run_genetic`` checkpoint).
+
+        Raises
+        ------
+        PersistError
+            If the file is not an llmlex run or is damaged (as
+            :func:`llmlex.persist.load_result`).
+        """
+        doc = loads(read_text(path))
+        found = check_envelope(doc, (cls.kind, CHECKPOINT_KIND))
+        with decoding(f"the {found} document"):
+            return cls.from_document(doc)
 
     def _repr_html_(self) -> str:
         return report_html(self)
@@ -328,6 +338,8 @@ def stats_to_dict(stats: RunStats) -> dict[str, Any]:
 
 def stats_from_dict(data: Mapping[str, Any]) -> RunStats:
     """Inverse of :func:`stats_to_dict`."""
+    if not isinstance(data, Mapping):
+        raise PersistError(f"the stored statistics must be an object, got {type(data).__name__}")
     try:
         cost = data.get("cost")
         return RunStats(
@@ -346,7 +358,7 @@ def stats_from_dict(data: Mapping[str, Any]) -> RunStats:
         )
     except KeyError as err:
         raise PersistError(f"the stored statistics lack the field {err.args[0]!r}") from None
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, AttributeError) as err:
         if isinstance(err, PersistError):
             raise
         raise PersistError(f"the stored statistics are malformed: {err}") from None
@@ -431,11 +443,14 @@ def run_from_dict(data: Mapping[str, Any]) -> GeneticRun:
 def run_from_checkpoint(doc: Mapping[str, Any]) -> GeneticRun:
     """The run so far, from a checkpoint document (see :mod:`llmlex.persist`)."""
     populations, archive = decode_results(doc)
-    return GeneticRun(
-        populations=populations,
-        archive=tuple(sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))),
-        stats=stats_from_dict(doc["stats"]),
-        proposer=str(doc["proposer"]),
-        stop_reason=str(doc["stop_reason"]),
-        parsimony_rtol=decode_float(doc["parsimony_rtol"]),
-    )
+    try:
+        return GeneticRun(
+            populations=populations,
+            archive=tuple(sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))),
+            stats=stats_from_dict(doc["stats"]),
+            proposer=str(doc["proposer"]),
+            stop_reason=str(doc["stop_reason"]),
+            parsimony_rtol=decode_float(doc["parsimony_rtol"]),
+        )
+    except KeyError as err:
+        raise PersistError(f"the checkpoint lacks the field {err.args[0]!r}") from None

@@ -2,6 +2,10 @@
 
 Results go to stdout, progress and errors to stderr.  Errors a user can fix (a missing
 file or column, non-numeric cells, too few rows) end with one line and exit status 2.
+A run stopped early by Ctrl-C (exit status 130) or a fatal error such as a key rejected
+mid-run (exit status 2) still prints the best formula found so far and writes ``--out``,
+marked ``"partial": true`` with the stop reason.  API keys and the endpoint come from the
+environment or from the ``.env`` file of the working directory.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from llmlex._jsonio import write_atomic
 from llmlex._validation import check_xy
 from llmlex.exceptions import LLMLExError, UsageError
 from llmlex.genetic import run_genetic
@@ -108,9 +113,15 @@ def _client(args: argparse.Namespace) -> Any:
     if args.model is None:
         return None
     try:
-        from dotenv import load_dotenv
+        from dotenv import find_dotenv, load_dotenv
 
-        load_dotenv()  # .env in the working directory, if any; never overrides the shell
+        # The .env of the working directory (or the nearest parent that has one), as
+        # .env.example says.  A bare load_dotenv() searches from this module's folder,
+        # i.e. the installed package, and never finds the user's file.  It never
+        # overrides a variable set in the shell.
+        dotenv = find_dotenv(usecwd=True)
+        if dotenv:
+            load_dotenv(dotenv)
     except ImportError:  # pragma: no cover - python-dotenv is a dependency
         pass
     import openai
@@ -168,19 +179,43 @@ def _save_plot(path: Path, x: np.ndarray, y: np.ndarray, result: Any, title: str
 def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> Any:
     client = _client(args)
     t0 = time.perf_counter()
-    run = run_genetic(
-        client,
-        None,
-        x,
-        y,
-        population_size=args.population_size,
-        num_of_generations=args.num_of_generations,
-        model=args.model or "offline",
-        seed=args.seed,
-        progress=not args.quiet,
-        patience=args.patience,
-    )
-    elapsed = time.perf_counter() - t0
+    try:
+        run = run_genetic(
+            client,
+            None,
+            x,
+            y,
+            population_size=args.population_size,
+            num_of_generations=args.num_of_generations,
+            model=args.model or "offline",
+            seed=args.seed,
+            progress=not args.quiet,
+            patience=args.patience,
+        )
+    except (KeyboardInterrupt, LLMLExError) as exc:
+        # Ctrl-C or a fatal error (a key rejected mid-run): what was found is shown and
+        # saved before main() reports the error, not lost with it.
+        partial = getattr(exc, "partial_run", None)
+        if partial is None:
+            if isinstance(exc, KeyboardInterrupt):
+                sys.stderr.write("llmlex: interrupted before any formula was fitted\n")
+        else:
+            elapsed = time.perf_counter() - t0
+            _show(args, partial, elapsed, f"{label} (stopped early)", partial=True)
+            saved = f"; saved to {args.out}, marked partial" if args.out else ""
+            sys.stderr.write(
+                f"llmlex: the run stopped early ({partial.stop_reason}); the formula above "
+                f"is the best found so far{saved}\n"
+            )
+        raise
+    _show(args, run, time.perf_counter() - t0, label)
+    return run.best
+
+
+def _show(
+    args: argparse.Namespace, run: Any, elapsed: float, label: str, *, partial: bool = False
+) -> None:
+    """Print a run's best formula and write ``--out`` (``partial``: the run stopped early)."""
     best = run.best
     sys.stdout.write(_report(best, elapsed, label) + "\n")
     stats = run.stats
@@ -203,10 +238,11 @@ def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> 
             },
             "proposer": run.proposer,
             "stop_reason": run.stop_reason,
+            "partial": partial,
         }
-        Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        # Atomic: a second Ctrl-C while writing leaves the old file or the new, not a part.
+        write_atomic(args.out, json.dumps(payload, indent=2) + "\n")
         sys.stdout.write(f"  result:     {args.out}\n")
-    return best
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -65,12 +65,16 @@ async def _search(
     y: ArrayLike,
     options: Mapping[str, Any],
     compat: Mapping[str, Any],
+    started: list[GeneticLoop] | None = None,
 ) -> GeneticRun:
-    """Validate, build the settings, and run the loop."""
+    """Validate, build the settings, and run the loop (appended to ``started``)."""
     check_keywords(compat, known=OPTIONS, func="run_genetic")
     x, y = check_xy(x, y)
     settings = GeneticSettings(**options)
-    return await GeneticLoop(client, base64_img, x, y, settings).run()
+    loop = GeneticLoop(client, base64_img, x, y, settings)
+    if started is not None:
+        started.append(loop)
+    return await loop.run()
 
 
 def run_genetic(
@@ -225,10 +229,40 @@ def run_genetic(
         At once, when the endpoint rejects the key or the model.
     LLMConnectionError, NoValidAnsatzError
         When every proposal of the run failed; the message says at which stage and why.
+    KeyboardInterrupt
+        On Ctrl-C (or raised by ``callback`` or a proposer), re-raised once the run has
+        stopped, with the run so far attached (below).
+
+    Notes
+    -----
+    Nothing fitted is lost when a run ends early.  An exception that ends it after it
+    started (``KeyboardInterrupt``, a fatal :class:`~llmlex.exceptions.LLMError` such
+    as a key rejected mid-run, an error raised by ``callback``) carries the run so far
+    as ``exc.partial_run``: a :class:`GeneticRun` of the completed generations and every
+    fit archived so far (``partial_run.best`` is the best formula found), whose
+    ``stop_reason`` says ``"interrupted by KeyboardInterrupt after 2 generation(s)"``
+    or names the error; it is None if nothing had been fitted yet::
+
+        try:
+            run = run_genetic(client, None, x, y, checkpoint="run.json")
+        except KeyboardInterrupt as exc:
+            run = exc.partial_run          # None if interrupted before the first fit
+
+    The checkpoint, if any, keeps the last completed generation, so resuming repeats
+    no paid call it recorded.
     """
     options = _collect(locals())
-    coro = _search(client, base64_img, x, y, options, compat)
-    return run_sync(coro, workers=int(max_concurrency) + 2)
+    started: list[GeneticLoop] = []
+    coro = _search(client, base64_img, x, y, options, compat, started)
+    try:
+        return run_sync(coro, workers=int(max_concurrency) + 2)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C reaches the run as a cancellation (asyncio.run) or not at all (a run in
+        # a worker thread, inside a notebook); the KeyboardInterrupt raised here is a
+        # new one, so the run so far is attached to it here.
+        if started:
+            started[0].attach_partial(exc, started[0].interrupted("KeyboardInterrupt"))
+        raise
 
 
 async def arun_genetic(
@@ -282,6 +316,12 @@ async def arun_genetic(
     See Also
     --------
     run_genetic : The synchronous entry point, which documents every option.
+
+    Notes
+    -----
+    As in :func:`run_genetic`, an exception that ends the run early carries the run so
+    far as ``exc.partial_run``; so does the :class:`asyncio.CancelledError` of a
+    cancelled run.
     """
     return await _search(client, base64_img, x, y, _collect(locals()), compat)
 

@@ -36,10 +36,12 @@ from llmlex._jsonio import (
     SCHEMA,
     check_envelope,
     decode_float,
+    decoding,
     dumps,
     encode_float,
     envelope,
     loads,
+    read_text,
     write_atomic,
 )
 from llmlex._kan_results import (
@@ -160,7 +162,9 @@ def from_json(text: str | bytes, *, kind: str | None = None) -> Saveable:
     ------
     PersistError
         If the text is not JSON, not an llmlex document, of another kind, of a newer
-        schema, or damaged (the message says what is wrong).
+        schema, or damaged: any value of the wrong type or shape, or nesting too deep to
+        decode (the message says what is wrong).  No other exception escapes for a
+        damaged document.
     """
     doc = loads(text)
     allowed: Sequence[str] = KINDS
@@ -170,7 +174,8 @@ def from_json(text: str | bytes, *, kind: str | None = None) -> Saveable:
         allowed = _WANTED[kind]
     found = check_envelope(doc, allowed)
     cls = GeneticRun if found == CHECKPOINT_KIND else _TYPES[found]
-    return cls.from_document(doc)
+    with decoding(f"the {found} document"):
+        return cls.from_document(doc)
 
 
 def save_result(obj: Saveable, path: str | os.PathLike[str]) -> Path:
@@ -214,6 +219,8 @@ def load_result(path: str | os.PathLike[str], *, kind: str | None = None) -> Sav
     Raises
     ------
     PersistError
-        See :func:`from_json`.
+        See :func:`from_json`; also for a file that is not UTF-8 text.
+    OSError
+        If the file cannot be read (``FileNotFoundError``, ...).
     """
-    return from_json(Path(path).read_text(encoding="utf-8"), kind=kind)
+    return from_json(read_text(path), kind=kind)

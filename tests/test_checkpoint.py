@@ -52,3 +52,33 @@ def test_mismatch_and_damage_raise_checkpoint_errors_and_leave_the_file(tmp_path
     path.write_text(json.dumps({"kind": "other", "schema": 1}), encoding="utf-8")
     with pytest.raises(CheckpointError, match="expected a document of kind 'k'"):
         f.read()
+
+
+@pytest.mark.parametrize(
+    ("raised", "match"),
+    [
+        (KeyError("stats"), r"a field is missing \('stats'\)"),
+        (TypeError("'int' object is not iterable"), "malformed.*TypeError"),
+        (AttributeError("no get"), "malformed.*AttributeError"),
+        (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
+        (PersistError("result index 9 out of range"), "result index 9 out of range"),
+    ],
+)
+def test_any_failure_to_decode_is_a_damaged_checkpoint(tmp_path, raised, match):
+    f = CheckpointFile(tmp_path / "c.json", kind="k", what="run", fingerprint={})
+    pattern = rf"cannot resume from.*{match}.*resume=False"
+    with pytest.raises(CheckpointError, match=pattern), f.decoding():
+        raise raised
+
+
+def test_decoding_lets_other_errors_through(tmp_path):
+    f = CheckpointFile(tmp_path / "c.json", kind="k", what="run", fingerprint={})
+    with pytest.raises(CheckpointError, match="belongs to another run"), f.decoding():
+        f.check("different data")  # another run's file: said as such, not as damage
+    with pytest.raises(RuntimeError), f.decoding():
+        raise RuntimeError("a bug, not a damaged file")
+
+
+def test_options_mismatch_shows_the_start_of_a_huge_value():
+    why = options_mismatch({"hints": ["x" * 10_000]}, {"hints": []})
+    assert why is not None and len(why) < 400 and "characters)" in why

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from _child import reaped
+from fake_openai import FakeReply
 
+import llmlex
 from llmlex.cli import UsageError, main, read_table
+
+ROOT = Path(llmlex.__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -91,3 +102,118 @@ def test_fit_command_errors_are_one_line(table, tmp_path, capsys, args, match):
     err = capsys.readouterr().err.strip()
     assert match in err
     assert len(err.splitlines()) == 1
+
+
+# -- keys from the working directory's .env ----------------------------------------------
+
+ENV_VARS = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENROUTER_API_KEY")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    # set, then delete: monkeypatch then restores the variables load_dotenv sets.
+    for name in ENV_VARS:
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_dotenv_of_the_working_directory_is_read(table, tmp_path, clean_env, fake_openai):
+    fake_openai.reply_with("ansatz: lambda x, *params: params[0]*x + params[1]")
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / ".env").write_text(
+        f"OPENAI_BASE_URL={fake_openai.base_url}\nOPENAI_API_KEY=key-from-dotenv\n"
+    )
+    clean_env.chdir(work)
+    args = ["fit", str(table), "--x", "time", "--y", "signal", "--model", "fake/m"]
+    status = main([*args, "--population", "2", "--generations", "1", "--retries", "0", "-q"])
+    assert status == 0
+    assert fake_openai.calls == 2  # the endpoint came from ./.env
+    headers = {k.lower(): v for k, v in fake_openai.headers[0].items()}
+    assert headers["authorization"] == "Bearer key-from-dotenv"
+
+
+# -- a run stopped early still prints and saves its best formula -------------------------
+
+LINE = "ansatz: lambda x, *params: params[0]*x + params[1]\ninitial: [1.0, 0.0]"
+SINE = "ansatz: lambda x, *params: params[0]*np.sin(params[1]*x)\ninitial: [1.0, 1.0]"
+
+
+@pytest.fixture
+def curve(tmp_path):
+    x = np.linspace(0.5, 4, 30)
+    path = tmp_path / "curve.csv"
+    rows = "\n".join(f"{a},{np.exp(-a) * np.cos(3 * a)}" for a in x)
+    path.write_text("t,v\n" + rows + "\n")
+    return path
+
+
+def test_fatal_error_mid_run_prints_and_saves_the_best_so_far(curve, tmp_path, capsys, fake_openai):
+    def reply(body):
+        if len(fake_openai.requests) > 4:  # two generations answered, then the key is revoked
+            return FakeReply(status=401, message="Incorrect API key provided")
+        return (LINE, SINE)[len(fake_openai.requests) % 2]
+
+    fake_openai.reply_with(reply)
+    out = tmp_path / "result.json"
+    args = ["fit", str(curve), "--x", "t", "--y", "v", "--model", "fake/m", "--retries", "0"]
+    args += ["--base-url", fake_openai.base_url, "--population", "2", "--generations", "6"]
+    status = main([*args, "--patience", "9", "--out", str(out), "-q"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "formula:" in captured.out and "stopped early" in captured.out
+    assert "LLMAuthenticationError" in captured.err and "best found so far" in captured.err
+    result = json.loads(out.read_text())
+    assert result["partial"] is True
+    assert result["stop_reason"].startswith("stopped by LLMAuthenticationError after 2")
+    assert result["stats"]["generations"] == 2
+    assert np.isfinite(result["best"]["nchi2"])
+
+
+def test_complete_run_output_is_not_partial(table, tmp_path):
+    out = tmp_path / "result.json"
+    args = ["fit", str(table), "--x", "time", "--y", "signal", "--population", "2"]
+    assert main([*args, "--generations", "1", "--out", str(out), "-q"]) == 0
+    assert json.loads(out.read_text())["partial"] is False
+
+
+def test_ctrl_c_prints_and_saves_the_best_so_far(curve, tmp_path, fake_openai):
+    """The real thing: SIGINT to the command while its second generation waits."""
+    slow = FakeReply(content=LINE, latency=60.0)  # generation 2 waits until the server stops
+    fake_openai.reply_with(lambda body: SINE if len(fake_openai.requests) <= 2 else slow)
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    # This checkout's llmlex, whatever the working directory.
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    args = ["fit", str(curve), "--x", "t", "--y", "v", "--model", "fake/m", "--retries", "0"]
+    args += ["--base-url", fake_openai.base_url, "--population", "2", "--generations", "6"]
+    args += ["--patience", "9", "--out", str(out), "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmlex.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+    )
+    with reaped(proc):
+        deadline = time.monotonic() + 30
+        while fake_openai.calls <= 2:  # generation 1 done once generation 2 asks
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        while not out.exists():  # written at once, not after the calls in flight
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        fake_openai.stop()  # drops the calls in flight, which the process waits for at exit
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr.decode()
+    assert "formula:" in stdout.decode(), stderr.decode()
+    assert "interrupted" in stderr.decode() and "best found so far" in stderr.decode()
+    result = json.loads(out.read_text())
+    assert result["partial"] is True
+    assert result["stop_reason"] == "interrupted by KeyboardInterrupt after 1 generation(s)"
+    assert result["stats"]["generations"] == 1
+    assert "sin" in result["best"]["ansatz"]

@@ -4,6 +4,7 @@ identically; the sympy expression codec is safe (whitelist only, nothing evaluat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
@@ -692,3 +693,60 @@ def test_random_evaluated_trees_round_trip(expr):
     assume(_double_floats_only(expr))
     tree = json.loads(json.dumps(encode_expr(expr), allow_nan=False))
     assert_same_expr(expr, decode_expr(tree, kind=None))
+
+
+# --------------------------------------------------------------------------------------
+# Hostile files: every failure to load is a PersistError
+# --------------------------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_a_persist_error(run, tmp_path):
+    path = tmp_path / "run.json"
+    save_result(run, path)
+    path.write_bytes(b"\xff\xfe" + path.read_bytes())
+    for load in (load_result, GeneticRun.load):
+        with pytest.raises(PersistError, match="not UTF-8"):
+            load(path)
+    with pytest.raises(FileNotFoundError):  # a missing file is not a damaged one
+        load_result(tmp_path / "missing.json")
+
+
+HOSTILE = {
+    "nested-list": json.loads("[" * 400 + "]" * 400),
+    "nested-object": json.loads('{"a":' * 400 + "1" + "}" * 400),
+    "string": "x" * 1000,
+    "number": 1e308,
+    "null": None,
+    "object": {"calls": [1]},
+}
+RUN_FIELDS = ["results", "populations", "archive", "stats", "proposer", "parsimony_rtol"]
+
+
+@pytest.mark.parametrize("field", RUN_FIELDS)
+@pytest.mark.parametrize("value", HOSTILE.values(), ids=HOSTILE.keys())
+def test_any_value_in_any_field_loads_or_is_a_persist_error(run, tmp_path, field, value):
+    doc = strict_loads(to_json(run))
+    doc[field] = value
+    text = json.dumps(doc)
+    path = tmp_path / "run.json"
+    path.write_text(text, encoding="utf-8")
+    for load in (lambda: from_json(text), lambda: load_result(path), lambda: GeneticRun.load(path)):
+        with contextlib.suppress(PersistError):  # a string is a valid proposer name
+            load()
+
+
+def _deep_kan_document() -> str:
+    # As deep as the codec accepts: it loads near the top of the stack.
+    return _doc_with(json.loads(_nest("sin", _sympy_json.MAX_DEPTH - 1)))
+
+
+def test_a_tree_too_deep_for_the_callers_stack_is_a_persist_error(tmp_path):
+    from _stack import boundary_errors
+
+    text = _deep_kan_document()
+    path = tmp_path / "deep.json"
+    path.write_text(text, encoding="utf-8")
+    for load in (lambda: from_json(text), lambda: load_result(path)):
+        errors = boundary_errors(load)
+        assert errors and all(isinstance(e, PersistError) for e in errors), errors
+        assert any("nested too deeply" in str(e) for e in errors)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
 import pytest
 from _child import kill_9_when, reaped
+from fake_openai import FakeReply
 
-from llmlex import GeneticRun, run_genetic
+from llmlex import GeneticRun, arun_genetic, run_genetic
+from llmlex.exceptions import LLMAuthenticationError, NoValidAnsatzError
 from llmlex.llm import LLMProposer
 from llmlex.persist import CheckpointError, PersistError, load_result
 from llmlex.proposer import Proposal, ProposalBatch
@@ -248,3 +252,213 @@ def test_kill_9_loses_at_most_the_generation_in_flight(fake_openai, tmp_path):
     assert resumed.stats.calls == saved.stats.calls + new
     assert texts(resumed)[: len(saved)] == texts(saved)
     assert resumed.stats.generations == 5
+
+
+# -- an interrupted or failed run keeps what it found (exc.partial_run) -------------------
+
+
+class InterruptingAt(Scripted):
+    """Scripted, but raises ``exc`` on the first request of generation ``generation``."""
+
+    def __init__(self, generation, exc):
+        super().__init__()
+        self.generation, self.exc = generation, exc
+
+    async def propose(self, request):
+        if request.generation >= self.generation:
+            raise self.exc
+        return await super().propose(request)
+
+
+def assert_partial(exc, generations, reason):
+    partial = exc.partial_run
+    assert isinstance(partial, GeneticRun)
+    assert len(partial) == generations
+    assert partial.stats.generations == generations
+    assert reason in partial.stop_reason
+    assert partial.best.nchi2 == min(r.nchi2 for pop in partial for r in pop)
+    return partial
+
+
+def test_keyboard_interrupt_in_callback_carries_the_run_so_far(tmp_path):
+    path = tmp_path / "ckpt.json"
+
+    def callback(g, pop):
+        if g == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        go(Scripted(), path, callback=callback)
+    partial = assert_partial(
+        info.value, 2, "interrupted by KeyboardInterrupt after 2 generation(s)"
+    )
+    assert texts(partial) == texts(go(Scripted(), generations=2))
+    # The checkpoint holds the same two generations: a resume goes on from there.
+    assert texts(load_result(path)) == texts(partial)
+
+
+@pytest.mark.parametrize("entry", ["sync", "async", "notebook"])
+def test_keyboard_interrupt_in_a_proposer_carries_the_run_so_far(entry):
+    proposer = InterruptingAt(2, KeyboardInterrupt())
+    kw = {"proposer": proposer, "seed": 11, "progress": False, "exit_condition": 0.0}
+    with pytest.raises(KeyboardInterrupt) as info:
+        if entry == "sync":
+            run_genetic(None, None, X, Y, 3, 5, **kw)
+        elif entry == "async":
+            asyncio.run(arun_genetic(None, None, X, Y, 3, 5, **kw))
+        else:
+
+            async def notebook_cell():  # run_genetic inside a running loop: a worker thread
+                return run_genetic(None, None, X, Y, 3, 5, **kw)
+
+            asyncio.run(notebook_cell())
+    assert_partial(info.value, 2, "interrupted by KeyboardInterrupt after 2 generation(s)")
+
+
+def test_fatal_llm_error_mid_run_carries_the_run_so_far(fake_openai):
+    # Two generations answered, then the key is revoked: 401 from then on.
+    def reply(body):
+        if len(fake_openai.requests) > 6:
+            return FakeReply(status=401, message="Incorrect API key provided")
+        return REPLIES[len(fake_openai.requests) % 2]  # neither is exact: no early stop
+
+    fake_openai.reply_with(reply)
+    client = fake_openai.client()
+    proposer = LLMProposer(client, model="fake/m", parent_plots=False)
+    with pytest.raises(LLMAuthenticationError) as info:
+        go(proposer, generations=5)
+    partial = assert_partial(info.value, 2, "stopped by LLMAuthenticationError after 2")
+    assert partial.stats.calls == 6
+    assert fake_openai.calls <= 6 + 3  # at most one generation's calls were refused
+
+
+def test_error_before_any_fit_has_no_partial_run(fake_openai):
+    fake_openai.reply_with(FakeReply(status=401))
+    proposer = LLMProposer(fake_openai.client(), model="fake/m", parent_plots=False)
+    with pytest.raises(LLMAuthenticationError) as info:
+        go(proposer)
+    assert info.value.partial_run is None
+
+    class Unparseable(Scripted):
+        async def propose(self, request):
+            return ProposalBatch(proposals=(Proposal("import os"),), calls=1)
+
+    with pytest.raises(NoValidAnsatzError) as info:
+        go(Unparseable(), generations=2)
+    assert info.value.partial_run is None
+
+
+def test_ctrl_c_while_a_notebook_cell_waits_stops_the_run_and_keeps_it():
+    """Ctrl-C in Jupyter raises KeyboardInterrupt in the thread waiting for the run."""
+    main = threading.main_thread().ident
+    seen = []
+
+    def callback(g, pop):
+        seen.append(g)
+        if g == 1:
+            signal.pthread_kill(main, signal.SIGINT)  # as the kernel's interrupt does
+
+    proposer = Scripted()
+
+    async def cell():
+        kw = {"proposer": proposer, "seed": 11, "exit_condition": 0.0, "callback": callback}
+        return run_genetic(None, None, X, Y, 3, 60, progress=False, **kw)
+
+    # A loop without asyncio.run's own SIGINT handler, as in a notebook kernel.
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            loop.run_until_complete(cell())
+    finally:
+        loop.close()
+    partial = info.value.partial_run
+    assert isinstance(partial, GeneticRun)
+    assert "interrupted by KeyboardInterrupt" in partial.stop_reason
+    assert 2 <= len(partial) < 60
+    asked = len(proposer.requests)
+    time.sleep(0.2)
+    assert len(proposer.requests) == asked  # the run stopped; nothing goes on unseen
+    assert len(seen) == len(partial) < 60
+
+
+# -- a damaged or hostile checkpoint is a CheckpointError, whatever it holds --------------
+
+HOSTILE = {
+    "nested-list": json.loads("[" * 400 + "]" * 400),
+    "nested-object": json.loads('{"a":' * 400 + "1" + "}" * 400),
+    "string": "x" * 1000,
+    "number": -1,
+    "null": None,
+    "object": {"stage": "0", "state": [1]},
+}
+CHECKPOINT_FIELDS = [
+    "data",
+    "options",
+    "results",
+    "populations",
+    "archive",
+    "stats",
+    "errors",
+    "position",
+    "rng",
+    ("position", "stage"),
+    ("position", "generation"),
+    ("rng", "state"),
+    ("options", "hints"),
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_text(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "ckpt.json"
+    with pytest.raises(Interrupt):
+        go(Scripted(), path, callback=stop_at(1))
+    return path.read_text()
+
+
+@pytest.mark.parametrize("field", CHECKPOINT_FIELDS, ids=str)
+@pytest.mark.parametrize("value", HOSTILE.values(), ids=HOSTILE.keys())
+def test_any_value_in_any_field_of_a_checkpoint_is_a_checkpoint_error(
+    tmp_path, checkpoint_text, field, value
+):
+    doc = json.loads(checkpoint_text)
+    *outer, last = field if isinstance(field, tuple) else (field,)
+    target = doc
+    for key in outer:
+        target = target[key]
+    target[last] = value
+    path = tmp_path / "ckpt.json"
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    proposer = Scripted()
+    with pytest.raises(CheckpointError, match="resume=False"):
+        go(proposer, path)
+    assert proposer.requests == []
+    assert path.read_bytes() == before
+
+
+def test_checkpoint_too_deep_for_the_callers_stack_is_a_checkpoint_error(tmp_path):
+    """Deep in a caller's frames, a stored formula nested as deep as the language allows
+    exhausts the stack while the checkpoint is decoded: still a CheckpointError."""
+    import traceback
+
+    from _stack import boundary_errors
+
+    deep = "params[0]*x"
+    for _ in range(39):  # the deepest nesting parse_ansatz accepts
+        deep = f"np.sin({deep})"
+
+    class Deep(Scripted):
+        async def propose(self, request):
+            return ProposalBatch(proposals=(Proposal(deep),), calls=1)
+
+    path = tmp_path / "ckpt.json"
+    go(Deep(), path, generations=1, y=np.sin(X))
+    errors = boundary_errors(lambda: go(Deep(), path, generations=1, y=np.sin(X)))
+    assert errors
+    for err in errors:
+        frames = {f.name for f in traceback.extract_tb(err.__traceback__)}
+        # What fails while the checkpoint is read must be a CheckpointError; a stack
+        # exhausted later, by the search itself, is not this test's business.
+        assert isinstance(err, CheckpointError) or "_open_checkpoint" not in frames, err
+    assert any(isinstance(err, CheckpointError) for err in errors)

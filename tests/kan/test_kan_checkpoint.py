@@ -291,3 +291,98 @@ def test_a_checkpoint_written_before_the_split_still_loads(tmp_path):
         scale = np.max(np.abs(e.fit.params))
         np.testing.assert_allclose(got.fit.params, e.fit.params, rtol=1e-5, atol=1e-6 * scale)
         assert [r.ansatz for r, _ in got.alternatives] == [r.ansatz for r, _ in e.alternatives]
+
+
+HOSTILE = {
+    "nested-list": "[" * 400 + "]" * 400,
+    "nested-object": '{"a":' * 400 + "1" + "}" * 400,
+    "string": '"x"',
+    "boolean": "true",
+    "null": "null",
+    "object": '{"n": [1], "key": 1}',
+}
+EDGE_FIELDS = [
+    ("data",),
+    ("options",),
+    ("edges",),
+    ("time",),
+    ("data", "inputs"),
+    ("data", "edges"),
+    ("options", "seed"),
+    ("edges", 0),
+    ("edges", 0, "key"),
+    ("edges", 0, "fit"),
+    ("edges", 0, "x_range"),
+    ("edges", 0, "alternatives"),
+    ("edges", 0, "fit", "params"),
+]
+
+
+@pytest.mark.parametrize("field", EDGE_FIELDS, ids=str)
+@pytest.mark.parametrize("value", HOSTILE.values(), ids=HOSTILE.keys())
+@needs_kan
+def test_any_value_in_any_field_of_a_kan_checkpoint_is_a_checkpoint_error(tmp_path, field, value):
+    import json
+
+    from llmlex.persist import CheckpointError
+
+    model, X = six_edges()
+    path = tmp_path / "edges.json"
+    kan_to_symbolic(model, None, x=X, regressor=Counting(), checkpoint=path)
+    doc = json.loads(path.read_text())
+    target = doc
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = "@@"
+    damaged = json.dumps(doc).replace('"@@"', value, 1)
+    path.write_text(damaged)
+    other = Counting()
+    with pytest.raises(CheckpointError, match="resume=False"):
+        kan_to_symbolic(model, None, x=X, regressor=other, checkpoint=path)
+    assert other.keys == []
+    assert path.read_text() == damaged
+
+
+def test_kan_checkpoint_too_deep_for_the_callers_stack_is_a_checkpoint_error(tmp_path):
+    """Deep in a caller's frames, an edge formula nested as deep as the language allows
+    exhausts the stack while the checkpoint is decoded: still a CheckpointError."""
+    import traceback
+
+    from _stack import boundary_errors
+
+    from llmlex._kan_checkpoint import EdgeCheckpoint
+    from llmlex.fit import fit_ansatz
+    from llmlex.kan import EdgeResult, EdgeTask
+    from llmlex.persist import CheckpointError
+
+    deep = "params[0]*x"
+    for _ in range(39):  # the deepest nesting parse_ansatz accepts
+        deep = f"np.sin({deep})"
+    x = np.linspace(0, 1, 20)
+    task = EdgeTask((0, 0, 0), x, np.sin(x), None, "m", 1e-6, 3, 2, 1.0, 0)
+    options = {"seed": 0, "search": True}
+    store = EdgeCheckpoint(tmp_path / "edges.json", x[:, None], [task], options, resume=False)
+    fit = fit_ansatz(deep, x, np.sin(x))
+    edge = EdgeResult(
+        *task.key,
+        status="fitted",
+        expression=fit.expression,
+        fit=fit,
+        source="test",
+        nchi2=fit.nchi2,
+        x_range=(0.0, 1.0),
+        llm_calls=1,
+        alternatives=((fit, 0.0),),
+    )
+    store.record(edge, 0.1)
+
+    def load():
+        return EdgeCheckpoint(tmp_path / "edges.json", x[:, None], [task], options, resume=True)
+
+    assert load().done[(0, 0, 0)].fit.ansatz == fit.ansatz
+    errors = boundary_errors(load)
+    assert errors
+    for err in errors:
+        frames = {f.name for f in traceback.extract_tb(err.__traceback__)}
+        assert isinstance(err, CheckpointError) or "_load" not in frames, err
+    assert any(isinstance(err, CheckpointError) for err in errors)
