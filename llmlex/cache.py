@@ -32,11 +32,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReplyCache", "as_cache", "request_key"]
+__all__ = ["MAX_REPLY_CHARS", "ReplyCache", "as_cache", "request_key"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT = 1
+
+#: Characters of a reply that llmlex reads (the extractor ignores the rest) and stores.
+MAX_REPLY_CHARS = 200_000
 
 
 def _image_token(url: str) -> str:

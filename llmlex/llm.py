@@ -502,7 +502,10 @@ class LLMProposer:
                 completion_tokens=spent.completion_tokens,
                 failure=("api", reply.failure or reply.refused or "no reply"),
             )
-        return self._batch_from_reply(
+        # Reading a long reply is CPU work: off the event loop, so that the other calls
+        # in flight keep being served while it runs (it is also bounded, see _extract).
+        return await asyncio.to_thread(
+            self._batch_from_reply,
             reply.content,
             reply.finish_reason,
             calls=spent.calls,
