@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import matplotlib
 
@@ -21,6 +22,7 @@ from llmlex.exceptions import (
     LLMModelNotFoundError,
     NoValidAnsatzError,
 )
+from llmlex.llm import LLMProposer
 
 SINE = "ansatz: lambda x, *params: params[0]*np.sin(params[1]*x)\ninitial: [1.0, 3.0]"
 
@@ -230,3 +232,21 @@ def test_hybrid_mode_saves_llm_calls_on_easy_problems(fake_openai):
     assert run.best.nchi2 < 1e-10
     assert fake_openai.calls == 0
     assert run.stats.llm_calls_saved == 12
+
+
+@pytest.mark.timeout(30)
+def test_a_dripping_reply_costs_one_individual_within_the_request_timeout(fake_openai):
+    # One reply arrives a few bytes every 0.1 s for 10 s: the per-call timeout of 1 s is
+    # a total deadline, so the call is an "api" failure after ~1 s and the run goes on.
+    fake_openai.enqueue(FakeReply(drip=10.0))
+    fake_openai.reply_with(SINE)
+    client = fake_openai.client(timeout=3)
+    x = np.linspace(-1, 1, 40)
+    proposer = LLMProposer(client, request_timeout=1.0)
+    t0 = time.perf_counter()
+    run = llmlex.run_genetic(
+        client, None, x, np.sin(3.0 * x), 2, 1, proposer=proposer, progress=False, seed=0
+    )
+    assert time.perf_counter() - t0 < 2.5
+    assert run.stats.calls == 2 and run.stats.failures["api"] == 1
+    assert run.best.nchi2 < 1e-10
