@@ -558,6 +558,8 @@ class LLMCall:
         except (openai.OpenAIError, json.JSONDecodeError) as err:
             # 429/5xx after the client's retries, timeouts, refused connections, bad JSON.
             msg = f"{type(err).__name__}: {self.redact(_message(err))}"
+            if isinstance(err, openai.APIConnectionError):
+                msg += f" (calling {self.base_url})"  # which server could not be reached
             log.info("LLM call failed: %s", msg)
             return Reply(None, usage=Usage(calls=1), failure=msg[:500]), None
         return _reply_from(completion), completion

@@ -416,6 +416,11 @@ class LLMProposer:
     def __repr__(self) -> str:
         return f"LLMProposer(model={self.model!r}, base_url={self.call.base_url!r})"
 
+    @property
+    def base_url(self) -> str:
+        """The client's endpoint (named in error messages)."""
+        return self.call.base_url
+
     # -- images ----------------------------------------------------------------------
 
     async def _image_for(self, request: ProposalRequest) -> tuple[str, str]:
