@@ -423,13 +423,13 @@ def test_a_hostile_reply_does_not_stall_a_run_past_its_time_budget(fake_openai) 
         X,
         Y,
         population_size=2,
-        num_of_generations=20,
+        num_of_generations=1000,
         time_budget=1.0,
         progress=False,
         seed=0,
     )
     assert time.perf_counter() - t0 < 4.0
-    assert "time budget" in run.stop_reason or run.best.nchi2 < 1e-10
+    assert "time budget" in run.stop_reason
 
 
 # --------------------------------------------------------------------------------------
