@@ -126,27 +126,138 @@ def _fit_batch(
     allowed: tuple[str, ...] | None,
     seed: int,
     fit_options: Mapping[str, Any],
-) -> tuple[list[FitResult], list[tuple[str, str]]]:
-    """Parse and fit every proposal of a batch (runs in a worker thread)."""
+) -> tuple[list[FitResult], list[tuple[str, str]], bool]:
+    """Parse and fit every proposal of a batch (runs in a worker thread).
+
+    Any exception raised for one proposal (a parser, numpy or scipy error, a function
+    that rejects its arguments) is that proposal's failure, counted at the stage where it
+    happened; only a ``BaseException`` that is not an ``Exception`` (Ctrl-C, a cancelled
+    task) goes through.  Also returns whether any proposal parsed.
+    """
     results: list[FitResult] = []
     failures: list[tuple[str, str]] = []
     seen: set[str] = set()
+    parsed = False
     for proposal in batch.proposals:
         try:
             ansatz: Ansatz = parse_ansatz(proposal.text, allowed_functions=allowed)
         except AnsatzError as err:
             failures.append(("parsing", f"{err} in {proposal.text[:80]!r}"))
             continue
+        except Exception as err:  # a parser bug costs this proposal, not the run
+            failures.append(("parsing", f"{_describe(err)} in {proposal.text[:80]!r}"))
+            continue
+        parsed = True
         if ansatz.text in seen:
             continue
         seen.add(ansatz.text)
-        initial = ansatz.map_initial(proposal.initial)
-        result = fit_ansatz(ansatz, x, y, initial=initial, seed=seed, validate=False, **fit_options)
+        try:
+            initial = ansatz.map_initial(proposal.initial)
+            result = fit_ansatz(
+                ansatz, x, y, initial=initial, seed=seed, validate=False, **fit_options
+            )
+            if result.success:
+                # Computed here, off the event loop and inside this guard: the archive
+                # key and the parsimony rule read them (both go through sympy).
+                _archive_key(result)
+                result.complexity  # noqa: B018
+        except Exception as err:  # e.g. a TypeError from a function's arguments
+            failures.append(("fitting", f"{_describe(err)} for {ansatz.text[:80]!r}"))
+            continue
         if result.success:
             results.append(result)
         else:
             failures.append(("fitting", f"{result.message} for {ansatz.text[:80]!r}"))
-    return results, failures
+    return results, failures, parsed
+
+
+def _describe(err: Exception) -> str:
+    """``"<ErrorClass>: message"``, one line, bounded."""
+    text = " ".join(str(err).split())[:300]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+#: Calls in a row that could not reach the server (connection refused, unknown host)
+#: after which a run stops: every further call would fail the same way.
+UNREACHABLE_LIMIT = 3
+
+
+class _FailFast:
+    """Stops a run whose calls keep failing for one systematic reason (no wasted calls).
+
+    Two reasons are recognised here (a rejected key and an unknown model already raise
+    at the first call): :data:`UNREACHABLE_LIMIT` calls in a row that could not reach the
+    server, and -- while no reply of the run has held a parseable ansatz --
+    ``max_unparseable`` replies in a row with none (a model that does not follow the
+    format, a reply cut off by ``max_tokens``, an endpoint that answers with something
+    else).  Once a reply parsed, unparseable ones are the model's usual noise and never
+    stop the run.  Failures that say nothing about the next call (429, 5xx, timeouts)
+    neither count nor reset.  Counts follow the order in which calls return.
+
+    Parameters
+    ----------
+    max_unparseable : int or None
+        Unparseable replies in a row that stop a run (None: never).
+    endpoint : str
+        The model and URL, for the messages.
+    """
+
+    def __init__(self, max_unparseable: int | None, endpoint: str) -> None:
+        self.max_unparseable = max_unparseable
+        self.endpoint = endpoint
+        self.unreachable = 0
+        self.unparseable = 0
+        self.usable = False
+        self.error: LLMError | None = None
+
+    def observe(self, batch: ProposalBatch, parsed: bool, tally: _Tally) -> LLMError | None:
+        """Count one returned child; the error that ends the run, if it now should."""
+        if self.error is not None:
+            return self.error
+        stage, message = batch.failure if batch.failure is not None else (None, "")
+        if stage == "api":
+            if message.startswith("APIConnectionError"):
+                self.unreachable += 1
+            elif not message.startswith("APITimeoutError"):
+                self.unreachable = 0  # the server answered (429, 5xx, bad JSON)
+        elif batch.calls or getattr(batch, "cache_hits", 0) or batch.proposals:
+            self.unreachable = 0
+            if parsed:
+                self.usable, self.unparseable = True, 0
+            elif not self.usable:
+                self.unparseable += 1
+        summary = _failure_summary(tally)
+        if self.unreachable >= UNREACHABLE_LIMIT:
+            self.error = LLMConnectionError(
+                f"{self.unreachable} calls in a row could not reach {self.endpoint} "
+                f"({summary}); last error: {message}. Check that the server is running "
+                "and reachable from here, and that base_url is right (the API root, e.g. "
+                "'https://openrouter.ai/api/v1' or 'http://localhost:11434/v1')."
+            )
+        elif self.max_unparseable is not None and self.unparseable >= self.max_unparseable:
+            last = tally.errors[-1][1] if tally.errors else "no ansatz in the reply"
+            self.error = NoValidAnsatzError(
+                f"the first {self.unparseable} replies of {self.endpoint} held no "
+                f"parseable ansatz ({summary}); last error: {last}. Check the model name "
+                "(an instruction-following, vision-capable model), that llm_max_tokens "
+                "leaves room for the answer, the system_prompt if you set one, and the "
+                "API key and base_url (a proxy may answer with something else); "
+                "max_unparseable=None disables this check."
+            )
+        return self.error
+
+
+def _failure_summary(tally: _Tally) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in tally.failures.items() if v) or "no failures"
+
+
+def _endpoint(proposer: Proposer) -> str:
+    """``model 'm' at <base_url>`` for an LLM proposer, else the proposer's name."""
+    url = getattr(proposer, "base_url", None)
+    model = getattr(proposer, "model", None)
+    if url is None:
+        return f"proposer {proposer.name!r}"
+    return f"model {model!r} at {url}" if model is not None else str(url)
 
 
 class _Tally:
@@ -233,6 +344,7 @@ class _Search:
         self.tally = tally
         self.archive = archive
         self.progress = progress
+        self.failfast = _FailFast(settings.max_unparseable, _endpoint(proposer))
         # Fits run here, off the event loop; two workers match the machines we target
         # and leave the loop thread free to drive the network.
         self.pool = concurrent.futures.ThreadPoolExecutor(
@@ -257,6 +369,8 @@ class _Search:
         )
         ledger = self.tally.ledger
         async with self.sem:
+            if self.failfast.error is not None:
+                return None  # the run is ending: no further call
             if self.paid:
                 # Reserved inside the semaphore, so that children queued behind it see
                 # every call started before them.
@@ -272,17 +386,21 @@ class _Search:
                 if self.paid:
                     ledger.release()
         self.tally.add_batch(batch)
-        best = await self._fit(batch, seed) if batch.proposals else None
+        best, parsed = await self._fit(batch, seed) if batch.proposals else (None, False)
         if self.progress is not None:
             self.progress.update(1)
             if self.archive:
                 self.progress.set_postfix(best_nchi2=f"{self.best_nchi2():.3g}", refresh=False)
+        if self.paid:
+            stop = self.failfast.observe(batch, parsed, self.tally)
+            if stop is not None:
+                raise stop
         return best
 
-    async def _fit(self, batch: ProposalBatch, seed: int) -> FitResult | None:
-        """Fit a batch off the event loop; archive every fit and return the best."""
+    async def _fit(self, batch: ProposalBatch, seed: int) -> tuple[FitResult | None, bool]:
+        """Fit a batch off the event loop; archive every fit; the best, and if any parsed."""
         loop = asyncio.get_running_loop()
-        results, failures = await loop.run_in_executor(
+        results, failures, parsed = await loop.run_in_executor(
             self.pool,
             lambda: _fit_batch(
                 batch,
@@ -300,7 +418,7 @@ class _Search:
         for r in results:
             self._archive(r)
             best = r if best is None else prefer(best, r, self.rtol)
-        return best
+        return best, parsed
 
     def _archive(self, r: FitResult) -> None:
         key = _archive_key(r)
@@ -593,7 +711,13 @@ class GeneticLoop:
             stop = self._stop_reason(search, after=after)
             if stop is not None or self.gen >= self.settings.num_of_generations:
                 return stop
-            await self._generation(search)
+            try:
+                await self._generation(search)
+            except LLMError as err:
+                if err is search.failfast.error:
+                    # What the finished generations found goes with the error.
+                    err.partial_run = self._partial_run(str(err))  # type: ignore[attr-defined]
+                raise
             after = True
 
     def _stop_reason(self, search: _Search, *, after: bool) -> Stop | None:
@@ -620,6 +744,20 @@ class GeneticLoop:
             return f"time budget of {s.time_budget:g} s spent", True
         spent = self.ledger.spent() if search.paid else None
         return None if spent is None else (spent, True)
+
+    def _partial_run(self, stop_reason: str) -> GeneticRun | None:
+        """The run so far, if a generation finished and something was fitted, else None."""
+        if not self.populations or not self.archive:
+            return None
+        ranked = sorted(list(self.archive.values()), key=lambda r: (r.nchi2, len(r.ansatz)))
+        return GeneticRun(
+            populations=tuple(self.populations),
+            archive=tuple(ranked),
+            stats=self.tally.snapshot(),
+            proposer=self._proposer_name(),
+            stop_reason=stop_reason,
+            parsimony_rtol=self.settings.parsimony_rtol,
+        )
 
     async def _generation(self, search: _Search) -> None:
         """Propose, fit and select one generation, then checkpoint it."""

@@ -12,8 +12,11 @@
   when a call returns, so calls already in flight may overshoot those two.
 
 Retries, backoff and timeouts are the openai client's own (configure ``max_retries=`` and
-``timeout=`` on it); nothing here wraps a second retry loop around them.  ``openai`` is
-imported only when a call is made.
+``timeout=`` on it); nothing here wraps a second retry loop around them.  The client's
+timeout bounds each *read* of the response, so a server that sends a byte now and then
+never trips it: every call therefore also has a total deadline (:func:`call_deadline`),
+past which it is abandoned and returned as a failed :class:`Reply` (``APITimeoutError``).
+``openai`` is imported only when a call is made.
 """
 
 from __future__ import annotations
@@ -43,12 +46,69 @@ from llmlex.exceptions import (
 if TYPE_CHECKING:
     import os
 
-__all__ = ["Budgets", "LLMCall", "Ledger", "Reply", "Usage", "check_client", "check_prices"]
+__all__ = [
+    "Budgets",
+    "LLMCall",
+    "Ledger",
+    "Reply",
+    "Usage",
+    "call_deadline",
+    "check_client",
+    "check_prices",
+]
 
 log = logging.getLogger(__name__)
 
 #: Error classes that mean "the server could not be reached" (not "it answered badly").
 CONNECTION_ERRORS = ("APIConnectionError", "APITimeoutError")
+
+#: Seconds allowed for the client's wait between two attempts (its backoff is at most
+#: 8 s; a server's ``retry-after`` may ask for more, and is then cut short).
+_RETRY_WAIT = 10.0
+
+
+def call_deadline(client: Any, timeout: float | None = None) -> float | None:
+    """The total time one call may take, in seconds (None: unbounded).
+
+    ``timeout`` (a per-call timeout such as ``LLMProposer(request_timeout=)``) is the
+    deadline itself, retries included.  Without it, the client's own ``timeout`` is
+    allowed for each of its ``1 + max_retries`` attempts, plus a pause between them and
+    a second of slack.
+
+    Parameters
+    ----------
+    client : openai.OpenAI or openai.AsyncOpenAI
+        The client (its ``timeout`` and ``max_retries`` attributes are read).
+    timeout : float, optional
+        A per-call timeout in seconds.
+
+    Returns
+    -------
+    float or None
+        Seconds, or None when neither gives a finite bound.
+    """
+    if timeout is not None:
+        return float(timeout) if float(timeout) > 0 else None
+    per_attempt = _seconds(getattr(client, "timeout", None))
+    if per_attempt is None:
+        return None
+    retries = getattr(client, "max_retries", 0)
+    retries = retries if isinstance(retries, int) and retries >= 0 else 0
+    # One second of slack, so that the client's own timeout error (more specific) is the
+    # one reported whenever it fires.
+    return per_attempt * (retries + 1) + _RETRY_WAIT * retries + 1.0
+
+
+def _seconds(timeout: Any) -> float | None:
+    """A client timeout (a number or an ``httpx.Timeout``) as the longest of its parts."""
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        return float(timeout) if math.isfinite(timeout) and timeout > 0 else None
+    parts = [getattr(timeout, name, None) for name in ("connect", "read", "write", "pool")]
+    values = [float(v) for v in parts if isinstance(v, (int, float)) and math.isfinite(v)]
+    # A part left unset (None) means "no limit" for that phase: no finite total.
+    if not values or any(v is None for v in parts):
+        return None
+    return max(values)
 
 
 @dataclass(frozen=True)
@@ -366,7 +426,9 @@ class LLMCall:
         max_tokens, temperature : optional
             Sampling options sent to the endpoint (None: the server's default).
         timeout : float, optional
-            Per-call timeout in seconds, overriding the client's.
+            Per-call timeout in seconds, overriding the client's: the call, retries
+            included, is abandoned after this long even if the server keeps sending
+            (see :func:`call_deadline`), and is then a failed reply that cost one call.
         extra_body : mapping, optional
             Extra JSON fields for the endpoint.
 
@@ -462,8 +524,23 @@ class LLMCall:
         import openai
 
         log.debug("calling %s at %s", self.model, self.base_url)
+        deadline = call_deadline(self.client, kwargs.get("timeout"))
         try:
-            completion = await self._create(kwargs)
+            if deadline is None:
+                completion = await self._create(kwargs)
+            else:
+                # The client's timeout is per read: a server dripping its reply would
+                # hold the call for ever.  An async call is cancelled (its connection
+                # closed); a blocking one is abandoned in its thread, its late result
+                # never read.
+                completion = await asyncio.wait_for(self._create(kwargs), deadline)
+        except asyncio.TimeoutError:
+            msg = (
+                f"APITimeoutError: no complete reply from {self.base_url} within "
+                f"{deadline:g} s (the per-call deadline)"
+            )
+            log.info("LLM call failed: %s", msg)
+            return Reply(None, usage=Usage(calls=1), failure=msg), None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             # Raised without chaining: the server's message may echo the key.
             raise LLMAuthenticationError(
@@ -481,6 +558,8 @@ class LLMCall:
         except (openai.OpenAIError, json.JSONDecodeError) as err:
             # 429/5xx after the client's retries, timeouts, refused connections, bad JSON.
             msg = f"{type(err).__name__}: {self.redact(_message(err))}"
+            if isinstance(err, openai.APIConnectionError):
+                msg += f" (calling {self.base_url})"  # which server could not be reached
             log.info("LLM call failed: %s", msg)
             return Reply(None, usage=Usage(calls=1), failure=msg[:500]), None
         return _reply_from(completion), completion

@@ -80,10 +80,14 @@ class GeneticSettings:
     max_tokens: int | None = None
     max_cost: float | None = None
     prices: Mapping[str, tuple[float, float]] | None = None
+    max_unparseable: int | None = 4
 
     def __post_init__(self) -> None:
         if self.population_size < 1 or self.num_of_generations < 1:
             raise ValueError("population_size and num_of_generations must be at least 1")
+        limit = self.max_unparseable
+        if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+            raise ValueError(f"max_unparseable must be a positive integer or None, got {limit!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         self.budgets  # noqa: B018 - validates the three limits

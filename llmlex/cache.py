@@ -13,8 +13,17 @@ each written to a temporary file and moved into place with :func:`os.replace`.  
 
 * two processes (or threads) may read and write the same cache at once: a reader sees a
   whole entry or none, and two writers of one key leave one whole entry;
-* a damaged entry (truncated, garbage, wrong key inside) is a miss and is replaced by the
-  next write of that key; it never raises.
+* a damaged entry (truncated, garbage, nested too deeply, not UTF-8, wrong key inside,
+  too large) is a miss and is replaced by the next write of that key; it never raises;
+* a process killed while writing leaves a temporary file (``<dir>/<ab>/.<key>...tmp``):
+  :meth:`ReplyCache.clear` removes every one, and opening a cache removes those older than
+  an hour (younger ones may belong to a writer still at work).
+
+What is stored is bounded: a reply text longer than :data:`MAX_REPLY_CHARS` -- as much as
+llmlex reads of any reply, so a replay extracts exactly what the original did -- is
+stored cut to that length, with ``"truncated": true`` beside it, and an entry whose JSON
+would still exceed :data:`MAX_ENTRY_BYTES` is not stored at all (the call is made again
+next time).
 
 The API key is never part of a key or an entry.
 """
@@ -28,15 +37,23 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReplyCache", "as_cache", "request_key"]
+__all__ = ["MAX_ENTRY_BYTES", "MAX_REPLY_CHARS", "ReplyCache", "as_cache", "request_key"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT = 1
+
+#: Characters of a reply that llmlex reads (the extractor ignores the rest) and stores.
+MAX_REPLY_CHARS = 200_000
+#: Largest entry file written or read (a stored reply is at most 4 bytes per character).
+MAX_ENTRY_BYTES = 4 * MAX_REPLY_CHARS + 65_536
+#: Age in seconds after which a temporary file is an orphan of a killed writer.
+STALE_TEMP_SECONDS = 3600.0
 
 
 def _image_token(url: str) -> str:
@@ -111,6 +128,7 @@ class ReplyCache:
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
+        self._remove_temporaries(older_than=STALE_TEMP_SECONDS)
 
     def __repr__(self) -> str:
         return f"ReplyCache({str(self.path)!r})"
@@ -121,10 +139,21 @@ class ReplyCache:
         return self.path / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored value of ``key``, or None (missing or damaged entries are misses)."""
+        """The stored value of ``key``, or None (missing or damaged entries are misses).
+
+        Never raises for what is in the file: unreadable, truncated, garbage, deeply
+        nested, non-UTF-8 or oversized entries are all misses (logged).
+
+        Raises
+        ------
+        ValueError
+            If ``key`` is not a hex digest (a caller's mistake, not the file's).
+        """
         file = self._file(key)
         value: dict[str, Any] | None = None
         try:
+            if file.stat().st_size > MAX_ENTRY_BYTES:
+                raise ValueError(f"larger than {MAX_ENTRY_BYTES} bytes")
             doc = json.loads(file.read_text(encoding="utf-8"))
             if (
                 isinstance(doc, dict)
@@ -137,9 +166,11 @@ class ReplyCache:
                 log.warning("ignoring a damaged cache entry %s", file)
         except FileNotFoundError:
             pass
-        except (OSError, ValueError, UnicodeDecodeError) as err:
-            # Truncated or garbage: a miss; the next put() of this key replaces it.
-            log.warning("ignoring an unreadable cache entry %s: %s", file, err)
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as err:
+            # Truncated, garbage or nested past the parser's stack: a miss; the next put()
+            # of this key replaces it.
+            why = f"{type(err).__name__}: {err}"[:200]
+            log.warning("ignoring an unreadable cache entry %s: %s", file, why)
         with self._lock:
             if value is None:
                 self.misses += 1
@@ -150,11 +181,21 @@ class ReplyCache:
     def put(self, key: str, value: Mapping[str, Any]) -> None:
         """Store ``value`` (a JSON-able mapping) under ``key``, atomically.
 
-        A failure to write (disk full, read-only directory) is logged, not raised: the
-        cache is an optimisation and must not end a paid run.
+        A ``"content"`` text longer than :data:`MAX_REPLY_CHARS` is stored cut to that
+        length with ``"truncated": True``; an entry still larger than
+        :data:`MAX_ENTRY_BYTES` is not stored.  A failure to write (disk full, read-only
+        directory) is logged, not raised: the cache is an optimisation and must not end
+        a paid run.
         """
         file = self._file(key)
-        text = json.dumps({"format": _FORMAT, "key": key, "value": dict(value)})
+        stored = dict(value)
+        content = stored.get("content")
+        if isinstance(content, str) and len(content) > MAX_REPLY_CHARS:
+            stored.update(content=content[:MAX_REPLY_CHARS], truncated=True)
+        text = json.dumps({"format": _FORMAT, "key": key, "value": stored})
+        if len(text) > MAX_ENTRY_BYTES // 4 and len(text.encode("utf-8")) > MAX_ENTRY_BYTES:
+            log.warning("not caching an entry of more than %d bytes", MAX_ENTRY_BYTES)
+            return
         tmp = None
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -179,12 +220,35 @@ class ReplyCache:
         return sum(1 for _ in self.path.glob("??/*.json"))
 
     def clear(self) -> None:
-        """Delete every entry (the directory itself stays)."""
+        """Delete every entry and every temporary file (the directory itself stays).
+
+        Temporary files are removed whatever their age: a write in progress in another
+        process then fails (logged there) and stores nothing.
+        """
         if not self.path.is_dir():
             return
         for file in self.path.glob("??/*.json"):
             with contextlib.suppress(OSError):
                 file.unlink()
+        self._remove_temporaries(older_than=None)
+
+    def _remove_temporaries(self, *, older_than: float | None) -> None:
+        """Delete the temporary files of writers (killed ones leave theirs behind).
+
+        ``older_than`` seconds spares the files of writers that may still be at work;
+        None removes all.
+        """
+        if not self.path.is_dir():
+            return
+        now = time.time()
+        try:
+            for tmp in self.path.glob("??/.*.tmp"):
+                with contextlib.suppress(OSError):
+                    if older_than is None or now - tmp.stat().st_mtime > older_than:
+                        tmp.unlink()
+                        log.debug("removed the temporary cache file %s", tmp)
+        except OSError as err:  # an unlistable directory: nothing to clean up here
+            log.warning("could not look for temporary files in %s: %s", self.path, err)
 
 
 def as_cache(cache: ReplyCache | str | os.PathLike[str] | None) -> ReplyCache | None:

@@ -113,6 +113,7 @@ def run_genetic(
     max_tokens: int | None = DEFAULTS.max_tokens,
     max_cost: float | None = DEFAULTS.max_cost,
     prices: Mapping[str, Sequence[float]] | None = DEFAULTS.prices,
+    max_unparseable: int | None = DEFAULTS.max_unparseable,
     **compat: Any,
 ) -> GeneticRun:
     """Evolve a population of fitted ansätze (FunSearch-style genetic algorithm).
@@ -211,6 +212,17 @@ def run_genetic(
         starts once it is spent, but calls already in flight finish and are counted, so
         tokens and cost may end slightly above their budget (by at most the calls of one
         generation).  Budgets apply to LLM calls only; the offline proposer is free.
+    max_unparseable : int or None
+        Fail fast instead of paying for calls that cannot succeed: if this many replies
+        in a row, before any reply of the run held a parseable ansatz, had none (a model
+        that ignores the format, replies cut off by ``llm_max_tokens``, an endpoint
+        answering with something else), the run stops with
+        :class:`~llmlex.exceptions.NoValidAnsatzError`; None never stops for this.
+        Once one reply parsed, unparseable replies are counted failures only.  Three
+        calls in a row that cannot reach the server (connection refused, unknown host)
+        likewise raise :class:`~llmlex.exceptions.LLMConnectionError` at once.  Both
+        messages name the endpoint and what to check; the exception's ``partial_run`` is
+        the run so far (None if no generation finished with a fit).
     **compat
         Keywords of the reference library that are accepted and ignored
         (``use_async``, ``for_kan``, ``demonstrate_parent_plotting``, ``plot_parents``);
@@ -301,6 +313,7 @@ async def arun_genetic(
     max_tokens: int | None = DEFAULTS.max_tokens,
     max_cost: float | None = DEFAULTS.max_cost,
     prices: Mapping[str, Sequence[float]] | None = DEFAULTS.prices,
+    max_unparseable: int | None = DEFAULTS.max_unparseable,
     **compat: Any,
 ) -> GeneticRun:
     """Asynchronous :func:`run_genetic`; await it inside a running event loop.

@@ -15,8 +15,10 @@ This module has three layers, each usable and testable on its own:
 
 Retries and timeouts are the openai client's own: configure them on the client, e.g.
 ``openai.OpenAI(base_url=..., api_key=..., max_retries=3, timeout=60)``.  llmlex does not
-wrap a second retry loop around them.  A call that still fails after the client's retries
-costs one individual of the search, not the run (see :class:`LLMProposer`).
+wrap a second retry loop around them, but it does make each call's timeout a total
+deadline (the client's applies to each read, which a slowly dripping server never
+trips).  A call that still fails after the client's retries costs one individual of the
+search, not the run (see :class:`LLMProposer`).
 """
 
 from __future__ import annotations
@@ -353,7 +355,11 @@ class LLMProposer:
     hints : sequence of str
         Prior knowledge written into every prompt; merged with a request's hints.
     request_timeout : float, optional
-        Per-call timeout in seconds, overriding the client's.
+        Per-call timeout in seconds, overriding the client's, and a total deadline: the
+        call (the client's retries included) is abandoned after this long even if the
+        server is still sending, and counts as an ``"api"`` failure that cost one call.
+        Without it, each call may take the client's ``timeout`` per attempt (the
+        client's timeout alone bounds each read, not the whole reply).
     extra_body : dict, optional
         Extra JSON fields for the endpoint (e.g. OpenRouter's ``{"provider": ...}``).
     parent_plots : bool
@@ -409,6 +415,11 @@ class LLMProposer:
 
     def __repr__(self) -> str:
         return f"LLMProposer(model={self.model!r}, base_url={self.call.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The client's endpoint (named in error messages)."""
+        return self.call.base_url
 
     # -- images ----------------------------------------------------------------------
 
@@ -502,7 +513,10 @@ class LLMProposer:
                 completion_tokens=spent.completion_tokens,
                 failure=("api", reply.failure or reply.refused or "no reply"),
             )
-        return self._batch_from_reply(
+        # Reading a long reply is CPU work: off the event loop, so that the other calls
+        # in flight keep being served while it runs (it is also bounded, see _extract).
+        return await asyncio.to_thread(
+            self._batch_from_reply,
             reply.content,
             reply.finish_reason,
             calls=spent.calls,

@@ -10,6 +10,7 @@ Usage (the ``fake_openai`` fixture of ``conftest.py`` starts and stops one)::
     fake_openai.reply_with(lambda body: "...")                           # computed reply
     fake_openai.enqueue(FakeReply(status=429), "ansatz: ...")            # first, in order
     fake_openai.latency = 0.3                                            # seconds
+    fake_openai.reply_with(FakeReply(drip=10.0))     # headers at once, body over 10 s
     client = fake_openai.client(max_retries=0)                           # openai.OpenAI
     ...
     fake_openai.requests          # JSON bodies of the chat requests, in arrival order
@@ -73,6 +74,10 @@ class FakeReply:
         Whether to include the ``usage`` object.
     message : str
         Error message for non-200 statuses.
+    drip : float or None
+        Seconds over which to send the body, a few bytes every 0.1 s after the headers
+        (a slow or stalling server: no single read waits long, so a client's per-read
+        timeout never fires).  None sends it at once.
     """
 
     content: str | None = DEFAULT_REPLY
@@ -86,6 +91,7 @@ class FakeReply:
     completion_tokens: int = 20
     usage: bool = True
     message: str = "fake error"
+    drip: float | None = None
 
 
 Responder = Callable[[dict[str, Any]], "FakeReply | str | None"]
@@ -267,6 +273,7 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             payload: bytes,
             content_type: str = "application/json",
             headers: dict[str, str] | None = None,
+            drip: float | None = None,
         ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -275,7 +282,17 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(payload)
+            if not drip:
+                self.wfile.write(payload)
+                return
+            tick = 0.1
+            steps = max(1, round(drip / tick))
+            size = max(1, -(-len(payload) // steps))
+            for k in range(0, len(payload), size):
+                self.wfile.write(payload[k : k + size])
+                self.wfile.flush()
+                if server._stop.wait(tick):
+                    return  # shutting down: drop the connection
 
         def _error(self, status: int, message: str, headers: dict[str, str] | None = None):
             err = {
@@ -338,10 +355,10 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                     return
             if reply.body is not None:
                 payload = reply.body.encode() if isinstance(reply.body, str) else reply.body
-                self._send(reply.status, payload, reply.content_type, headers)
+                self._send(reply.status, payload, reply.content_type, headers, reply.drip)
                 return
             data = json.dumps(server._completion(reply, body)).encode()
-            self._send(200, data, reply.content_type, headers)
+            self._send(200, data, reply.content_type, headers, reply.drip)
 
     return Handler
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import openai
@@ -15,8 +17,8 @@ import pytest
 from fake_openai import closed_port_url
 
 import llmlex
-from llmlex.cache import ReplyCache, as_cache, request_key
-from llmlex.llm import LLMProposer
+from llmlex.cache import MAX_ENTRY_BYTES, MAX_REPLY_CHARS, ReplyCache, as_cache, request_key
+from llmlex.llm import LLMProposer, extract_proposals
 from llmlex.proposer import ProposalRequest
 
 X = np.linspace(-1, 1, 40)
@@ -151,6 +153,109 @@ def test_reply_cache_basics(tmp_path, caplog):
     assert isinstance(as_cache(str(tmp_path)), ReplyCache)
     with pytest.raises(TypeError, match="cache must be"):
         as_cache(3)
+
+
+KEY = request_key({"model": "m", "messages": [], "seed": 7})
+
+
+def _orphan(root, name: str, age: float = 0.0):
+    """A temporary file as a writer killed between mkstemp and os.replace leaves it."""
+    sub = root / KEY[:2]
+    sub.mkdir(parents=True, exist_ok=True)
+    tmp = sub / name
+    tmp.write_bytes(b"x" * 1000)
+    if age:
+        t = time.time() - age
+        os.utime(tmp, (t, t))
+    return tmp
+
+
+def test_clear_removes_orphaned_temporary_files(tmp_path):
+    cache = ReplyCache(tmp_path / "c")
+    cache.put(KEY, {"content": "ansatz: params[0]*x"})
+    orphan = _orphan(tmp_path / "c", f".{KEY[:16]}.k9abcd.tmp")
+    cache.clear()
+    assert not orphan.exists() and len(cache) == 0
+    assert list((tmp_path / "c").rglob("*.tmp")) == []
+
+
+def test_opening_a_cache_removes_stale_temporary_files_only(tmp_path):
+    stale = _orphan(tmp_path / "c", f".{KEY[:16]}.old.tmp", age=2 * 3600)
+    fresh = _orphan(tmp_path / "c", f".{KEY[:16]}.new.tmp")  # a writer may be at work
+    ReplyCache(tmp_path / "c")
+    assert not stale.exists() and fresh.exists()
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_clear_misses(tmp_path):
+    # A real kill -9 between the temporary file and its rename.
+    code = textwrap.dedent(
+        f"""
+        import os, tempfile
+        import llmlex.cache as cache
+        def killed(src, dst):
+            os.kill(os.getpid(), 9)
+        cache.os.replace = killed
+        cache.ReplyCache({str(tmp_path / "c")!r}).put({KEY!r}, {{"content": "x" * 100000}})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == -9
+    assert len(list((tmp_path / "c").rglob("*.tmp"))) == 1
+    cache = ReplyCache(tmp_path / "c")
+    assert cache.get(KEY) is None
+    cache.clear()
+    assert list((tmp_path / "c").rglob("*")) == [tmp_path / "c" / KEY[:2]]
+
+
+def test_long_replies_are_stored_bounded(tmp_path):
+    cache = ReplyCache(tmp_path / "c")
+    reply = "ansatz: params[0]*x\n" + "blah " * 2_000_000  # 10 MB
+    cache.put(KEY, {"content": reply, "finish_reason": "length"})
+    (file,) = (tmp_path / "c").glob("??/*.json")
+    assert file.stat().st_size <= MAX_ENTRY_BYTES
+    entry = cache.get(KEY)
+    assert entry["content"] == reply[:MAX_REPLY_CHARS] and entry["truncated"] is True
+    assert entry["finish_reason"] == "length"
+    # What is replayed extracts exactly what the whole reply did.
+    assert extract_proposals(entry["content"]) == extract_proposals(reply)
+    # Short replies are stored whole, unflagged.
+    cache.put(KEY, {"content": "ansatz: params[0]*x"})
+    assert cache.get(KEY) == {"content": "ansatz: params[0]*x"}
+    # An entry that would still be huge is not stored at all.
+    other = request_key({"other": 1})
+    cache.put(other, {"content": "short", "extra": "y" * (MAX_ENTRY_BYTES + 1)})
+    assert cache.get(other) is None and other not in cache
+
+
+def test_a_huge_reply_through_the_proposer_is_cached_bounded(fake_openai, tmp_path):
+    fake_openai.reply_with("ansatz: params[0]*x\n" + "z" * 1_000_000)
+    p = LLMProposer(fake_openai.client(), cache=tmp_path / "c")
+    first = asyncio.run(p.propose(ProposalRequest(x=X, y=Y, image="QUJD", seed=1)))
+    again = asyncio.run(p.propose(ProposalRequest(x=X, y=Y, image="QUJD", seed=1)))
+    assert fake_openai.calls == 1 and again.cache_hits == 1
+    assert again.proposals == first.proposals
+    (file,) = (tmp_path / "c").glob("??/*.json")
+    assert file.stat().st_size <= MAX_ENTRY_BYTES
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"format": 1, "key": "K", "value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"format": 1, "key": "K", "value": {"content": "\xff\xfe not UTF-8"}}',
+        b"\xff" * 1000,
+        b"[" * 1_000_000,
+        b" " * (MAX_ENTRY_BYTES + 1),
+    ],
+    ids=["nested", "latin1", "binary", "unclosed", "oversized"],
+)
+def test_get_never_raises_for_what_is_in_the_file(tmp_path, body, caplog):
+    cache = ReplyCache(tmp_path / "c")
+    (tmp_path / "c" / KEY[:2]).mkdir(parents=True)
+    (tmp_path / "c" / KEY[:2] / f"{KEY}.json").write_bytes(body.replace(b"K", KEY.encode()))
+    with caplog.at_level(logging.WARNING, logger="llmlex.cache"):
+        assert cache.get(KEY) is None
+    assert cache.misses == 1 and "cache entry" in caplog.text
 
 
 def test_request_key_hashes_images_and_ignores_dict_order():

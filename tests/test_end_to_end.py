@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import matplotlib
 
@@ -12,7 +13,7 @@ matplotlib.use("Agg")
 import numpy as np
 import openai
 import pytest
-from fake_openai import FakeReply, closed_port_url
+from fake_openai import FakeOpenAIServer, FakeReply, closed_port_url
 
 import llmlex
 from llmlex.exceptions import (
@@ -21,6 +22,7 @@ from llmlex.exceptions import (
     LLMModelNotFoundError,
     NoValidAnsatzError,
 )
+from llmlex.llm import LLMProposer
 
 SINE = "ansatz: lambda x, *params: params[0]*np.sin(params[1]*x)\ninitial: [1.0, 3.0]"
 
@@ -230,3 +232,108 @@ def test_hybrid_mode_saves_llm_calls_on_easy_problems(fake_openai):
     assert run.best.nchi2 < 1e-10
     assert fake_openai.calls == 0
     assert run.stats.llm_calls_saved == 12
+
+
+@pytest.mark.timeout(30)
+def test_a_dripping_reply_costs_one_individual_within_the_request_timeout(fake_openai):
+    # One reply arrives a few bytes every 0.1 s for 10 s: the per-call timeout of 1 s is
+    # a total deadline, so the call is an "api" failure after ~1 s and the run goes on.
+    fake_openai.enqueue(FakeReply(drip=10.0))
+    fake_openai.reply_with(SINE)
+    client = fake_openai.client(timeout=3)
+    x = np.linspace(-1, 1, 40)
+    proposer = LLMProposer(client, request_timeout=1.0)
+    t0 = time.perf_counter()
+    run = llmlex.run_genetic(
+        client, None, x, np.sin(3.0 * x), 2, 1, proposer=proposer, progress=False, seed=0
+    )
+    assert time.perf_counter() - t0 < 2.5
+    assert run.stats.calls == 2 and run.stats.failures["api"] == 1
+    assert run.best.nchi2 < 1e-10
+
+
+def _counting_client(base_url: str, sent: list[str], **options) -> openai.OpenAI:
+    """A real client that records every HTTP request it sends (also refused ones)."""
+    hooks = {"request": [lambda request: sent.append(str(request.url))]}
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key="test-key",
+        http_client=openai.DefaultHttpxClient(event_hooks=hooks),
+        **options,
+    )
+
+
+X40 = np.linspace(-1, 1, 40)
+
+
+@pytest.mark.timeout(60)
+def test_an_unreachable_server_fails_fast_naming_its_url():
+    # The CLI's 4 x 12 run used to try all 48 calls (27 s with retries) and not say where.
+    with FakeOpenAIServer() as gone:
+        url = gone.base_url
+    sent: list[str] = []
+    client = _counting_client(url, sent, max_retries=0, timeout=5)
+    t0 = time.perf_counter()
+    with pytest.raises(LLMConnectionError) as info:
+        llmlex.run_genetic(client, None, X40, np.sin(3 * X40), 4, 12, progress=False)
+    client.close()
+    assert time.perf_counter() - t0 < 2.0
+    assert len(sent) <= 4 + 2  # the first few, plus those already in flight
+    msg = str(info.value)
+    assert url.rstrip("/") in msg and "server is running" in msg and "base_url" in msg
+    assert info.value.partial_run is None  # no generation finished
+
+
+@pytest.mark.timeout(60)
+def test_garbage_replies_stop_the_run_after_max_unparseable(fake_openai):
+    fake_openai.reply_with("I cannot tell what this function is, sorry.")
+    with pytest.raises(NoValidAnsatzError) as info:
+        llmlex.run_genetic(
+            fake_openai.client(), None, X40, np.sin(3 * X40), 4, 12,
+            max_concurrency=1, max_unparseable=3, progress=False,
+        )  # fmt: skip
+    assert fake_openai.calls == 3
+    msg = str(info.value)
+    assert fake_openai.base_url in msg and "model name" in msg and "extraction: 3" in msg
+    assert info.value.partial_run is None
+    # The default, with a generation's calls in flight together: one generation, not 48.
+    fake_openai.reset()
+    with pytest.raises(NoValidAnsatzError, match="first 4 replies"):
+        llmlex.run_genetic(fake_openai.client(), None, X40, np.sin(3 * X40), 4, 12, progress=False)
+    assert fake_openai.calls == 4
+
+
+def test_a_server_that_answers_well_runs_every_generation(fake_openai):
+    # After one usable reply, unparseable ones are noise: five in a row stop nothing.
+    replies = iter([SINE] + ["no idea"] * 5)
+    fake_openai.reply_with(lambda body: next(replies, SINE))
+    y = np.sin(2.5 * X40) + 0.3 * X40**2  # never exactly reached: every generation runs
+    run = llmlex.run_genetic(
+        fake_openai.client(), None, y=y, x=X40, population_size=2, num_of_generations=5,
+        max_concurrency=1, progress=False, seed=0,
+    )  # fmt: skip
+    assert len(run) == 5 and fake_openai.calls == 10
+    assert run.stats.failures["extraction"] == 5
+    assert run.stop_reason == "all generations done"
+
+
+@pytest.mark.timeout(60)
+def test_a_server_gone_mid_run_fails_fast_with_the_run_so_far():
+    server = FakeOpenAIServer().start()
+    server.reply_with(SINE)
+    sent: list[str] = []
+    client = _counting_client(server.base_url, sent, max_retries=0, timeout=5)
+    y = np.sin(2.5 * X40) + 0.3 * X40**2
+    try:
+        with pytest.raises(LLMConnectionError, match="could not reach") as info:
+            llmlex.run_genetic(
+                client, None, X40, y, 3, 10, max_concurrency=1, progress=False, seed=0,
+                callback=lambda generation, population: server.stop(),
+            )  # fmt: skip
+    finally:
+        server.stop()
+        client.close()
+    assert len(sent) == 3 + 3  # one generation, then three refused calls
+    partial = info.value.partial_run
+    assert isinstance(partial, llmlex.GeneticRun) and len(partial) == 1
+    assert partial.best.nchi2 < 1 and "could not reach" in partial.stop_reason

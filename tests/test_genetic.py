@@ -138,6 +138,65 @@ def test_failures_are_counted_by_stage_and_do_not_end_the_run():
     assert run.best.ansatz == "params[0] * x"
 
 
+class Batches:
+    """Proposes the same texts in every batch (several candidates per call)."""
+
+    name = "batches"
+
+    def __init__(self, texts):
+        self.texts = tuple(texts)
+
+    async def propose(self, request):
+        return ProposalBatch(proposals=tuple(Proposal(t) for t in self.texts), calls=1)
+
+
+def test_an_exception_while_fitting_a_candidate_is_that_candidates_failure(monkeypatch):
+    import llmlex._genetic_loop as loop
+
+    real = loop.fit_ansatz
+
+    def fit_ansatz(ansatz, *args, **kwargs):
+        if "tanh" in ansatz.text:
+            # What np.heaviside(x, h) did: a TypeError out of the fit.
+            raise TypeError("an argument the function rejects")
+        return real(ansatz, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "fit_ansatz", fit_ansatz)
+    proposer = Batches(["params[0]*np.tanh(params[1]*x)", "params[0]*np.sin(params[1]*x)"])
+    run = run_genetic(None, None, X, Y, 3, 2, proposer=proposer, seed=0, progress=False)
+    assert run.best.ansatz == "params[0] * np.sin(params[1] * x)"
+    assert run.stats.failures["fitting"] == 3 * len(run)
+    assert run.stats.last_error.startswith("TypeError: an argument the function rejects")
+
+
+def test_an_exception_while_parsing_or_scoring_a_candidate_is_counted(monkeypatch):
+    import llmlex._genetic_loop as loop
+
+    real = loop.parse_ansatz
+
+    def parse_ansatz(text, **kwargs):
+        if "cosh" in text:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(loop, "parse_ansatz", parse_ansatz)
+    proposer = Batches(["params[0]*np.cosh(x)", "params[0]*np.sin(params[1]*x)"])
+    run = run_genetic(None, None, X, Y, 2, 1, proposer=proposer, seed=0, progress=False)
+    assert run.stats.failures["parsing"] == 2
+    assert run.best.nchi2 < 1e-10
+
+
+def test_a_run_whose_every_candidate_raises_ends_with_the_documented_error(monkeypatch):
+    import llmlex._genetic_loop as loop
+
+    def fit_ansatz(*args, **kwargs):
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(loop, "fit_ansatz", fit_ansatz)
+    with pytest.raises(NoValidAnsatzError, match="FloatingPointError: overflow"):
+        run_genetic(None, None, X, Y, 2, 2, proposer=Scripted(FORMS), progress=False)
+
+
 def test_run_where_everything_fails_raises_clear_error():
     with pytest.raises(NoValidAnsatzError, match="parsing"):
         run_genetic(None, None, X, Y, 3, 2, proposer=Scripted(["import os"]), progress=False)
@@ -248,3 +307,16 @@ def test_patience_stops_a_run_that_no_longer_improves():
     run = run_genetic(None, None, X, Y, 2, 20, proposer=proposer, progress=False, patience=2)
     assert len(run) == 3
     assert "no improvement" in run.stop_reason
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_max_unparseable_is_validated(bad):
+    with pytest.raises(ValueError, match="max_unparseable"):
+        run_genetic(None, None, X, Y, 2, 1, proposer=Scripted(FORMS), max_unparseable=bad)
+
+
+def test_fail_fast_counts_a_custom_proposers_replies_too():
+    proposer = Scripted(["I cannot say."])
+    with pytest.raises(NoValidAnsatzError, match="first 2 replies of proposer 'scripted'"):
+        run_genetic(None, None, X, Y, 1, 10, proposer=proposer, max_unparseable=2, progress=False)
+    assert len(proposer.requests) == 2

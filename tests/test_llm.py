@@ -361,6 +361,77 @@ def test_extraction_survives_random_prose(expr, before, after, tail_word, tail, 
     assert first(reply) == normal(expr)
 
 
+def _repeat(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+# Replies that made the old patterns backtrack (adjacent or nested unbounded quantifiers
+# over the same characters) or made the extractor rescan the reply once per match.
+ADVERSARIAL = {
+    "label + blanks": "ansatz" + " " * 150_000,
+    "initial + blanks": "initial:" + " " * 150_000,
+    "fence + blanks": "```" + " " * 150_000,
+    "fence + tabs": "```" + " \t" * 60_000 + "x",
+    "def + blank line": "def f(x):\n" + " " * 100_000 + "\nreturn x",
+    "labels on one line": _repeat("ansatz:(", 200_000),
+    "assignments": _repeat("f(x)=", 200_000),
+    "continued lines": _repeat("y = x +\n", 200_000),
+    "inline code": "".join(f"`x+{i}` " for i in range(20_000)),
+    "bare lines": "".join(f"x+{i}\n" for i in range(20_000)),
+    "lambdas": _repeat("lambda x:(", 200_000),
+    "one long word": "x " + "a" * 200_000,
+    "dots": "ansatz: x" + "." * 200_000,
+    "separators": "ansatz: x" + " ," * 60_000 + "word",
+    "initial values": "initial: [" + "1," * 60_000,
+    "prose lines": _repeat("ansatz: x and then the word is\n", 200_000),
+    "def arguments": "def f(x, " + "a," * 50_000 + "):\n return a",
+    "bold markers": "ansatz:" + "*" * 200_000 + "x",
+    "think blocks": _repeat("<think>ansatz: x</think>", 200_000),
+}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_extraction_is_linear_and_bounded_on_adversarial_replies(name: str) -> None:
+    reply = ADVERSARIAL[name]
+    assert 50_000 <= len(reply) <= 210_000
+    extract_proposals("ansatz: params[0]*x")  # warm up (imports, compiled patterns)
+    t0 = time.perf_counter()
+    props = extract_proposals(reply)
+    assert time.perf_counter() - t0 < 0.5, name
+    assert all(isinstance(p.text, str) and len(p.text) <= 4000 for p in props)
+
+
+def test_extraction_still_finds_the_answer_after_a_hostile_preamble() -> None:
+    reply = "ansatz" + " " * 5000 + "\n" + "`x" * 2000 + "\nansatz: params[0]*np.exp(x)"
+    t0 = time.perf_counter()
+    assert first(reply) == normal("params[0]*np.exp(x)")
+    assert time.perf_counter() - t0 < 0.5
+
+
+@pytest.mark.timeout(60)
+def test_a_hostile_reply_does_not_stall_a_run_past_its_time_budget(fake_openai) -> None:
+    # 1500 blanks after a label took ~7 s of backtracking on the event loop per reply,
+    # so a 2.6 KB reply held a run with time_budget=5 for minutes.
+    from llmlex import run_genetic
+
+    fake_openai.reply_with("ansatz" + " " * 1500 + "\nansatz: params[0]*np.sin(params[1]*x)")
+    t0 = time.perf_counter()
+    run = run_genetic(
+        fake_openai.client(),
+        None,
+        X,
+        Y,
+        population_size=2,
+        num_of_generations=1000,
+        time_budget=1.0,
+        progress=False,
+        seed=0,
+    )
+    assert time.perf_counter() - t0 < 4.0
+    assert "time budget" in run.stop_reason
+
+
 # --------------------------------------------------------------------------------------
 # LLMProposer against the fake server
 # --------------------------------------------------------------------------------------

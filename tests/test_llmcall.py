@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import openai
 import pytest
 from fake_openai import FakeOpenAIServer, FakeReply, closed_port_url
 
-from llmlex._llmcall import Budgets, Ledger, LLMCall, Usage, check_prices
+from llmlex._llmcall import Budgets, Ledger, LLMCall, Usage, call_deadline, check_prices
 from llmlex.exceptions import (
     LLMAuthenticationError,
     LLMConnectionError,
@@ -189,6 +190,68 @@ def test_unreachable_server_is_a_connection_error():
             LLMCall(client, model="m").complete_text(MESSAGES)
     finally:
         client.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("use_async", [False, True])
+def test_per_call_timeout_is_a_total_deadline_against_a_dripping_server(fake_openai, use_async):
+    # httpx's timeout bounds each read: a body sent a few bytes at a time over 10 s never
+    # trips a 3 s client timeout, so only a total deadline ends the call.
+    fake_openai.reply_with(FakeReply(drip=10.0))
+    client = fake_openai.async_client(timeout=3) if use_async else fake_openai.client(timeout=3)
+    ledger = Ledger()
+    call = LLMCall(client, model="fake/m", ledger=ledger)
+    t0 = time.perf_counter()
+    reply = asyncio.run(call.achat(MESSAGES, timeout=1.0))
+    assert time.perf_counter() - t0 < 2.0
+    assert reply.content is None
+    assert reply.failure is not None and reply.failure.startswith("APITimeoutError:")
+    assert "1 s" in reply.failure and fake_openai.base_url in reply.failure
+    assert reply.usage == Usage(calls=1) and ledger.calls == 1 and ledger.reserved == 0
+    if use_async:
+        asyncio.run(client.close())
+
+
+@pytest.mark.timeout(30)
+def test_the_client_timeout_also_bounds_the_whole_call(fake_openai):
+    fake_openai.reply_with(FakeReply(drip=10.0))
+    client = fake_openai.client(timeout=0.5, max_retries=0)
+    assert call_deadline(client) == pytest.approx(1.5)
+    t0 = time.perf_counter()
+    with pytest.raises(LLMConnectionError, match="APITimeoutError"):
+        LLMCall(client, model="fake/m").complete_text(MESSAGES)
+    assert time.perf_counter() - t0 < 2.5
+
+
+@pytest.mark.timeout(30)
+def test_an_abandoned_blocking_call_never_counts_as_a_reply(fake_openai, tmp_path):
+    # The thread of a blocking client outlives the deadline and receives the whole reply
+    # later: it must not reach the cache, the ledger or the caller.
+    fake_openai.reply_with(FakeReply("late reply", drip=1.0))
+    ledger = Ledger()
+    call = LLMCall(fake_openai.client(), model="fake/m", cache=tmp_path / "c", ledger=ledger)
+    reply = asyncio.run(call.achat(MESSAGES, timeout=0.3))
+    assert reply.content is None and reply.failure is not None
+    time.sleep(1.2)  # the server has finished sending by now
+    assert len(call.cache) == 0
+    assert ledger.usage == Usage(calls=1) and ledger.reserved == 0
+
+
+def test_call_deadline():
+    class Client:
+        chat = None
+
+        def __init__(self, timeout, max_retries=2):
+            self.timeout, self.max_retries = timeout, max_retries
+
+    assert call_deadline(Client(3.0), timeout=1.0) == 1.0
+    assert call_deadline(Client(3.0)) == 3.0 * 3 + 10.0 * 2 + 1.0
+    assert call_deadline(Client(openai.Timeout(60.0, connect=5.0), 0)) == 61.0
+    assert call_deadline(Client(None)) is None
+    assert call_deadline(openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k")) == (
+        600.0 * 3 + 10.0 * 2 + 1.0  # the openai default: 600 s per read, 2 retries
+    )
+    assert call_deadline(Client(openai.Timeout(None))) is None
 
 
 def test_client_is_checked():
