@@ -16,8 +16,9 @@ budgets of calls, tokens and money (``max_calls=``, ``max_tokens=``, ``max_cost=
 
 This module is the public door.  The options are one frozen
 :class:`~llmlex._settings.GeneticSettings` (its defaults are the defaults of the
-signatures below); the search runs in :mod:`llmlex._genetic_loop`; language-model calls
-and their accounting live in :mod:`llmlex._llmcall`.
+signatures below); the search runs in :mod:`llmlex._genetic_loop` (one generation's
+children in :mod:`llmlex._search`); language-model calls and their accounting live in
+:mod:`llmlex._llmcall`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from llmlex._aio import run_sync
-from llmlex._genetic_loop import GeneticLoop, make_proposer, select_parents
+from llmlex._genetic_loop import GeneticLoop
 from llmlex._results import GeneticRun, RunStats
+from llmlex._search import make_proposer, select_parents
 from llmlex._settings import DEFAULTS, OPTIONS, GeneticSettings, check_keywords
 from llmlex._validation import check_xy
 from llmlex.cache import ReplyCache

@@ -151,7 +151,7 @@ class Batches:
 
 
 def test_an_exception_while_fitting_a_candidate_is_that_candidates_failure(monkeypatch):
-    import llmlex._genetic_loop as loop
+    import llmlex._search as loop
 
     real = loop.fit_ansatz
 
@@ -170,7 +170,7 @@ def test_an_exception_while_fitting_a_candidate_is_that_candidates_failure(monke
 
 
 def test_an_exception_while_parsing_or_scoring_a_candidate_is_counted(monkeypatch):
-    import llmlex._genetic_loop as loop
+    import llmlex._search as loop
 
     real = loop.parse_ansatz
 
@@ -187,7 +187,7 @@ def test_an_exception_while_parsing_or_scoring_a_candidate_is_counted(monkeypatc
 
 
 def test_a_run_whose_every_candidate_raises_ends_with_the_documented_error(monkeypatch):
-    import llmlex._genetic_loop as loop
+    import llmlex._search as loop
 
     def fit_ansatz(*args, **kwargs):
         raise FloatingPointError("overflow")
