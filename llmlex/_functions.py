@@ -12,9 +12,10 @@ Every consumer reads this table instead of keeping its own list:
   :func:`torch_function`;
 - :mod:`llmlex.llm` lists the functions, aliases and constants in its prompts.
 
-It also resolves the names of a parsed (never evaluated) expression: :func:`function_name`
-(``np.sin``, ``scipy.special.erf``, aliases such as ``ln``), :func:`constant_name`
-(``np.pi``) and :func:`param_index` (``params[i]``).
+It also parses expression text (:func:`parse_expression_tree`, the one caller of
+:func:`ast.parse`, serialised by a lock) and resolves the names of a parsed (never
+evaluated) expression: :func:`function_name` (``np.sin``, ``scipy.special.erf``, aliases
+such as ``ln``), :func:`constant_name` (``np.pi``) and :func:`param_index` (``params[i]``).
 
 Only numpy and scipy.special are imported here; sympy is imported on first use of a sympy
 builder and torch is never imported (:func:`torch_function` takes the module).
@@ -25,12 +26,15 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import scipy.special as sps
+
+from llmlex.exceptions import AnsatzError
 
 __all__ = [
     "ALIASES",
@@ -44,6 +48,7 @@ __all__ = [
     "lookup",
     "numpy_by_sympy_head",
     "param_index",
+    "parse_expression_tree",
     "sympy_head_rows",
     "torch_function",
 ]
@@ -562,6 +567,33 @@ def torch_function(fn: Function, torch: Any) -> Callable[..., Any] | None:
     for part in op.split("."):
         out = getattr(out, part)
     return out
+
+
+# ----------------------------------------------------------------------------- parsing
+
+#: Serialises :func:`ast.parse`: CPython before 3.11.8 / 3.12.1 shares the AST module's
+#: recursion-depth counter between threads (gh-106905), so concurrent parses in worker
+#: threads (Dask) can fail with ``SystemError: AST constructor recursion depth mismatch``.
+_AST_LOCK = threading.Lock()
+
+
+def parse_expression_tree(text: str) -> ast.expr:
+    """Parse ``text`` as one Python expression (nothing is evaluated); the body node.
+
+    Every parse of untrusted expression text in llmlex goes through here, under a
+    module-level lock: :func:`ast.parse` is not thread-safe on some CPython versions.
+
+    Raises
+    ------
+    AnsatzError
+        If the text is not a Python expression (syntax error, null byte, too deeply
+        nested for the parser, too large).
+    """
+    try:
+        with _AST_LOCK:
+            return ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        raise AnsatzError(f"not a Python expression: {err}") from None
 
 
 # ----------------------------------------------------------------------------- AST names

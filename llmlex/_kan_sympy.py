@@ -34,7 +34,12 @@ from typing import Any
 import numpy as np
 import sympy
 
-from llmlex._functions import FUNCTIONS, function_name, numpy_by_sympy_head
+from llmlex._functions import (
+    FUNCTIONS,
+    function_name,
+    numpy_by_sympy_head,
+    parse_expression_tree,
+)
 from llmlex._lsq import Objective, OutOfTime, minimise
 from llmlex._score import nchi2, nchi2_scale
 from llmlex.ansatz import MAX_DEPTH, MAX_NODES, MAX_TEXT_LENGTH
@@ -373,10 +378,7 @@ def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Exp
     text = text.strip()
     if len(text) > MAX_TEXT_LENGTH:
         raise AnsatzTooComplexError("expression text too long")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as err:
-        raise AnsatzError(f"not an expression: {err.msg}") from err
+    tree = parse_expression_tree(text)  # under a lock: ast.parse is not thread-safe
     nodes = sum(1 for _ in ast.walk(tree))
     if nodes > MAX_NODES:
         raise AnsatzTooComplexError(f"{nodes} nodes > {MAX_NODES}")
@@ -417,7 +419,7 @@ def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Exp
         raise AnsatzError(f"construct not allowed: {type(node).__name__}")
 
     try:
-        return conv(tree.body, 0)
+        return conv(tree, 0)
     except (TypeError, ValueError, ZeroDivisionError) as err:
         if isinstance(err, AnsatzError):
             raise

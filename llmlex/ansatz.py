@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmlex._functions import ALIASES, Function, constant_name, function_name, param_index
+from llmlex._functions import (
+    ALIASES,
+    Function,
+    constant_name,
+    function_name,
+    param_index,
+    parse_expression_tree,
+)
 from llmlex._functions import CONSTANTS as _CONSTANT_ROWS
 from llmlex._functions import FUNCTIONS as _FUNCTIONS
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
@@ -437,10 +444,7 @@ def parse_ansatz(text: str, *, allowed_functions: Sequence[str] | None = None) -
     body = _LAMBDA_HEAD.sub("", text.strip(), count=1).strip()
     if not body:
         raise AnsatzError("empty ansatz")
-    try:
-        tree = ast.parse(body, mode="eval").body
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
-        raise AnsatzError(f"not a Python expression: {err}") from None
+    tree = parse_expression_tree(body)  # under a lock: ast.parse is not thread-safe
     allowed = None
     if allowed_functions is not None:
         allowed = frozenset(ALIASES.get(f, f) for f in allowed_functions)

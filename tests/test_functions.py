@@ -451,3 +451,29 @@ def test_the_table_imports_neither_sympy_nor_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_every_parse_holds_the_ast_lock(monkeypatch):
+    # ast.parse is not thread-safe on CPython < 3.11.8 (gh-106905): both parsers of
+    # untrusted text must call it under the table's one lock.
+    real = ast.parse
+    held: list[bool] = []
+
+    def spy(*args, **kwargs):
+        lock = getattr(table, "_AST_LOCK", None)
+        held.append(lock is not None and lock.locked())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", spy)
+    parse_ansatz("params[0]*np.sin(x)")
+    parse_expression("x0 + np.sin(x1)", {"x0": sympy.Symbol("x0"), "x1": sympy.Symbol("x1")})
+    assert held == [True, True]
+
+
+def test_parse_errors_are_ansatz_errors():
+    # A null byte makes ast.parse raise ValueError, deep nesting RecursionError/SyntaxError.
+    for text in ("x\x00", "(" * 300 + "x" + ")" * 300, "x +"):
+        with pytest.raises(AnsatzError):
+            table.parse_expression_tree(text)
+        with pytest.raises(AnsatzError):
+            parse_expression(text, {"x": sympy.Symbol("x")})
