@@ -40,6 +40,9 @@ __all__ = [
     "ALIASES",
     "CONSTANTS",
     "FUNCTIONS",
+    "NUMPY_BINOPS",
+    "NUMPY_BOOLOPS",
+    "NUMPY_COMPARISONS",
     "SYMPY_ONLY",
     "Constant",
     "Function",
@@ -49,6 +52,7 @@ __all__ = [
     "numpy_by_sympy_head",
     "param_index",
     "parse_expression_tree",
+    "scalar_value",
     "sympy_head_rows",
     "torch_function",
 ]
@@ -467,6 +471,45 @@ CONSTANTS: dict[str, Constant] = {
         Constant("euler_gamma", float(np.euler_gamma), "EulerGamma", r"\gamma"),
     )
 }
+
+
+#: The operators of the language: AST operator class -> numpy function.
+NUMPY_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,
+    ast.Div: np.true_divide,
+    ast.Pow: np.power,
+}
+#: Comparisons, allowed only in the condition of ``np.where``.
+NUMPY_COMPARISONS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Lt: np.less,
+    ast.LtE: np.less_equal,
+    ast.Gt: np.greater,
+    ast.GtE: np.greater_equal,
+    ast.Eq: np.equal,
+    ast.NotEq: np.not_equal,
+}
+#: Logical connectives of conditions (``&``, ``|``, ``and``, ``or``).
+NUMPY_BOOLOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.BitAnd: np.logical_and,
+    ast.BitOr: np.logical_or,
+    ast.And: np.logical_and,
+    ast.Or: np.logical_or,
+}
+
+
+def scalar_value(fn: Callable[..., Any], *args: float) -> float:
+    """``fn(*args)`` of float scalars as a float, as a compiled ansatz computes it.
+
+    Floating-point warnings are silenced; ``nan`` when ``fn`` raises (the callers use the
+    value to bound exact arithmetic, where an unknown value is treated as unsafe).
+    """
+    try:
+        with np.errstate(all="ignore"):
+            return float(np.asarray(fn(*args), dtype=float))
+    except Exception:  # any odd input (a TypeError of a ufunc, ...): the value is unknown
+        return math.nan
 
 
 # ----------------------------------------------------------------------------- sympy-only

@@ -30,7 +30,7 @@ from llmlex._report import report_html
 from llmlex._score import ALPHA, EPS, nchi2, nchi2_scale, r2, score
 from llmlex._validation import check_xy
 from llmlex.ansatz import Ansatz, parse_ansatz
-from llmlex.exceptions import AnsatzError, PersistError
+from llmlex.exceptions import AnsatzError, AnsatzTooComplexError, PersistError
 
 if TYPE_CHECKING:
     import sympy
@@ -128,14 +128,22 @@ class FitResult:
 
     @cached_property
     def expression(self) -> sympy.Expr:
-        """The sympy expression in ``x`` with the fitted parameters substituted."""
+        """The sympy expression in ``x`` with the fitted parameters substituted.
+
+        Raises
+        ------
+        AnsatzTooComplexError
+            If sympy cannot build it within its time bound
+            (:data:`llmlex._symbolic.SYMPY_SECONDS`).
+        """
         import sympy
 
-        from llmlex._symbolic import param
+        from llmlex._symbolic import param, time_bound
 
         a = self._compiled()
-        values = {param(k): sympy.Float(float(v)) for k, v in enumerate(self.params)}
-        return sympy.sympify(a.sympy).xreplace(values)
+        with time_bound(AnsatzTooComplexError, f"the expression of {self.ansatz[:60]!r}"):
+            values = {param(k): sympy.Float(float(v)) for k, v in enumerate(self.params)}
+            return sympy.sympify(a.sympy).xreplace(values)
 
     def _compiled(self) -> Ansatz:
         return self.compiled if self.compiled is not None else parse_ansatz(self.ansatz)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -138,3 +144,72 @@ def test_bad_data_is_a_clear_value_error(x, y, match):
     with pytest.raises(DataError, match=match) as info:
         fit_ansatz("params[0]*x", x, y)
     assert isinstance(info.value, ValueError)
+
+
+# ------------------------------------------------------------------ hostile stored ansätze
+
+
+def test_loading_results_with_huge_numbers_in_the_ansatz_finishes():
+    # A saved fit or run is re-parsed on load and its sympy form read by best/report:
+    # these ansätze used to hang there (exact digamma/gamma of a big literal, towers).
+    script = (
+        "import json, sys, time\n"
+        "import numpy as np\n"
+        "from llmlex import persist\n"
+        "from llmlex._report import report\n"
+        "from llmlex._results import GeneticRun, RunStats\n"
+        "from llmlex.exceptions import PersistError\n"
+        "from llmlex.fit import fit_ansatz\n"
+        "x = np.linspace(0.1, 2, 20)\n"
+        "fit = fit_ansatz('params[0]*x + params[1]', x, 2 * x + 1)\n"
+        "run = GeneticRun(populations=((fit,),), archive=(fit,), stats=RunStats(),\n"
+        "                 proposer='t', stop_reason='s')\n"
+        "out = []\n"
+        "for text in json.loads(sys.argv[1]):\n"
+        "    for obj in (fit, run):\n"
+        "        doc = persist.to_json(obj).replace('params[0] * x + params[1]', text)\n"
+        "        t0 = time.perf_counter()\n"
+        "        try:\n"
+        "            back = persist.from_json(doc)\n"
+        "            shown = report(back)\n"
+        "            best = back.best if hasattr(back, 'best') else back\n"
+        "            what = [best.complexity, str(best.expression)]\n"
+        "        except PersistError as err:\n"
+        "            what = 'PersistError'\n"
+        "        out.append([text, time.perf_counter() - t0, what])\n"
+        "print(json.dumps(out))\n"
+    )
+    texts = [
+        "params[1] + params[0]*x + scipy.special.digamma(999999999)",
+        "params[1] + params[0]*x*scipy.special.gamma(999999999)",
+        "params[1] + params[0]*x + np.power(9, np.power(9, 9))",
+        "params[1] + params[0]*x + (((9**99)**99)**99)**99",
+        "params[1] + params[0]*x + np.exp2(np.exp2(99))",
+    ]
+    out = _run_child(script, json.dumps(texts), timeout=30)
+    assert len(out) == 2 * len(texts)
+    for text, seconds, what in out:
+        assert seconds < 1.5, (text, seconds)
+        assert what == "PersistError" or isinstance(what[0], int), (text, what)
+    assert [w for t, _, w in out if "np.power" in t or "**99" in t or "exp2" in t] == [
+        "PersistError"
+    ] * 6
+
+
+def _run_child(script: str, *args: str, timeout: float) -> object:
+    """Run ``script`` in a fresh interpreter on this checkout; its JSON stdout."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=root,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child hung for {timeout} s")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
