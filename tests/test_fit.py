@@ -213,3 +213,35 @@ def _run_child(script: str, *args: str, timeout: float) -> object:
         pytest.fail(f"the child hung for {timeout} s")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
+
+
+# ------------------------------------------------------------------ overflow in the score
+
+
+def test_nchi2_of_huge_data_is_finite_and_correct():
+    # The mean of 1e307s overflowed, the scale became inf and every residual zero: 0.0.
+    assert nchi2(np.full(200, 1e307), np.zeros(200)) == pytest.approx(1e4)
+    y = np.array([1e308, -1e308, 1e308, -1e308, 0.0])
+    assert np.all(np.isfinite(nchi2_scale(y)))
+    assert nchi2(y, -y) == pytest.approx(3.2)  # y - yhat overflows: r = [2, -2, 2, -2, 0]
+    assert nchi2(y, y) == 0.0
+
+
+def test_nchi2_beyond_the_doubles_is_inf_never_zero():
+    assert nchi2(np.ones(5), np.full(5, 1e308)) == np.inf
+    assert nchi2(np.full(5, -1e308), np.full(5, 1e308)) > 1.0
+
+
+def test_a_fit_to_huge_data_is_not_exact():
+    # fit_ansatz('params[0]*x', x, 1e307 + x) used to report an exact fit.
+    r = fit_ansatz("params[0]*x", X, 1e307 + X)
+    assert r.message != "exact fit"
+    assert r.nchi2 == pytest.approx(1e4, rel=1e-6)
+
+
+def test_r2_of_huge_values_does_not_overflow():
+    from llmlex.fit import r2
+
+    y = np.linspace(-1e300, 1e300, 50)
+    assert r2(y, y) == 1.0
+    assert r2(y, 0.5 * y) == pytest.approx(0.75)
