@@ -245,3 +245,28 @@ def test_r2_of_huge_values_does_not_overflow():
     y = np.linspace(-1e300, 1e300, 50)
     assert r2(y, y) == 1.0
     assert r2(y, 0.5 * y) == pytest.approx(0.75)
+
+
+# ------------------------------------------------------------------ data errors
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [10**400] * 10,
+        np.array([10**400] * 10, dtype=object),
+        np.linspace(0, 1, 10) + 1j,
+        [[1.0], [2.0, 3.0]],
+    ],
+    ids=["big-int", "object", "complex", "ragged"],
+)
+def test_unusable_x_is_a_data_error(bad):
+    # [10**400]*10 raised OverflowError, complex data a ComplexWarning.
+    with pytest.raises(DataError, match="x "):
+        fit_ansatz("params[0]*x", bad, np.arange(len(bad), dtype=float))
+
+
+def test_extreme_but_finite_x_is_accepted_without_warnings():
+    x = np.array([-1.7e308, -1e308, 0.0, 1e308, 1.7e308])
+    r = fit_ansatz("params[0]*x", x, x / 2)
+    assert r.success
