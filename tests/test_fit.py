@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import AnsatzError, DataError
 from llmlex.fit import FitResult, fit_ansatz, nchi2, nchi2_scale, score
 
@@ -270,3 +271,79 @@ def test_extreme_but_finite_x_is_accepted_without_warnings():
     x = np.array([-1.7e308, -1e308, 0.0, 1e308, 1.7e308])
     r = fit_ansatz("params[0]*x", x, x / 2)
     assert r.success
+
+
+# ------------------------------------------------------------------ failures and budgets
+
+
+def _raising(exc: type[BaseException], when=lambda p: True):
+    """A compiled ansatz ``params[0]*x + params[1]`` that raises ``exc`` where ``when(p)``."""
+    import dataclasses
+
+    a = parse_ansatz("params[0]*x + params[1]")
+
+    def func(x, p):
+        if when(p):
+            raise exc("boom")
+        return p[0] * x + p[1]
+
+    return dataclasses.replace(a, _func=func)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TypeError,
+        ValueError,
+        OverflowError,
+        ZeroDivisionError,
+        MemoryError,
+        RecursionError,
+        KeyError,
+    ],
+)
+def test_an_ansatz_that_raises_is_a_failed_fit_not_an_exception(exc):
+    r = fit_ansatz(_raising(exc), X, 2 * X + 1)
+    assert not r.success and r.nchi2 == np.inf
+    assert exc.__name__ in r.message and "boom" in r.message
+
+
+def test_an_ansatz_that_raises_somewhere_is_fitted_where_it_does_not():
+    r = fit_ansatz(_raising(ValueError, lambda p: p[0] < 0), X, 2 * X + 1)
+    assert r.success and r.nchi2 < 1e-20
+
+
+def test_a_parameterless_ansatz_that_raises_is_a_failed_fit():
+    import dataclasses
+
+    def boom(x, p):
+        raise ValueError("boom")
+
+    r = fit_ansatz(dataclasses.replace(parse_ansatz("np.sin(x)"), _func=boom), X, X)
+    assert not r.success and "boom" in r.message
+
+
+def test_an_optimiser_that_raises_is_a_failed_fit(monkeypatch):
+    import llmlex.fit as fit_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("MINPACK exploded")
+
+    monkeypatch.setattr(fit_module, "minimise", broken)
+    r = fit_ansatz("params[0]*x", X, 2 * X)
+    assert not r.success and "MINPACK exploded" in r.message
+
+
+def test_timeout_holds_when_one_evaluation_is_slow():
+    # jv on many points costs ~30 ms an evaluation: the deadline was read every 32 of them
+    # and never in screening (320 evaluations) or the finite-start search.
+    import time
+
+    from scipy.special import jv
+
+    x = np.linspace(0.1, 50.0, 50_000)
+    y = jv(2.3, 1.7 * x)
+    t0 = time.perf_counter()
+    r = fit_ansatz("scipy.special.jv(params[0], params[1]*x)", x, y, timeout=0.3)
+    assert time.perf_counter() - t0 < 0.6
+    assert "time budget of 0.3 s" in r.message
