@@ -12,9 +12,10 @@ Every consumer reads this table instead of keeping its own list:
   :func:`torch_function`;
 - :mod:`llmlex.llm` lists the functions, aliases and constants in its prompts.
 
-It also resolves the names of a parsed (never evaluated) expression: :func:`function_name`
-(``np.sin``, ``scipy.special.erf``, aliases such as ``ln``), :func:`constant_name`
-(``np.pi``) and :func:`param_index` (``params[i]``).
+It also parses expression text (:func:`parse_expression_tree`, the one caller of
+:func:`ast.parse`, serialised by a lock) and resolves the names of a parsed (never
+evaluated) expression: :func:`function_name` (``np.sin``, ``scipy.special.erf``, aliases
+such as ``ln``), :func:`constant_name` (``np.pi``) and :func:`param_index` (``params[i]``).
 
 Only numpy and scipy.special are imported here; sympy is imported on first use of a sympy
 builder and torch is never imported (:func:`torch_function` takes the module).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,10 +34,15 @@ from typing import Any, Literal
 import numpy as np
 import scipy.special as sps
 
+from llmlex.exceptions import AnsatzError
+
 __all__ = [
     "ALIASES",
     "CONSTANTS",
     "FUNCTIONS",
+    "NUMPY_BINOPS",
+    "NUMPY_BOOLOPS",
+    "NUMPY_COMPARISONS",
     "SYMPY_ONLY",
     "Constant",
     "Function",
@@ -44,6 +51,8 @@ __all__ = [
     "lookup",
     "numpy_by_sympy_head",
     "param_index",
+    "parse_expression_tree",
+    "scalar_value",
     "sympy_head_rows",
     "torch_function",
 ]
@@ -464,6 +473,45 @@ CONSTANTS: dict[str, Constant] = {
 }
 
 
+#: The operators of the language: AST operator class -> numpy function.
+NUMPY_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,
+    ast.Div: np.true_divide,
+    ast.Pow: np.power,
+}
+#: Comparisons, allowed only in the condition of ``np.where``.
+NUMPY_COMPARISONS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Lt: np.less,
+    ast.LtE: np.less_equal,
+    ast.Gt: np.greater,
+    ast.GtE: np.greater_equal,
+    ast.Eq: np.equal,
+    ast.NotEq: np.not_equal,
+}
+#: Logical connectives of conditions (``&``, ``|``, ``and``, ``or``).
+NUMPY_BOOLOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.BitAnd: np.logical_and,
+    ast.BitOr: np.logical_or,
+    ast.And: np.logical_and,
+    ast.Or: np.logical_or,
+}
+
+
+def scalar_value(fn: Callable[..., Any], *args: float) -> float:
+    """``fn(*args)`` of float scalars as a float, as a compiled ansatz computes it.
+
+    Floating-point warnings are silenced; ``nan`` when ``fn`` raises (the callers use the
+    value to bound exact arithmetic, where an unknown value is treated as unsafe).
+    """
+    try:
+        with np.errstate(all="ignore"):
+            return float(np.asarray(fn(*args), dtype=float))
+    except Exception:  # any odd input (a TypeError of a ufunc, ...): the value is unknown
+        return math.nan
+
+
 # ----------------------------------------------------------------------------- sympy-only
 
 
@@ -562,6 +610,33 @@ def torch_function(fn: Function, torch: Any) -> Callable[..., Any] | None:
     for part in op.split("."):
         out = getattr(out, part)
     return out
+
+
+# ----------------------------------------------------------------------------- parsing
+
+#: Serialises :func:`ast.parse`: CPython before 3.11.8 / 3.12.1 shares the AST module's
+#: recursion-depth counter between threads (gh-106905), so concurrent parses in worker
+#: threads (Dask) can fail with ``SystemError: AST constructor recursion depth mismatch``.
+_AST_LOCK = threading.Lock()
+
+
+def parse_expression_tree(text: str) -> ast.expr:
+    """Parse ``text`` as one Python expression (nothing is evaluated); the body node.
+
+    Every parse of untrusted expression text in llmlex goes through here, under a
+    module-level lock: :func:`ast.parse` is not thread-safe on some CPython versions.
+
+    Raises
+    ------
+    AnsatzError
+        If the text is not a Python expression (syntax error, null byte, too deeply
+        nested for the parser, too large).
+    """
+    try:
+        with _AST_LOCK:
+            return ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        raise AnsatzError(f"not a Python expression: {err}") from None
 
 
 # ----------------------------------------------------------------------------- AST names

@@ -34,9 +34,16 @@ from typing import Any
 import numpy as np
 import sympy
 
-from llmlex._functions import FUNCTIONS, function_name, numpy_by_sympy_head
+from llmlex._functions import (
+    FUNCTIONS,
+    function_name,
+    numpy_by_sympy_head,
+    parse_expression_tree,
+    scalar_value,
+)
 from llmlex._lsq import Objective, OutOfTime, minimise
 from llmlex._score import nchi2, nchi2_scale
+from llmlex._symbolic import MAX_EXACT_BITS, SMALL_ARGUMENT, power_too_big, time_bound
 from llmlex.ansatz import MAX_DEPTH, MAX_NODES, MAX_TEXT_LENGTH
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
 
@@ -71,7 +78,7 @@ def compile_expr(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> Evaluator
             k = index[e]
             return lambda v: v[k]
         if e.is_Number or e.is_NumberSymbol:
-            c = float(e)
+            c = _float(e)  # an Integer beyond the doubles is inf, as numpy would have it
             return lambda v: c
         if e in (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             c = float("nan")
@@ -373,10 +380,7 @@ def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Exp
     text = text.strip()
     if len(text) > MAX_TEXT_LENGTH:
         raise AnsatzTooComplexError("expression text too long")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as err:
-        raise AnsatzError(f"not an expression: {err.msg}") from err
+    tree = parse_expression_tree(text)  # under a lock: ast.parse is not thread-safe
     nodes = sum(1 for _ in ast.walk(tree))
     if nodes > MAX_NODES:
         raise AnsatzTooComplexError(f"{nodes} nodes > {MAX_NODES}")
@@ -386,8 +390,8 @@ def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Exp
             raise AnsatzTooComplexError("expression nested too deeply")
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
             v = node.value
-            if not math.isfinite(v) or abs(v) > 1e300:
-                raise AnsatzError(f"bad literal {v!r}")
+            if not abs(v) <= 1e300:  # also nan; an int too large for a float compares too
+                raise AnsatzError(f"bad literal {str(v)[:40]}")
             return sympy.Integer(v) if isinstance(v, int) else sympy.Float(v)
         if isinstance(node, ast.Name):
             if node.id in variables:
@@ -405,7 +409,12 @@ def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Exp
             if isinstance(node.op, ast.Pow):
                 if not right.is_Number or abs(float(right)) > 100:
                     raise AnsatzError("exponents must be numbers of magnitude <= 100")
-            return _BINOPS[type(node.op)](left, right)
+                if left.is_number and power_too_big(left, right, _float(left)):
+                    raise AnsatzTooComplexError("a power of numbers too large to keep exact")
+            out = _BINOPS[type(node.op)](left, right)
+            if out.is_Rational and max(abs(out.p), out.q).bit_length() > MAX_EXACT_BITS:
+                raise AnsatzTooComplexError("a number too large to keep exact")
+            return out
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             a = conv(node.operand, depth + 1)
             return -a if isinstance(node.op, ast.USub) else a
@@ -413,15 +422,35 @@ def parse_expression(text: str, variables: dict[str, sympy.Symbol]) -> sympy.Exp
             name = function_name(node.func)
             if name is None or name not in allowed or len(node.args) != 1:
                 raise AnsatzError(f"function not allowed: {ast.dump(node.func)[:60]}")
-            return FUNCTIONS[name].to_sympy(conv(node.args[0], depth + 1))
+            row = FUNCTIONS[name]
+            arg = conv(node.args[0], depth + 1)
+            if arg.is_number:
+                # As in the ansatz's sympy form: sympy would evaluate a special function
+                # of a number, or any function of a big one, exactly (gamma(999999999)
+                # never finishes); the double is what the evaluator computes anyway.
+                v = _float(arg)
+                if row.module == "scipy.special" or not abs(v) <= SMALL_ARGUMENT:
+                    return sympy.Float(scalar_value(row.numpy, v))
+            return row.to_sympy(arg)
         raise AnsatzError(f"construct not allowed: {type(node).__name__}")
 
     try:
-        return conv(tree.body, 0)
-    except (TypeError, ValueError, ZeroDivisionError) as err:
+        with time_bound(AnsatzTooComplexError, "parsing the expression"):
+            return conv(tree, 0)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, RecursionError) as err:
         if isinstance(err, AnsatzError):
             raise
         raise AnsatzError(f"cannot convert: {err}") from err
+
+
+def _float(e: sympy.Expr) -> float:
+    """The double value of a sympy number; nan if it has none (complex, undefined)."""
+    try:
+        return float(e)
+    except OverflowError:
+        return math.inf if e.is_extended_positive else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
 
 
 # ----------------------------------------------------------------------------- simplify

@@ -9,7 +9,10 @@ formula's constants (:func:`llmlex._kan_sympy.fit_constants`) minimise
 - steers the optimiser away from where the model is undefined or overflows, by capping
   non-finite residuals;
 - stops the optimiser at a wall-clock deadline by raising :class:`OutOfTime` from inside
-  the residual function (the caller keeps the best point);
+  the residual function (the caller keeps the best point), reading the clock as often as
+  the cost of an evaluation warrants: every call once one evaluation is slow;
+- treats a model that raises (any ``Exception``) like one that is undefined there: its
+  residuals are nan and the first such error is kept in :attr:`Objective.error`;
 
 and :func:`minimise`, one local solve: MINPACK's Levenberg-Marquardt
 (:func:`scipy.optimize.leastsq`, the least per-call overhead: its finite differences run
@@ -26,11 +29,14 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import least_squares, leastsq
 
-__all__ = ["RESIDUAL_CAP", "Objective", "OutOfTime", "minimise"]
+__all__ = ["CLOCK_PERIOD", "RESIDUAL_CAP", "Objective", "OutOfTime", "minimise"]
 
 #: Non-finite residuals are replaced by this (and the others clipped to it) so that the
 #: optimiser's squares never overflow.
 RESIDUAL_CAP = 1e10
+#: The deadline is checked about this often (seconds): every ``check_every`` evaluations
+#: for cheap models, every evaluation for models slower than this.
+CLOCK_PERIOD = 2e-3
 
 
 class OutOfTime(Exception):
@@ -49,8 +55,9 @@ class Objective:
     deadline : float, optional
         A :func:`time.perf_counter` value after which a call raises :class:`OutOfTime`.
     check_every : int
-        Check the clock every this many evaluations (the clock costs more than a cheap
-        model).
+        Check the clock at most every this many evaluations (the clock costs more than a
+        cheap model); fewer when evaluations are slow, so that the deadline is checked
+        about every :data:`CLOCK_PERIOD` seconds, or at every evaluation.
     after_finite : bool
         Raise :class:`OutOfTime` only once a finite point is known (a refit that starts
         from a good point must at least evaluate it).
@@ -63,6 +70,8 @@ class Objective:
         Where it was seen.
     nfev : int
         Evaluations of the model.
+    error : Exception or None
+        The first exception the model raised (its residuals were taken as nan).
     """
 
     def __init__(
@@ -85,29 +94,56 @@ class Objective:
         self.best = math.inf
         self.best_p: np.ndarray | None = None
         self.nfev = 0
+        self.error: Exception | None = None
+        self._every = 1  # evaluations between clock reads, adapted to their cost
+        self._since = 0
+        self._last: float | None = None
+
+    def _check_deadline(self) -> None:
+        """Raise :class:`OutOfTime` past the deadline (reading the clock when due)."""
+        if self.deadline is None:
+            return
+        self._since += 1
+        if self._since < self._every:
+            return
+        now = time.perf_counter()
+        if self._last is not None:
+            per_eval = (now - self._last) / self._since
+            fit = int(CLOCK_PERIOD / per_eval) if per_eval > 0 else self.check_every
+            self._every = max(1, min(self.check_every, fit))
+        self._last, self._since = now, 0
+        if now > self.deadline and (not self.after_finite or self.best < math.inf):
+            raise OutOfTime
+
+    def _weighted(self, p: np.ndarray) -> np.ndarray:
+        try:
+            with np.errstate(all="ignore"):  # overflow is expected far from the optimum
+                r = (np.asarray(self.model(p), dtype=float) - self.y) * self.weight
+            return np.broadcast_to(r, self.y.shape)
+        except Exception as err:  # a model that raises here is undefined here
+            if self.error is None:
+                self.error = err
+            return np.full(self.y.shape, np.nan)
 
     def raw(self, p: np.ndarray) -> np.ndarray:
-        """Weighted residuals at ``p`` as they are (may be non-finite); not counted."""
-        with np.errstate(all="ignore"):  # overflow is expected far from the optimum
-            r = (np.asarray(self.model(p), dtype=float) - self.y) * self.weight
-        return np.broadcast_to(r, self.y.shape)
+        """Weighted residuals at ``p`` as they are (may be non-finite); not counted.
+
+        Deadline-checked like every evaluation.
+        """
+        self._check_deadline()
+        return self._weighted(p)
 
     def finite_at(self, p: np.ndarray) -> bool:
-        """Whether every residual is finite at ``p`` (one evaluation)."""
+        """Whether every residual is finite at ``p`` (one evaluation, deadline-checked)."""
+        self._check_deadline()
         self.nfev += 1
-        return bool(np.all(np.isfinite(self.raw(p))))
+        return bool(np.all(np.isfinite(self._weighted(p))))
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
         """Residuals for the optimiser: recorded, capped where non-finite, deadline-checked."""
-        if (
-            self.deadline is not None
-            and self.nfev % self.check_every == 0
-            and (not self.after_finite or self.best < math.inf)
-            and time.perf_counter() > self.deadline
-        ):
-            raise OutOfTime
+        self._check_deadline()
         self.nfev += 1
-        r = self.raw(p)
+        r = self._weighted(p)
         with np.errstate(all="ignore"):
             value = float(r @ r) / self.m  # nan or inf when anything is non-finite
         if value < self.best:

@@ -35,15 +35,28 @@ def nchi2_scale(y: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> np.
     """
     y = np.asarray(y, dtype=float)
     abs_y = np.abs(y)
-    mad = float(np.median(np.abs(y - np.median(y))))
-    g = max(mad, alpha * float(np.mean(abs_y)), eps)
+    if not abs_y.size:
+        return abs_y
+    with np.errstate(over="ignore", invalid="ignore"):
+        mad = float(np.median(np.abs(y - np.median(y))))
+        mean = float(np.mean(abs_y))
+    if not (math.isfinite(mad) and math.isfinite(mean)):
+        # Near the top of the double range y - median and sum |y| overflow, and an
+        # infinite scale would make every residual zero: a perfect score.  The same
+        # statistics of y / top, scaled back, are finite (MAD <= max|y|).
+        top = float(np.max(abs_y))
+        u = y / top
+        mad = float(np.median(np.abs(u - np.median(u)))) * top
+        mean = float(np.mean(abs_y / top)) * top
+    g = max(mad, alpha * mean, eps)
     return np.maximum(g, alpha * abs_y)
 
 
 def nchi2(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> float:
     """Normalized chi-squared of predictions ``yhat`` against ``y`` (lower is better).
 
-    Returns ``inf`` if any prediction is non-finite.
+    Returns ``inf`` if any prediction is non-finite or the score exceeds the doubles; it
+    is computed without overflow for any finite data (values near ``1e308`` included).
 
     Examples
     --------
@@ -55,10 +68,16 @@ def nchi2(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float =
     yhat = np.broadcast_to(np.asarray(yhat, dtype=float), y.shape)
     if not np.all(np.isfinite(yhat)):
         return float("inf")
-    with np.errstate(over="ignore"):
-        r = (y - yhat) / nchi2_scale(y, alpha=alpha, eps=eps)
+    scale = nchi2_scale(y, alpha=alpha, eps=eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = (y - yhat) / scale
+        if not np.all(np.isfinite(r)):  # y - yhat overflowed: divide first
+            r = y / scale - yhat / scale
         value = float(np.mean(r * r))
-    return value if np.isfinite(value) else float("inf")
+        if not math.isfinite(value) and np.all(np.isfinite(r)):  # the squares overflowed
+            top = float(np.max(np.abs(r)))
+            value = float(np.mean((r / top) ** 2)) * top * top  # inf only if truly so
+    return value if math.isfinite(value) else float("inf")
 
 
 def r2(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -70,8 +89,16 @@ def r2(y: np.ndarray, yhat: np.ndarray) -> float:
     yhat = np.broadcast_to(np.asarray(yhat, dtype=float), y.shape)
     if not np.all(np.isfinite(yhat)):
         return -math.inf
-    ss = float(np.sum((y - np.mean(y)) ** 2))
-    res = float(np.sum((y - yhat) ** 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        ss = float(np.sum((y - np.mean(y)) ** 2))
+        res = float(np.sum((y - yhat) ** 2))
+        if not (math.isfinite(ss) and math.isfinite(res)):
+            # Squares of values beyond ~1e154 overflow; the ratio does not change when
+            # both are divided by the largest magnitude.
+            top = max(float(np.max(np.abs(y))), float(np.max(np.abs(yhat))))
+            ys, hs = y / top, yhat / top
+            ss = float(np.sum((ys - np.mean(ys)) ** 2))
+            res = float(np.sum((ys - hs) ** 2))
     return 1.0 - res / ss if ss > 0 else (1.0 if res == 0 else -math.inf)
 
 

@@ -13,16 +13,51 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache, partial
+from types import FrameType
+from typing import Any
 
 import sympy
 from sympy.printing.numpy import SciPyPrinter
 
-from llmlex._functions import CONSTANTS, FUNCTIONS, constant_name, function_name, param_index
+from llmlex._functions import (
+    CONSTANTS,
+    FUNCTIONS,
+    NUMPY_BINOPS,
+    NUMPY_BOOLOPS,
+    constant_name,
+    function_name,
+    param_index,
+    scalar_value,
+)
 
-__all__ = ["X", "ast_to_sympy", "canonical_key", "node_count", "param", "sympy_to_text"]
+__all__ = [
+    "MAX_EXACT_BITS",
+    "SMALL_ARGUMENT",
+    "SYMPY_SECONDS",
+    "X",
+    "ast_to_sympy",
+    "canonical_key",
+    "node_count",
+    "param",
+    "power_too_big",
+    "sympy_to_text",
+    "time_bound",
+]
+
+#: Largest exact number the conversion keeps, in bits of its numerator or denominator
+#: (about 1e331, past the range of doubles, where the ansatz computes inf or 0 anyway).
+MAX_EXACT_BITS = 1100
+#: Largest argument of an elementary function of numbers that sympy evaluates exactly
+#: (``exp2(1000)`` is quick; ``sin(9**99)`` would be a Float in the ansatz anyway).
+SMALL_ARGUMENT = 1000.0
+#: Time bound of one sympy conversion of an ansatz, in seconds.
+SYMPY_SECONDS = 1.0
 
 #: The independent variable of univariate ansätze.
 X = sympy.Symbol("x", real=True)
@@ -39,6 +74,7 @@ _SYMPY_FUNCS: dict[str, Callable[..., sympy.Expr]] = {
     name: partial(f.sympy, sympy) for name, f in FUNCTIONS.items()
 }
 _SYMPY_CONSTANTS: dict[str, sympy.Expr] = {name: c.to_sympy() for name, c in CONSTANTS.items()}
+_NUMPY_OPS = {**NUMPY_BINOPS, **NUMPY_BOOLOPS}
 _SYMPY_BINOPS = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
@@ -67,41 +103,173 @@ def _number(v: float | int) -> sympy.Expr:
     return sympy.Float(v)
 
 
+def _bits(e: sympy.Expr, value: float) -> float:
+    """Size in bits of an exact number (its numerator or denominator), or an estimate."""
+    if e.is_Rational:
+        return float(max(abs(int(e.p)).bit_length(), int(e.q).bit_length()))
+    if math.isfinite(value) and value != 0.0:
+        return abs(math.log2(abs(value))) + 1.0
+    return math.inf
+
+
+def _folded(value: float) -> sympy.Expr:
+    """The double ``value`` as sympy (``oo`` / ``nan`` when it is not finite)."""
+    return sympy.Float(value)
+
+
+class _Converter:
+    """Builds sympy from a checked tree; subtrees free of ``x`` and parameters are exact
+    only while their exact value stays small.
+
+    sympy evaluates numbers exactly: ``gamma(999999999)`` is a factorial,
+    ``digamma(999999999)`` a harmonic sum and ``2**(2**99)`` an integer of 2**99 bits, none
+    of which finishes.  So each number-only subtree is also evaluated in doubles, as the
+    compiled ansatz does, and that value replaces the exact one (a sympy Float) for a
+    special function (a ``scipy.special`` row) of numbers, for a function with an argument
+    beyond :data:`SMALL_ARGUMENT`, and where a power would exceed :data:`MAX_EXACT_BITS`
+    or an exact result did.
+    """
+
+    def conv(self, node: ast.expr) -> tuple[sympy.Expr, float | None]:
+        """The sympy form of ``node`` and its double value if it is number-only."""
+        if isinstance(node, ast.Constant):
+            return _number(node.value), float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id in CONSTANTS:
+                return _SYMPY_CONSTANTS[node.id], CONSTANTS[node.id].numpy
+            return X, None
+        idx = param_index(node)
+        if idx is not None:
+            return param(idx), None
+        c = constant_name(node)
+        if c is not None:
+            return _SYMPY_CONSTANTS[c], CONSTANTS[c].numpy
+        if isinstance(node, ast.BinOp):
+            (a, va), (b, vb) = self.conv(node.left), self.conv(node.right)
+            op = type(node.op)
+            v = None if va is None or vb is None else scalar_value(_NUMPY_OPS[op], va, vb)
+            if op is ast.BitAnd:
+                return sympy.And(a, b), v
+            if op is ast.BitOr:
+                return sympy.Or(a, b), v
+            if v is not None and op is ast.Pow and power_too_big(a, b, va):
+                return _folded(v), v
+            return self._exact(_SYMPY_BINOPS[op](a, b), v)
+        if isinstance(node, ast.UnaryOp):
+            a, va = self.conv(node.operand)
+            if isinstance(node.op, ast.USub):
+                return -a, None if va is None else -va
+            return a, va
+        if isinstance(node, ast.Compare):
+            pairs = [self.conv(t) for t in (node.left, *node.comparators)]
+            vals = [e for e, _ in pairs]
+            rels = [_SYMPY_CMP[type(op)](vals[k], vals[k + 1]) for k, op in enumerate(node.ops)]
+            return (rels[0] if len(rels) == 1 else sympy.And(*rels)), None
+        if isinstance(node, ast.BoolOp):
+            f = sympy.And if isinstance(node.op, ast.And) else sympy.Or
+            return f(*(self.conv(v)[0] for v in node.values)), None
+        if isinstance(node, ast.Call):
+            name = function_name(node.func)
+            assert name is not None
+            pairs = [self.conv(a) for a in node.args]
+            args = [e for e, _ in pairs]
+            vals = [v for _, v in pairs]
+            if name == "where" or any(v is None for v in vals):
+                return _SYMPY_FUNCS[name](*args), None
+            row = FUNCTIONS[name]
+            v = scalar_value(row.numpy, *vals)  # type: ignore[arg-type]
+            # Special functions of numbers are folded whatever their size: even when sympy
+            # leaves them unevaluated, printing sorts terms by their numeric value, and
+            # mpmath takes seconds on some (besselk(1999/2, 999)).
+            if row.module == "scipy.special" or not all(
+                abs(u) <= SMALL_ARGUMENT  # type: ignore[arg-type]
+                for u in vals
+            ):
+                return _folded(v), v  # also nan arguments: nothing exact to gain
+            return self._exact(_SYMPY_FUNCS[name](*args), v)
+        raise TypeError(f"cannot convert {type(node).__name__} to sympy")  # pragma: no cover
+
+    @staticmethod
+    def _exact(e: sympy.Expr, v: float | None) -> tuple[sympy.Expr, float | None]:
+        """``e``, or its double value if it is an exact number grown too large."""
+        if v is not None and e.is_Rational and _bits(e, v) > MAX_EXACT_BITS:
+            return _folded(v), v
+        return e, v
+
+
+def power_too_big(base: sympy.Expr, expo: sympy.Expr, base_value: float | None) -> bool:
+    """Whether sympy's exact ``base**expo`` would exceed :data:`MAX_EXACT_BITS`.
+
+    ``base_value`` is the double value of ``base`` (None or nan if unknown: then any
+    integer power beyond 1 of a non-rational base counts as too big).
+    """
+    if not expo.is_Rational or abs(expo) <= 1:  # roots and Float powers stay small
+        return False
+    bits = _bits(base, math.nan if base_value is None else base_value)
+    return abs(float(expo)) * max(bits, 1.0) > MAX_EXACT_BITS
+
+
 def ast_to_sympy(node: ast.expr) -> sympy.Expr:
-    """Convert a checked ansatz tree into a sympy expression (symbols ``x``, ``p<k>``)."""
-    if isinstance(node, ast.Constant):
-        return _number(node.value)
-    if isinstance(node, ast.Name):
-        if node.id in CONSTANTS:
-            return _SYMPY_CONSTANTS[node.id]
-        return X
-    idx = param_index(node)
-    if idx is not None:
-        return param(idx)
-    c = constant_name(node)
-    if c is not None:
-        return _SYMPY_CONSTANTS[c]
-    if isinstance(node, ast.BinOp):
-        if isinstance(node.op, ast.BitAnd):
-            return sympy.And(ast_to_sympy(node.left), ast_to_sympy(node.right))
-        if isinstance(node.op, ast.BitOr):
-            return sympy.Or(ast_to_sympy(node.left), ast_to_sympy(node.right))
-        return _SYMPY_BINOPS[type(node.op)](ast_to_sympy(node.left), ast_to_sympy(node.right))
-    if isinstance(node, ast.UnaryOp):
-        a = ast_to_sympy(node.operand)
-        return -a if isinstance(node.op, ast.USub) else a
-    if isinstance(node, ast.Compare):
-        vals = [ast_to_sympy(t) for t in (node.left, *node.comparators)]
-        rels = [_SYMPY_CMP[type(op)](vals[k], vals[k + 1]) for k, op in enumerate(node.ops)]
-        return rels[0] if len(rels) == 1 else sympy.And(*rels)
-    if isinstance(node, ast.BoolOp):
-        f = sympy.And if isinstance(node.op, ast.And) else sympy.Or
-        return f(*(ast_to_sympy(v) for v in node.values))
-    if isinstance(node, ast.Call):
-        name = function_name(node.func)
-        assert name is not None
-        return _SYMPY_FUNCS[name](*(ast_to_sympy(a) for a in node.args))
-    raise TypeError(f"cannot convert {type(node).__name__} to sympy")  # pragma: no cover
+    """Convert a checked ansatz tree into a sympy expression (symbols ``x``, ``p<k>``).
+
+    Subtrees free of ``x`` and parameters whose exact value would be huge (or costly, as
+    special functions of large numbers are) become the sympy Float of their double value,
+    the number the compiled ansatz computes (see :class:`_Converter`).
+    """
+    return _Converter().conv(node)[0]
+
+
+@contextmanager
+def time_bound(
+    error: type[Exception],
+    what: str,
+    seconds: float | None = None,
+) -> Iterator[None]:
+    """Stop the Python code run inside the block after ``seconds``, raising ``error``.
+
+    sympy's evaluation has no deadline of its own and a thread cannot be stopped, so a
+    profile hook of the current thread checks the clock every 64 Python calls and unwinds
+    the block with an exception that sympy's ``except Exception`` clauses do not catch.
+    A single long C operation (one huge integer power) is not interrupted: the size
+    bounds of :class:`_Converter` and the ansatz checker keep those small.  Inside an
+    enclosing bound, or under a profiler (``sys.getprofile()`` set), the block runs
+    unbounded by this one.
+
+    Parameters
+    ----------
+    error : type of Exception
+        Raised as ``error(message)``, the message naming ``what``, when the time is spent
+        (this module imports no llmlex error class, so the caller names its own).
+    what : str
+        What the block does, for the message.
+    seconds : float, optional
+        The time bound (default :data:`SYMPY_SECONDS`).
+    """
+    if sys.getprofile() is not None:
+        yield
+        return
+    if seconds is None:
+        seconds = SYMPY_SECONDS
+    deadline = time.perf_counter() + seconds
+    calls = 0
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if not calls & 63 and time.perf_counter() > deadline:
+            raise _Expired
+
+    sys.setprofile(hook)
+    try:
+        yield
+    except _Expired:
+        raise error(f"{what} took longer than {seconds:g} s") from None
+    finally:
+        sys.setprofile(None)
+
+
+class _Expired(BaseException):
+    """Raised by :func:`time_bound`'s hook; not an ``Exception``, so sympy cannot swallow it."""
 
 
 class _AnsatzPrinter(SciPyPrinter):

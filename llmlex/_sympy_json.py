@@ -34,12 +34,17 @@ import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair as _ExprCondPair
 from sympy.logic.boolalg import Boolean
 
+from llmlex._symbolic import time_bound
 from llmlex.exceptions import PersistError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "decode_expr", "encode_expr"]
+__all__ = ["DECODE_SECONDS", "MAX_DEPTH", "MAX_NODES", "decode_expr", "encode_expr"]
 
-#: Deepest tree accepted (encoding and decoding); far above any formula llmlex builds.
-MAX_DEPTH = 200
+#: Deepest tree accepted (encoding and decoding); far above any formula llmlex builds, and
+#: low enough that sympy's recursive printers and comparisons stay within Python's default
+#: recursion limit (at depth 199, ``str()`` of nested functions raises RecursionError).
+MAX_DEPTH = 100
+#: Time bound of one decoding, in seconds.
+DECODE_SECONDS = 2.0
 #: Largest tree accepted, in nodes.
 MAX_NODES = 200_000
 #: Longest integer (in digits) and symbol name accepted.
@@ -309,7 +314,8 @@ def decode_expr(data: Any, *, kind: str | None = "expr") -> sympy.Basic:
     ------
     PersistError
         For an unknown node or constant, a malformed leaf, children of the wrong kind or
-        number, or a tree beyond :data:`MAX_DEPTH` / :data:`MAX_NODES`.
+        number, a tree beyond :data:`MAX_DEPTH` / :data:`MAX_NODES`, or one that takes sympy
+        longer than :data:`DECODE_SECONDS` to build.
     """
     count = 0
 
@@ -336,7 +342,11 @@ def decode_expr(data: Any, *, kind: str | None = "expr") -> sympy.Basic:
         args = [dec(a, depth + 1) for a in payload]
         return _build(key, cls, arg_kind, args)
 
-    out = dec(data, 0)
+    try:
+        with time_bound(PersistError, "decoding the stored expression", DECODE_SECONDS):
+            out = dec(data, 0)
+    except RecursionError:
+        raise PersistError("the stored expression is nested too deeply to rebuild") from None
     if kind == "expr" and not isinstance(out, sympy.Expr):
         raise PersistError(f"the stored expression is a {type(out).__name__}, not an Expr")
     return out

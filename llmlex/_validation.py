@@ -13,9 +13,18 @@ MIN_POINTS = 5
 
 
 def _as_1d(name: str, values: object) -> np.ndarray:
+    if isinstance(values, np.ndarray) and np.iscomplexobj(values):
+        # numpy would drop the imaginary parts with a warning.
+        if np.any(values.imag != 0):
+            raise DataError(f"{name} must be real, got complex values")
+        values = values.real
     try:
         arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as err:
+    except OverflowError as err:  # Python ints (or Fractions) beyond the doubles
+        raise DataError(
+            f"{name} holds a number too large for a float (beyond ~1.8e308): {err}"
+        ) from None
+    except (TypeError, ValueError, RecursionError) as err:
         raise DataError(f"{name} must be numeric: {err}") from err
     if arr.ndim == 2 and 1 in arr.shape:
         arr = arr.ravel()  # a column or row vector is unambiguous
@@ -63,8 +72,10 @@ def check_xy(
         raise DataError(f"x and y differ in length: {xa.size} != {ya.size}")
     if xa.size < min_points:
         raise DataError(f"need at least {min_points} data points, got {xa.size}")
-    if np.ptp(xa) == 0:
+    with np.errstate(over="ignore"):  # the range of values near 1e308 overflows to inf
+        constant_x, constant_y = np.ptp(xa) == 0, np.ptp(ya) == 0
+    if constant_x:
         raise DataError("x is constant: there is no function of x to find")
-    if not allow_constant and np.ptp(ya) == 0:
+    if not allow_constant and constant_y:
         raise DataError(f"y is constant ({ya[0]!r}): there is no function of x to find")
     return xa.copy(), ya.copy()

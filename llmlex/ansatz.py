@@ -31,7 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmlex._functions import ALIASES, Function, constant_name, function_name, param_index
+from llmlex._functions import (
+    ALIASES,
+    NUMPY_BINOPS,
+    NUMPY_BOOLOPS,
+    NUMPY_COMPARISONS,
+    Function,
+    constant_name,
+    function_name,
+    param_index,
+    parse_expression_tree,
+    scalar_value,
+)
 from llmlex._functions import CONSTANTS as _CONSTANT_ROWS
 from llmlex._functions import FUNCTIONS as _FUNCTIONS
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
@@ -78,31 +89,33 @@ FUNCTIONS: dict[str, Function] = _FUNCTIONS
 #: Named constants an ansatz may use (bare or with a module prefix): name -> value.
 CONSTANTS: dict[str, float] = {name: c.numpy for name, c in _CONSTANT_ROWS.items()}
 
-_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: np.add,
-    ast.Sub: np.subtract,
-    ast.Mult: np.multiply,
-    ast.Div: np.true_divide,
-    ast.Pow: np.power,
+_BINOPS = NUMPY_BINOPS
+_CMPOPS = NUMPY_COMPARISONS
+_BOOLOPS = NUMPY_BOOLOPS
+
+
+#: Functions that raise to a power: name -> (index of the base argument or None, index of
+#: the exponent argument or None, fixed exponent or None).  ``exp2(a)`` is ``2**a``.
+_POWER_CALLS: dict[str, tuple[int | None, int | None, float | None]] = {
+    "power": (0, 1, None),
+    "exp2": (None, 0, None),
+    "square": (0, None, 2.0),
+    "sqrt": (0, None, 0.5),
+    "cbrt": (0, None, 1.0 / 3.0),
+    "reciprocal": (0, None, -1.0),
 }
-_CMPOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Lt: np.less,
-    ast.LtE: np.less_equal,
-    ast.Gt: np.greater,
-    ast.GtE: np.greater_equal,
-    ast.Eq: np.equal,
-    ast.NotEq: np.not_equal,
-}
-_BOOLOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.BitAnd: np.logical_and,
-    ast.BitOr: np.logical_or,
-    ast.And: np.logical_and,
-    ast.Or: np.logical_or,
-}
+#: Of those, the ones that make numbers grow: not allowed inside an exponent.
+_GROWING_POWERS = frozenset({"power", "exp2", "square"})
 
 
 class _Checker:
-    """Validates a parsed tree against the whitelist and bounds, collecting facts."""
+    """Validates a parsed tree against the whitelist and bounds, collecting facts.
+
+    :meth:`check` returns the float value of a subtree free of ``x`` and parameters (None
+    otherwise), so the exponent bounds also see exponents written as arithmetic
+    (``9**(99*99)``), negated (``2**--1000``) or as function calls (``np.power``,
+    ``np.exp2``).
+    """
 
     def __init__(self, allowed_functions: frozenset[str] | None) -> None:
         self.allowed = allowed_functions
@@ -110,7 +123,19 @@ class _Checker:
         self.indices: set[int] = set()
         self.functions: set[str] = set()
 
-    def check(self, node: ast.expr, depth: int = 0, pow_nesting: int = 0, cond: bool = False):
+    def check(
+        self,
+        node: ast.expr,
+        depth: int = 0,
+        pow_nesting: int = 0,
+        cond: bool = False,
+        tower: float = 1.0,
+    ) -> float | None:
+        """Check ``node``; its value if it is free of ``x`` and parameters, else None.
+
+        ``pow_nesting`` counts the exponents ``node`` sits in; ``tower`` is the product of
+        the exponents of the powers of which ``node`` is the base (``(a**b)**c``).
+        """
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise AnsatzTooComplexError(f"ansatz has more than {MAX_NODES} syntax nodes")
@@ -125,74 +150,129 @@ class _Checker:
                 raise AnsatzTooComplexError("integer literal is too large")
             if not math.isfinite(float(v)) or abs(float(v)) > MAX_LITERAL:
                 raise AnsatzTooComplexError(f"numeric literal {v!r} is not finite or too large")
-            return
+            return float(v)
         if isinstance(node, ast.Name):
-            if node.id == "x" or node.id in CONSTANTS:
-                return
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            if node.id == "x":
+                return None
             raise AnsatzError(f"unknown name {node.id!r} (only x, params[i] and constants)")
         idx = param_index(node)
         if idx is not None:
             if not 0 <= idx <= MAX_PARAM_INDEX:
                 raise AnsatzError(f"parameter index {idx} outside 0..{MAX_PARAM_INDEX}")
             self.indices.add(idx)
-            return
-        if constant_name(node) is not None:
-            return
+            return None
+        c = constant_name(node)
+        if c is not None:
+            return CONSTANTS[c]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            return self._power("**", node.left, node.right, 1.0, d, pow_nesting, cond, tower)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            if isinstance(node.op, ast.Pow):
-                if pow_nesting >= MAX_POWER_NESTING:
-                    raise AnsatzTooComplexError("powers are nested too deeply (a**b**c...)")
-                e = node.right
-                if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub | ast.UAdd):
-                    e = e.operand
-                if isinstance(e, ast.Constant) and type(e.value) in (int, float):
-                    if abs(float(e.value)) > MAX_LITERAL_EXPONENT:
-                        raise AnsatzTooComplexError(
-                            f"literal exponent {e.value!r} exceeds {MAX_LITERAL_EXPONENT:g}"
-                        )
-                self.check(node.left, d, pow_nesting, cond)
-                self.check(node.right, d, pow_nesting + 1, cond)
-                return
-            self.check(node.left, d, pow_nesting, cond)
-            self.check(node.right, d, pow_nesting, cond)
-            return
+            a = self.check(node.left, d, pow_nesting, cond)
+            b = self.check(node.right, d, pow_nesting, cond)
+            return None if a is None or b is None else scalar_value(_BINOPS[type(node.op)], a, b)
         if isinstance(node, ast.BinOp) and cond and type(node.op) in _BOOLOPS:
-            self.check(node.left, d, pow_nesting, cond)
-            self.check(node.right, d, pow_nesting, cond)
-            return
+            a = self.check(node.left, d, pow_nesting, cond)
+            b = self.check(node.right, d, pow_nesting, cond)
+            return None if a is None or b is None else scalar_value(_BOOLOPS[type(node.op)], a, b)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-            self.check(node.operand, d, pow_nesting, cond)
-            return
+            # A sign does not end a tower: (-(a**b))**c is still a**(b*c) in size.
+            a = self.check(node.operand, d, pow_nesting, cond, tower)
+            return None if a is None else (-a if isinstance(node.op, ast.USub) else a)
         if isinstance(node, ast.Compare):
             if not cond:
                 raise AnsatzError("comparisons are only allowed in the condition of np.where")
             if not all(type(op) in _CMPOPS for op in node.ops):
                 raise AnsatzError("unsupported comparison operator")
-            for sub in (node.left, *node.comparators):
-                self.check(sub, d, pow_nesting, False)
-            return
+            vals = [
+                self.check(sub, d, pow_nesting, False) for sub in (node.left, *node.comparators)
+            ]
+            if any(v is None for v in vals):
+                return None
+            return float(
+                all(
+                    scalar_value(_CMPOPS[type(op)], vals[k], vals[k + 1])
+                    for k, op in enumerate(node.ops)
+                )
+            )
         if isinstance(node, ast.BoolOp) and cond:
-            for sub in node.values:
-                self.check(sub, d, pow_nesting, cond)
-            return
+            vals = [self.check(sub, d, pow_nesting, cond) for sub in node.values]
+            if any(v is None for v in vals):
+                return None
+            return float(all(vals) if isinstance(node.op, ast.And) else any(vals))
         if isinstance(node, ast.Call):
-            name = function_name(node.func)
-            if name is None:
-                raise AnsatzError(f"call to a function that is not allowed: {_short(node.func)}")
-            if node.keywords:
-                raise AnsatzError(f"keyword arguments are not allowed (in {name})")
-            fn = FUNCTIONS[name]
-            if len(node.args) not in fn.arity:
-                raise AnsatzError(f"{name} takes {fn.arity} arguments, got {len(node.args)}")
-            if any(isinstance(a, ast.Starred) for a in node.args):
-                raise AnsatzError("starred arguments are not allowed")
-            if self.allowed is not None and name not in self.allowed and name != "where":
-                raise AnsatzError(f"function {name!r} is not among the allowed functions")
-            self.functions.add(name)
-            for i, a in enumerate(node.args):
+            name = self._call_head(node)
+            spec = _POWER_CALLS.get(name)
+            if spec is not None:
+                b, e, fixed = spec
+                base = node.args[b] if b is not None else None
+                expo = node.args[e] if e is not None else None
+                return self._power(name, base, expo, fixed, d, pow_nesting, cond, tower)
+            vals = [
                 self.check(a, d, pow_nesting, cond=(name == "where" and i == 0))
-            return
+                for i, a in enumerate(node.args)
+            ]
+            if any(v is None for v in vals):
+                return None
+            return scalar_value(FUNCTIONS[name].numpy, *vals)  # type: ignore[arg-type]
         raise AnsatzError(f"construct not allowed in an ansatz: {type(node).__name__}")
+
+    def _power(
+        self,
+        name: str,
+        base: ast.expr | None,
+        expo: ast.expr | None,
+        fixed: float | None,
+        d: int,
+        pow_nesting: int,
+        cond: bool,
+        tower: float,
+    ) -> float | None:
+        """Check ``base ** expo`` (``**``, ``np.power``, ``np.exp2``, ``np.square``, ...).
+
+        Bounds: no growing power inside an exponent (``a**b**c``, ``np.exp2(np.exp2(9))``);
+        an exponent free of ``x`` and parameters is finite and at most
+        :data:`MAX_LITERAL_EXPONENT` in magnitude however it is written; and so is the
+        product of the exponents of a tower ``((a**b)**c)**d``.
+        """
+        if (name == "**" or name in _GROWING_POWERS) and pow_nesting >= MAX_POWER_NESTING:
+            raise AnsatzTooComplexError("powers are nested too deeply (a**b**c...)")
+        ve = fixed
+        if expo is not None:
+            ve = self.check(expo, d, pow_nesting + 1, cond)
+            if ve is not None and not abs(ve) <= MAX_LITERAL_EXPONENT:  # also nan
+                shown = f"{ve:g}" if isinstance(expo, ast.Constant) else f"{_short(expo)} = {ve:g}"
+                raise AnsatzTooComplexError(
+                    f"exponent {shown} exceeds {MAX_LITERAL_EXPONENT:g} in magnitude"
+                )
+        total = tower * (abs(ve) if ve is not None else 1.0)
+        if total > MAX_LITERAL_EXPONENT:
+            raise AnsatzTooComplexError(
+                f"a tower of powers ((a**b)**c) raises to more than {MAX_LITERAL_EXPONENT:g}"
+            )
+        vb = self.check(base, d, pow_nesting, cond, total) if base is not None else None
+        args = [v for v, n in ((vb, base), (ve, expo)) if n is not None]
+        if any(v is None for v in args):
+            return None
+        return scalar_value(np.power if name == "**" else FUNCTIONS[name].numpy, *args)  # type: ignore[arg-type]
+
+    def _call_head(self, node: ast.Call) -> str:
+        """Check a call's function, arguments and arity; its canonical name."""
+        name = function_name(node.func)
+        if name is None:
+            raise AnsatzError(f"call to a function that is not allowed: {_short(node.func)}")
+        if node.keywords:
+            raise AnsatzError(f"keyword arguments are not allowed (in {name})")
+        fn = FUNCTIONS[name]
+        if len(node.args) not in fn.arity:
+            raise AnsatzError(f"{name} takes {fn.arity} arguments, got {len(node.args)}")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise AnsatzError("starred arguments are not allowed")
+        if self.allowed is not None and name not in self.allowed and name != "where":
+            raise AnsatzError(f"function {name!r} is not among the allowed functions")
+        self.functions.add(name)
+        return name
 
 
 def _short(node: ast.AST) -> str:
@@ -367,11 +447,34 @@ class Ansatz:
         return out if np.all(np.isfinite(out)) else None
 
     @cached_property
-    def sympy(self) -> sympy.Expr:
-        """The expression as sympy, with symbols ``x`` and ``p0 .. p{n-1}``."""
-        from llmlex._symbolic import ast_to_sympy
+    def _sympy_or_error(self) -> sympy.Expr | str:
+        # The conversion is time-bounded and its failure cached: one hostile ansatz costs
+        # one bounded attempt, however often its sympy form is asked for.
+        from llmlex._symbolic import ast_to_sympy, time_bound
 
-        return ast_to_sympy(self._tree)
+        try:
+            with time_bound(AnsatzTooComplexError, f"the sympy form of {_short(self._tree)!r}"):
+                return ast_to_sympy(self._tree)
+        except (AnsatzError, RecursionError, MemoryError) as err:
+            return f"no sympy form: {err}"
+
+    @property
+    def sympy(self) -> sympy.Expr:
+        """The expression as sympy, with symbols ``x`` and ``p0 .. p{n-1}``.
+
+        Numbers too large for sympy to evaluate exactly (``gamma(999999999)``) appear as
+        the Float the compiled ansatz computes.
+
+        Raises
+        ------
+        AnsatzTooComplexError
+            If the conversion exceeds its time bound
+            (:data:`llmlex._symbolic.SYMPY_SECONDS`).
+        """
+        out = self._sympy_or_error
+        if isinstance(out, str):
+            raise AnsatzTooComplexError(out)
+        return out
 
     @cached_property
     def canonical(self) -> str:
@@ -379,22 +482,26 @@ class Ansatz:
 
         Parameters are anonymised to one symbol after sympy's automatic canonical
         ordering, so ``params[0]*x + params[1]`` and ``params[1] + x*params[0]`` share a key.
-        Falls back to the normal text if sympy cannot handle the expression.
+        Falls back to the normal text if sympy cannot handle the expression in its time
+        bound.
         """
-        from llmlex._symbolic import canonical_key
+        from llmlex._symbolic import canonical_key, time_bound
 
         try:
-            return canonical_key(self.sympy, self.n_params)
+            with time_bound(AnsatzTooComplexError, "the canonical key"):
+                return canonical_key(self.sympy, self.n_params)
         except Exception:  # sympy can fail on exotic input; de-dup is best effort
             return self.text
 
     @cached_property
     def complexity(self) -> int:
-        """Node count of the sympy form (parameters count as one node each)."""
-        from llmlex._symbolic import node_count
+        """Node count of the sympy form (parameters count as one node each); the count of
+        syntax nodes if there is no sympy form."""
+        from llmlex._symbolic import node_count, time_bound
 
         try:
-            return node_count(self.sympy)
+            with time_bound(AnsatzTooComplexError, "the complexity"):
+                return node_count(self.sympy)
         except Exception:
             return _node_count_ast(self._tree)
 
@@ -437,10 +544,7 @@ def parse_ansatz(text: str, *, allowed_functions: Sequence[str] | None = None) -
     body = _LAMBDA_HEAD.sub("", text.strip(), count=1).strip()
     if not body:
         raise AnsatzError("empty ansatz")
-    try:
-        tree = ast.parse(body, mode="eval").body
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
-        raise AnsatzError(f"not a Python expression: {err}") from None
+    tree = parse_expression_tree(body)  # under a lock: ast.parse is not thread-safe
     allowed = None
     if allowed_functions is not None:
         allowed = frozenset(ALIASES.get(f, f) for f in allowed_functions)
@@ -475,13 +579,16 @@ def ansatz_from_sympy(expr: sympy.Expr) -> Ansatz:
     """
     import sympy
 
-    from llmlex._symbolic import sympy_to_text
+    from llmlex._symbolic import sympy_to_text, time_bound
 
-    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-        # sympy folds e.g. x/(x - x) to zoo*x: no real-valued ansatz to print.
-        raise AnsatzError(f"expression is undefined or infinite everywhere: {expr}")
     try:
-        text = sympy_to_text(expr)
-    except (KeyError, TypeError, ValueError, NotImplementedError) as err:
+        with time_bound(AnsatzError, "printing the sympy expression"):
+            if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+                # sympy folds e.g. x/(x - x) to zoo*x: no real-valued ansatz to print.
+                raise AnsatzError(f"expression is undefined or infinite everywhere: {expr}")
+            text = sympy_to_text(expr)
+    except (KeyError, TypeError, ValueError, NotImplementedError, RecursionError) as err:
+        if isinstance(err, AnsatzError):
+            raise
         raise AnsatzError(f"cannot print {type(expr).__name__} as an ansatz: {err!r}") from None
     return parse_ansatz(text)

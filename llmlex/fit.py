@@ -30,7 +30,7 @@ from llmlex._report import report_html
 from llmlex._score import ALPHA, EPS, nchi2, nchi2_scale, r2, score
 from llmlex._validation import check_xy
 from llmlex.ansatz import Ansatz, parse_ansatz
-from llmlex.exceptions import AnsatzError, PersistError
+from llmlex.exceptions import AnsatzError, AnsatzTooComplexError, PersistError
 
 if TYPE_CHECKING:
     import sympy
@@ -128,14 +128,22 @@ class FitResult:
 
     @cached_property
     def expression(self) -> sympy.Expr:
-        """The sympy expression in ``x`` with the fitted parameters substituted."""
+        """The sympy expression in ``x`` with the fitted parameters substituted.
+
+        Raises
+        ------
+        AnsatzTooComplexError
+            If sympy cannot build it within its time bound
+            (:data:`llmlex._symbolic.SYMPY_SECONDS`).
+        """
         import sympy
 
-        from llmlex._symbolic import param
+        from llmlex._symbolic import param, time_bound
 
         a = self._compiled()
-        values = {param(k): sympy.Float(float(v)) for k, v in enumerate(self.params)}
-        return sympy.sympify(a.sympy).xreplace(values)
+        with time_bound(AnsatzTooComplexError, f"the expression of {self.ansatz[:60]!r}"):
+            values = {param(k): sympy.Float(float(v)) for k, v in enumerate(self.params)}
+            return sympy.sympify(a.sympy).xreplace(values)
 
     def _compiled(self) -> Ansatz:
         return self.compiled if self.compiled is not None else parse_ansatz(self.ansatz)
@@ -332,7 +340,8 @@ def fit_ansatz(
     max_nfev : int, optional
         Most ansatz evaluations per start (default ``100 * (n_params + 1)``).
     timeout : float
-        Wall-time budget of the whole fit in seconds.
+        Wall-time budget of the whole fit in seconds.  Every evaluation checks it (at most
+        every 32 when evaluations are cheap), so a fit overruns it by about one evaluation.
     seed : int, Generator or None
         Randomness of the starts.
     alpha, eps : float
@@ -344,6 +353,9 @@ def fit_ansatz(
     -------
     FitResult
         Never raises for a fit that fails: ``success`` is False and ``nchi2`` is ``inf``.
+        An exception of the ansatz or the optimiser is such a failure (named in
+        ``message``); where the ansatz raises for some parameters only, it counts as
+        undefined there.
 
     Raises
     ------
@@ -358,6 +370,50 @@ def fit_ansatz(
         x, y = check_xy(x, y, allow_constant=True)
     else:
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    try:
+        return _fit(
+            compiled,
+            x,
+            y,
+            t0,
+            initial=initial,
+            n_starts=n_starts,
+            pool_size=pool_size,
+            max_nfev=max_nfev,
+            timeout=timeout,
+            seed=seed,
+            alpha=alpha,
+            eps=eps,
+        )
+    except Exception as err:  # one candidate's failure, never the caller's (a search goes on)
+        log.debug("fit of %s failed", compiled.text, exc_info=True)
+        return FitResult(
+            ansatz=compiled.text,
+            params=np.full(compiled.n_params, np.nan),
+            nchi2=float("inf"),
+            success=False,
+            message=f"fit failed: {type(err).__name__}: {str(err)[:200]}",
+            time=time.perf_counter() - t0,
+            compiled=compiled,
+        )
+
+
+def _fit(
+    compiled: Ansatz,
+    x: np.ndarray,
+    y: np.ndarray,
+    t0: float,
+    *,
+    initial: Sequence[float] | None,
+    n_starts: int,
+    pool_size: int,
+    max_nfev: int | None,
+    timeout: float,
+    seed: int | np.random.Generator | None,
+    alpha: float,
+    eps: float,
+) -> FitResult:
+    """The search of :func:`fit_ansatz` on checked data (it may raise: the caller catches)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = compiled.n_params
     weight = 1.0 / nchi2_scale(y, alpha=alpha, eps=eps)
@@ -381,7 +437,9 @@ def fit_ansatz(
         return done(np.empty(0), value, ok, "no parameters" if ok else "non-finite", 1, 0)
 
     deadline = t0 + timeout
-    # The clock is read every 32 evaluations: it costs more than a cheap ansatz.
+    # The clock is read at most every 32 evaluations (it costs more than a cheap ansatz),
+    # and at every one when an evaluation is slow (jv on a million points): every
+    # evaluation, in screening and the finite-start search too, checks the deadline.
     objective = Objective(lambda p: compiled(x, p), y, weight, deadline=deadline, check_every=32)
     finite_at = objective.finite_at
     raw_residuals = objective.raw
@@ -414,9 +472,9 @@ def fit_ansatz(
         values = np.empty(len(points))
         with np.errstate(all="ignore"):
             for k, pt in enumerate(points):
-                r = raw_residuals(pt)
+                r = raw_residuals(pt)  # raises OutOfTime at the deadline
+                objective.nfev += 1
                 values[k] = float(r @ r)
-        objective.nfev += len(points)
         values[~np.isfinite(values)] = np.inf
         order = [k for k in np.argsort(values, kind="stable") if np.isfinite(values[k])]
         # Greedy diversity: the best points often crowd one basin, so take each next
@@ -441,41 +499,43 @@ def fit_ansatz(
     agree = 0
     message = "no start where the ansatz is finite on the data"
     pool: list[np.ndarray] | None = None
-    while tried < n_starts:
-        if tried < len(starts):
-            p0 = starts[tried]
-        else:
-            if pool is None:
-                pool = screen_starts() if pool_size > 0 else []
-            p0 = pool.pop(0) if pool else _random_start(rng, n, wide=tried >= 5)
-        tried += 1
-        p0 = find_finite(p0)
-        if p0 is None:
-            continue
-        before = objective.best
-        try:
-            reached = minimise(objective, p0, max_nfev=budget)
-            message = "converged"
-        except OutOfTime:
-            message = f"time budget of {timeout:g} s spent"
-            break
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
-            message = f"optimiser failed: {err}"
-            continue
-        if objective.best <= EXACT_NCHI2:
-            message = "exact fit"
-            break
-        # Five starts landing on the same best minimum: more are unlikely to help.
-        if np.isfinite(before) and abs(reached - before) <= 1e-8 * before:
-            agree += 1
-            if agree >= 4:
+    try:
+        while tried < n_starts:
+            if tried < len(starts):
+                p0 = starts[tried]
+            else:
+                if pool is None:
+                    pool = screen_starts() if pool_size > 0 else []
+                p0 = pool.pop(0) if pool else _random_start(rng, n, wide=tried >= 5)
+            tried += 1
+            p0 = find_finite(p0)
+            if p0 is None:
+                continue
+            before = objective.best
+            try:
+                reached = minimise(objective, p0, max_nfev=budget)
+                message = "converged"
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+                message = f"optimiser failed: {err}"
+                continue
+            if objective.best <= EXACT_NCHI2:
+                message = "exact fit"
                 break
-        if time.perf_counter() > deadline:
-            message = f"time budget of {timeout:g} s spent"
-            break
+            # Five starts landing on the same best minimum: more are unlikely to help.
+            if np.isfinite(before) and abs(reached - before) <= 1e-8 * before:
+                agree += 1
+                if agree >= 4:
+                    break
+            if time.perf_counter() > deadline:
+                raise OutOfTime
+    except OutOfTime:  # from any evaluation: a start, screening or the finite-start search
+        message = f"time budget of {timeout:g} s spent"
 
     nfev = objective.nfev
     if objective.best_p is None or not np.isfinite(objective.best):
+        if objective.error is not None:
+            err = objective.error
+            message += f" (the ansatz raised {type(err).__name__}: {str(err)[:200]})"
         return done(np.full(n, np.nan), float("inf"), False, message, nfev, tried)
     best_p = objective.best_p
     final = nchi2(y, compiled(x, best_p), alpha=alpha, eps=eps)

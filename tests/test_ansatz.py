@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sympy
@@ -12,6 +18,7 @@ from llmlex.ansatz import MAX_TEXT_LENGTH, parse_ansatz
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
 
 X = np.linspace(0.1, 5.0, 25)
+_X = sympy.Symbol("x", real=True)
 
 
 @pytest.mark.parametrize(
@@ -188,3 +195,164 @@ def test_sympy_round_trip_preserves_values(text):
     va, vb = a(X, p), b(X, p)
     ok = np.isfinite(va) & np.isfinite(vb) & (np.abs(va) < 1e12)
     np.testing.assert_allclose(vb[ok], va[ok], rtol=1e-7, atol=1e-9)
+
+
+def test_parsing_from_many_threads_gives_the_serial_results():
+    # Dask runs parse in worker threads; ast.parse races there on Python 3.11.7
+    # (gh-106905).  The race may not show on this machine: assert correctness under load.
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [
+        f"params[0]*np.sin(params[1]*x + {k}) + params[2]*x**2 / (1 + np.exp(-x*{k}))"
+        for k in range(40)
+    ]
+    serial = [parse_ansatz(t).text for t in texts]
+
+    def work(_: int) -> list[str]:
+        return [parse_ansatz(t).text for t in texts for _ in range(5)][::5]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(16)))
+    assert all(r == serial for r in results)
+
+
+# ----------------------------------------------------------------------- growth and time bounds
+
+#: Powers that sympy would evaluate exactly into integers of millions of digits, spelled in
+#: every way the checker must see through: nested calls, negated literals, arithmetic
+#: exponents, towers through parentheses.
+RUNAWAY_POWERS = [
+    "params[0]*x + np.power(9, np.power(9, 9))",
+    "params[0]*x + np.power(9, 999)",
+    "params[0]*x + np.exp2(np.exp2(99))",
+    "params[0]*x + np.exp2(1000)",
+    "params[0]*x + (((9**99)**99)**99)**99",
+    "params[0]*x + (-(9**99))**99",
+    "params[0]*x + np.square(np.square(9**99))**99",
+    "params[0]*x + np.power(-2.7e16, -2.7e16)",
+    "params[0]*x + 2**--1000",
+    "params[0]*x + 2**-(-(1000))",
+    "params[0]*x + 9**(99*99)",
+    "params[0]*x + x**np.power(x, 2)",
+    "params[0]*x + 2**np.log(-1)",
+]
+
+
+@pytest.mark.parametrize("text", RUNAWAY_POWERS)
+def test_runaway_powers_are_rejected_however_spelled(text):
+    with pytest.raises(AnsatzTooComplexError):
+        parse_ansatz(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(x**2)**3", "np.sqrt(x)**3", "np.power(x, 2.5)", "np.exp2(-x)", "2**-3 * x", "x**-2"],
+)
+def test_ordinary_powers_stay_accepted(text):
+    parse_ansatz(text)
+
+
+#: Accepted ansätze whose sympy form used to hang: special functions of big literals.
+HUGE_SPECIAL = [
+    "params[0]*x + scipy.special.digamma(999999999)",
+    "params[0]*x + scipy.special.gamma(999999999)",
+    "params[0]*x + scipy.special.gammaln(999999999/2)",
+    "params[0]*x + scipy.special.kv(999.5, 999)",
+    "params[0]*np.where(x > 1, scipy.special.gamma(999999999), np.exp2(99))",
+    "params[0]*x + np.power(1e300*1e300, 99)",
+    "params[0]*x + ((9**-99*9**-99)**99 * 9**-99)**99",
+]
+
+
+def test_sympy_forms_of_huge_numbers_finish_quickly():
+    # In a child with a timeout: before the fix each of these never returned.
+    script = (
+        "import json, sys, time\n"
+        "import numpy as np\n"
+        "from llmlex import parse_ansatz\n"
+        "out = []\n"
+        "for text in json.loads(sys.argv[1]):\n"
+        "    t0 = time.perf_counter()\n"
+        "    a = parse_ansatz(text)\n"
+        "    key, n, s = a.canonical, a.complexity, str(a.sympy)\n"
+        "    v = a(np.linspace(0.5, 2, 5), np.ones(a.n_params))\n"
+        "    out.append([text, time.perf_counter() - t0, s])\n"
+        "print(json.dumps(out))\n"
+    )
+    out = _run_child(script, json.dumps(HUGE_SPECIAL), timeout=30)
+    for text, seconds, form in out:
+        assert seconds < 1.5, (text, seconds)
+        assert "p0" in form or form in ("oo", "nan"), (text, form)
+    forms = {text: form for text, _, form in out}
+    # A special function of numbers becomes the double the compiled ansatz computes.
+    assert forms[HUGE_SPECIAL[0]] == "p0*x + 20.7232658354464"
+    assert forms[HUGE_SPECIAL[1]] == "oo"
+
+
+def test_small_numbers_keep_their_exact_sympy_form():
+    # Only huge or special-function numbers become Floats: ordinary ansätze keep exact forms.
+    assert parse_ansatz("np.sqrt(2)*x + np.pi/2").sympy == sympy.sqrt(2) * _X + sympy.pi / 2
+    assert parse_ansatz("x**2 + 9**99").sympy == _X**2 + sympy.Integer(9) ** 99
+    assert parse_ansatz("np.exp(1)*x + np.log(2)").sympy == sympy.E * _X + sympy.log(2)
+
+
+def test_a_slow_sympy_conversion_becomes_a_rejection(monkeypatch):
+    import time
+
+    import llmlex._symbolic as symbolic
+
+    def spin(node):
+        while True:
+            sympy.Integer(3) + 4  # Python-level work the time bound can stop
+
+    monkeypatch.setattr(symbolic, "ast_to_sympy", spin)
+    monkeypatch.setattr(symbolic, "SYMPY_SECONDS", 0.2)
+    a = parse_ansatz("params[0]*x + params[1]")
+    t0 = time.perf_counter()
+    with pytest.raises(AnsatzTooComplexError, match="longer than"):
+        _ = a.sympy
+    assert a.canonical == a.text  # the documented fallback
+    assert a.complexity >= 5  # the count of syntax nodes
+    with pytest.raises(AnsatzTooComplexError):
+        _ = a.sympy  # the failure is cached: no second wait
+    assert time.perf_counter() - t0 < 1.0
+    assert sys.getprofile() is None
+
+
+def test_time_bound_nests_and_cleans_up():
+    import time
+
+    from llmlex._symbolic import time_bound
+
+    t0 = time.perf_counter()
+    with (
+        pytest.raises(KeyError, match="outer"),
+        time_bound(KeyError, "outer", 0.2),
+        time_bound(ValueError, "inner", 10.0),
+    ):
+        while True:
+            sympy.Integer(3) + 4
+    assert time.perf_counter() - t0 < 1.0
+    assert sys.getprofile() is None
+    with time_bound(ValueError, "quick", 1.0):
+        assert sympy.Integer(3) + 4 == 7
+    assert sys.getprofile() is None
+
+
+def _run_child(script: str, *args: str, timeout: float) -> object:
+    """Run ``script`` in a fresh interpreter on this checkout; its JSON stdout."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=root,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child hung for {timeout} s")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)

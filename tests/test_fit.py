@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import AnsatzError, DataError
 from llmlex.fit import FitResult, fit_ansatz, nchi2, nchi2_scale, score
 
@@ -138,3 +145,205 @@ def test_bad_data_is_a_clear_value_error(x, y, match):
     with pytest.raises(DataError, match=match) as info:
         fit_ansatz("params[0]*x", x, y)
     assert isinstance(info.value, ValueError)
+
+
+# ------------------------------------------------------------------ hostile stored ansätze
+
+
+def test_loading_results_with_huge_numbers_in_the_ansatz_finishes():
+    # A saved fit or run is re-parsed on load and its sympy form read by best/report:
+    # these ansätze used to hang there (exact digamma/gamma of a big literal, towers).
+    script = (
+        "import json, sys, time\n"
+        "import numpy as np\n"
+        "from llmlex import persist\n"
+        "from llmlex._report import report\n"
+        "from llmlex._results import GeneticRun, RunStats\n"
+        "from llmlex.exceptions import PersistError\n"
+        "from llmlex.fit import fit_ansatz\n"
+        "x = np.linspace(0.1, 2, 20)\n"
+        "fit = fit_ansatz('params[0]*x + params[1]', x, 2 * x + 1)\n"
+        "run = GeneticRun(populations=((fit,),), archive=(fit,), stats=RunStats(),\n"
+        "                 proposer='t', stop_reason='s')\n"
+        "out = []\n"
+        "for text in json.loads(sys.argv[1]):\n"
+        "    for obj in (fit, run):\n"
+        "        doc = persist.to_json(obj).replace('params[0] * x + params[1]', text)\n"
+        "        t0 = time.perf_counter()\n"
+        "        try:\n"
+        "            back = persist.from_json(doc)\n"
+        "            shown = report(back)\n"
+        "            best = back.best if hasattr(back, 'best') else back\n"
+        "            what = [best.complexity, str(best.expression)]\n"
+        "        except PersistError as err:\n"
+        "            what = 'PersistError'\n"
+        "        out.append([text, time.perf_counter() - t0, what])\n"
+        "print(json.dumps(out))\n"
+    )
+    texts = [
+        "params[1] + params[0]*x + scipy.special.digamma(999999999)",
+        "params[1] + params[0]*x*scipy.special.gamma(999999999)",
+        "params[1] + params[0]*x + np.power(9, np.power(9, 9))",
+        "params[1] + params[0]*x + (((9**99)**99)**99)**99",
+        "params[1] + params[0]*x + np.exp2(np.exp2(99))",
+    ]
+    out = _run_child(script, json.dumps(texts), timeout=30)
+    assert len(out) == 2 * len(texts)
+    for text, seconds, what in out:
+        assert seconds < 1.5, (text, seconds)
+        assert what == "PersistError" or isinstance(what[0], int), (text, what)
+    assert [w for t, _, w in out if "np.power" in t or "**99" in t or "exp2" in t] == [
+        "PersistError"
+    ] * 6
+
+
+def _run_child(script: str, *args: str, timeout: float) -> object:
+    """Run ``script`` in a fresh interpreter on this checkout; its JSON stdout."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=root,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child hung for {timeout} s")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+# ------------------------------------------------------------------ overflow in the score
+
+
+def test_nchi2_of_huge_data_is_finite_and_correct():
+    # The mean of 1e307s overflowed, the scale became inf and every residual zero: 0.0.
+    assert nchi2(np.full(200, 1e307), np.zeros(200)) == pytest.approx(1e4)
+    y = np.array([1e308, -1e308, 1e308, -1e308, 0.0])
+    assert np.all(np.isfinite(nchi2_scale(y)))
+    assert nchi2(y, -y) == pytest.approx(3.2)  # y - yhat overflows: r = [2, -2, 2, -2, 0]
+    assert nchi2(y, y) == 0.0
+
+
+def test_nchi2_beyond_the_doubles_is_inf_never_zero():
+    assert nchi2(np.ones(5), np.full(5, 1e308)) == np.inf
+    assert nchi2(np.full(5, -1e308), np.full(5, 1e308)) > 1.0
+
+
+def test_a_fit_to_huge_data_is_not_exact():
+    # fit_ansatz('params[0]*x', x, 1e307 + x) used to report an exact fit.
+    r = fit_ansatz("params[0]*x", X, 1e307 + X)
+    assert r.message != "exact fit"
+    assert r.nchi2 == pytest.approx(1e4, rel=1e-6)
+
+
+def test_r2_of_huge_values_does_not_overflow():
+    from llmlex.fit import r2
+
+    y = np.linspace(-1e300, 1e300, 50)
+    assert r2(y, y) == 1.0
+    assert r2(y, 0.5 * y) == pytest.approx(0.75)
+
+
+# ------------------------------------------------------------------ data errors
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [10**400] * 10,
+        np.array([10**400] * 10, dtype=object),
+        np.linspace(0, 1, 10) + 1j,
+        [[1.0], [2.0, 3.0]],
+    ],
+    ids=["big-int", "object", "complex", "ragged"],
+)
+def test_unusable_x_is_a_data_error(bad):
+    # [10**400]*10 raised OverflowError, complex data a ComplexWarning.
+    with pytest.raises(DataError, match="x "):
+        fit_ansatz("params[0]*x", bad, np.arange(len(bad), dtype=float))
+
+
+def test_extreme_but_finite_x_is_accepted_without_warnings():
+    x = np.array([-1.7e308, -1e308, 0.0, 1e308, 1.7e308])
+    r = fit_ansatz("params[0]*x", x, x / 2)
+    assert r.success
+
+
+# ------------------------------------------------------------------ failures and budgets
+
+
+def _raising(exc: type[BaseException], when=lambda p: True):
+    """A compiled ansatz ``params[0]*x + params[1]`` that raises ``exc`` where ``when(p)``."""
+    import dataclasses
+
+    a = parse_ansatz("params[0]*x + params[1]")
+
+    def func(x, p):
+        if when(p):
+            raise exc("boom")
+        return p[0] * x + p[1]
+
+    return dataclasses.replace(a, _func=func)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TypeError,
+        ValueError,
+        OverflowError,
+        ZeroDivisionError,
+        MemoryError,
+        RecursionError,
+        KeyError,
+    ],
+)
+def test_an_ansatz_that_raises_is_a_failed_fit_not_an_exception(exc):
+    r = fit_ansatz(_raising(exc), X, 2 * X + 1)
+    assert not r.success and r.nchi2 == np.inf
+    assert exc.__name__ in r.message and "boom" in r.message
+
+
+def test_an_ansatz_that_raises_somewhere_is_fitted_where_it_does_not():
+    r = fit_ansatz(_raising(ValueError, lambda p: p[0] < 0), X, 2 * X + 1)
+    assert r.success and r.nchi2 < 1e-20
+
+
+def test_a_parameterless_ansatz_that_raises_is_a_failed_fit():
+    import dataclasses
+
+    def boom(x, p):
+        raise ValueError("boom")
+
+    r = fit_ansatz(dataclasses.replace(parse_ansatz("np.sin(x)"), _func=boom), X, X)
+    assert not r.success and "boom" in r.message
+
+
+def test_an_optimiser_that_raises_is_a_failed_fit(monkeypatch):
+    import llmlex.fit as fit_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("MINPACK exploded")
+
+    monkeypatch.setattr(fit_module, "minimise", broken)
+    r = fit_ansatz("params[0]*x", X, 2 * X)
+    assert not r.success and "MINPACK exploded" in r.message
+
+
+def test_timeout_holds_when_one_evaluation_is_slow():
+    # jv on many points costs ~30 ms an evaluation: the deadline was read every 32 of them
+    # and never in screening (320 evaluations) or the finite-start search.
+    import time
+
+    from scipy.special import jv
+
+    x = np.linspace(0.1, 50.0, 50_000)
+    y = jv(2.3, 1.7 * x)
+    t0 = time.perf_counter()
+    r = fit_ansatz("scipy.special.jv(params[0], params[1]*x)", x, y, timeout=0.3)
+    assert time.perf_counter() - t0 < 0.6
+    assert "time budget of 0.3 s" in r.message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from llmlex._symbolic import X as X_SYM
 from llmlex._symbolic import param
 from llmlex._sympy_json import decode_expr, encode_expr
 from llmlex.ansatz import ansatz_from_sympy, parse_ansatz
-from llmlex.exceptions import AnsatzError
+from llmlex.exceptions import AnsatzError, PersistError
 from llmlex.fit import FitResult
 from llmlex.llm import _format_block, _function_list, normalise_functions
 
@@ -451,3 +452,97 @@ def test_the_table_imports_neither_sympy_nor_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_every_parse_holds_the_ast_lock(monkeypatch):
+    # ast.parse is not thread-safe on CPython < 3.11.8 (gh-106905): both parsers of
+    # untrusted text must call it under the table's one lock.
+    real = ast.parse
+    held: list[bool] = []
+
+    def spy(*args, **kwargs):
+        lock = getattr(table, "_AST_LOCK", None)
+        held.append(lock is not None and lock.locked())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", spy)
+    parse_ansatz("params[0]*np.sin(x)")
+    parse_expression("x0 + np.sin(x1)", {"x0": sympy.Symbol("x0"), "x1": sympy.Symbol("x1")})
+    assert held == [True, True]
+
+
+def test_parse_errors_are_ansatz_errors():
+    # A null byte makes ast.parse raise ValueError, deep nesting RecursionError/SyntaxError.
+    for text in ("x\x00", "(" * 300 + "x" + ")" * 300, "x +"):
+        with pytest.raises(AnsatzError):
+            table.parse_expression_tree(text)
+        with pytest.raises(AnsatzError):
+            parse_expression(text, {"x": sympy.Symbol("x")})
+
+
+def _nested_tree(depth: int) -> dict:
+    tree: dict = {"Symbol": "x"}
+    for _ in range(depth):
+        tree = {"sin": [tree]}
+    return tree
+
+
+def test_stored_trees_too_deep_to_print_are_refused_on_load():
+    # At depth 199 the tree used to load, then str() and report() raised RecursionError.
+    with pytest.raises(PersistError, match="deeper"):
+        decode_expr(_nested_tree(199))
+    assert decode_expr(encode_expr(decode_expr(_nested_tree(100)))).count(sympy.sin) == 100
+    with pytest.raises(PersistError, match="deeper"):  # what cannot be loaded is not saved
+        encode_expr(sympy.sin(decode_expr(_nested_tree(100)), evaluate=False))
+
+
+def test_the_deepest_storable_tree_prints_with_stack_to_spare():
+    expr = decode_expr(_nested_tree(100))
+
+    def deep(n: int) -> str:  # the caller's own frames: notebooks, pytest, asyncio
+        return deep(n - 1) if n else str(expr) + sympy.latex(expr) + sympy.srepr(expr)
+
+    assert deep(150).count("sin") > 100
+
+
+def test_parse_expression_of_huge_numbers_finishes():
+    # An LLM's simplification text goes through parse_expression: the same exact-evaluation
+    # traps as the ansatz's sympy form (this used to hang on gamma of a big literal).
+    script = (
+        "import json, time, sympy\n"
+        "from llmlex._kan_sympy import parse_expression\n"
+        "from llmlex.exceptions import AnsatzError\n"
+        "v = {'x0': sympy.Symbol('x0', real=True)}\n"
+        "out = []\n"
+        "for t in ['x0 + gamma(999999999)', 'x0 + ((9**99)**99)**99', 'x0*erf(1)',\n"
+        "          'x0 + 9**99*9**99*9**99*9**99', 'x0 + ' + '1' * 1000]:\n"
+        "    t0 = time.perf_counter()\n"
+        "    try:\n"
+        "        r = str(parse_expression(t, v))\n"
+        "    except AnsatzError as err:\n"
+        "        r = type(err).__name__\n"
+        "    out.append([r, time.perf_counter() - t0])\n"
+        "print(json.dumps(out))\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": root},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("parse_expression hung")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert [r for r, _ in out] == [
+        "oo",
+        "AnsatzTooComplexError",
+        "0.842700792949715*x0",
+        "AnsatzTooComplexError",
+        "AnsatzError",
+    ]
+    assert max(s for _, s in out) < 1.5

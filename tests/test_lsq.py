@@ -58,3 +58,39 @@ def test_more_parameters_than_points_uses_the_trust_region_solver():
     x3 = X[:3]
     obj = Objective(lambda p: p[0] + p[1] * x3 + p[2] * x3**2 + p[3] * x3**3, 2 * x3 + 1, 1.0)
     assert minimise(obj, np.ones(4), max_nfev=200) < 1e-10
+
+
+def test_the_deadline_is_checked_at_every_evaluation_once_they_are_slow():
+    # With a fixed check every 32 evaluations, a 20 ms model overshot the deadline by 0.6 s.
+    def slow(p: np.ndarray) -> np.ndarray:
+        time.sleep(0.02)
+        return model(p)
+
+    obj = Objective(slow, Y, 1.0, deadline=time.perf_counter() + 0.1, check_every=32)
+    t0 = time.perf_counter()
+    with pytest.raises(OutOfTime):
+        for _ in range(100):
+            obj(np.array([1.0, -1.0, 0.0]))
+    assert time.perf_counter() - t0 < 0.2
+    assert obj.nfev <= 8
+
+
+@pytest.mark.parametrize("call", ["raw", "finite_at"])
+def test_screening_and_finite_start_evaluations_check_the_deadline(call):
+    obj = Objective(model, Y, 1.0, deadline=time.perf_counter() - 1.0, check_every=32)
+    with pytest.raises(OutOfTime):
+        getattr(obj, call)(np.array([1.0, -1.0, 0.0]))
+
+
+def test_a_model_that_raises_is_undefined_there_and_its_error_kept():
+    def picky(p: np.ndarray) -> np.ndarray:
+        if p[0] < 0:
+            raise TypeError("negative amplitude")
+        return model(p)
+
+    obj = Objective(picky, Y, 1.0)
+    assert np.all(np.isnan(obj.raw(np.array([-1.0, -1.0, 0.0]))))
+    assert not obj.finite_at(np.array([-1.0, -1.0, 0.0]))
+    assert np.all(obj(np.array([-1.0, -1.0, 0.0])) == RESIDUAL_CAP)
+    assert isinstance(obj.error, TypeError)
+    assert obj.finite_at(np.array([1.0, -1.0, 0.0]))

@@ -507,7 +507,7 @@ def _nest(head: str, depth: int) -> str:
         (["Symbol", "x0"], "one key"),
         ("x0 + 1", "one key"),
         (None, "one key"),
-        (json.loads(_nest("sin", 250)), "deeper than 200"),
+        (json.loads(_nest("sin", 250)), "deeper than 100"),
     ],
     ids=lambda v: repr(v)[:50],
 )
