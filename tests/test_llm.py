@@ -666,7 +666,9 @@ def test_unknown_model_raises(fake_openai: FakeOpenAIServer) -> None:
 
 
 def test_sync_client_calls_run_concurrently(fake_openai: FakeOpenAIServer) -> None:
-    fake_openai.latency = 0.3
+    # Each call is held 1.5 s so that all eight overlap even on a loaded machine (0.3 s
+    # saw 7 of 8 in flight while other test suites ran beside it).
+    fake_openai.latency = 1.5
     fake_openai.reply_with(SIN_REPLY)
     p = LLMProposer(fake_openai.client())
     img = data_image(X, Y)
