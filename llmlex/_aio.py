@@ -37,10 +37,22 @@ class _Cancel:
                     self.loop.call_soon_threadsafe(self.task.cancel)
 
 
+class _Interrupted:
+    """A KeyboardInterrupt raised inside the coroutine, carried out of the loop as a value.
+
+    asyncio re-raises a KeyboardInterrupt out of the loop *and* leaves it stored on the
+    task, which then logs "Task exception was never retrieved" when collected; returned as
+    a value, it is raised once, by the caller, with its attributes (``partial_run``) intact.
+    """
+
+    def __init__(self, error: KeyboardInterrupt) -> None:
+        self.error = error
+
+
 def _run_in_new_loop(
     coro: Coroutine[Any, Any, T], workers: int, cancel: _Cancel | None = None
 ) -> T:
-    async def main() -> T:
+    async def main() -> T | _Interrupted:
         # Blocking clients run in the default executor: size it for the concurrency asked,
         # not Python's cpu-count default (6 threads on a 2-core machine).
         loop = asyncio.get_running_loop()
@@ -51,9 +63,15 @@ def _run_in_new_loop(
         if cancel is not None and task is not None:
             cancel.bind(loop, task)
         # A cancellation requested meanwhile is delivered inside coro, at its first await.
-        return await coro
+        try:
+            return await coro
+        except KeyboardInterrupt as err:
+            return _Interrupted(err)
 
-    return asyncio.run(main())
+    out = asyncio.run(main())
+    if isinstance(out, _Interrupted):
+        raise out.error
+    return out
 
 
 def run_sync(coro: Coroutine[Any, Any, T], *, workers: int = 8) -> T:
