@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy
+from _child import run_json_child
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -279,7 +277,7 @@ def test_sympy_forms_of_huge_numbers_finish_quickly():
         "    out.append([text, time.perf_counter() - t0, s])\n"
         "print(json.dumps(out))\n"
     )
-    out = _run_child(script, json.dumps(HUGE_SPECIAL), timeout=30)
+    out = run_json_child(script, json.dumps(HUGE_SPECIAL), timeout=30)
     for text, seconds, form in out:
         assert seconds < 1.5, (text, seconds)
         assert "p0" in form or form in ("oo", "nan"), (text, form)
@@ -337,22 +335,3 @@ def test_time_bound_nests_and_cleans_up():
     with time_bound(ValueError, "quick", 1.0):
         assert sympy.Integer(3) + 4 == 7
     assert sys.getprofile() is None
-
-
-def _run_child(script: str, *args: str, timeout: float) -> object:
-    """Run ``script`` in a fresh interpreter on this checkout; its JSON stdout."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": root}
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", script, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=root,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the child hung for {timeout} s")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _child import run_json_child
 
 from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import AnsatzError, DataError
@@ -187,7 +184,7 @@ def test_loading_results_with_huge_numbers_in_the_ansatz_finishes():
         "params[1] + params[0]*x + (((9**99)**99)**99)**99",
         "params[1] + params[0]*x + np.exp2(np.exp2(99))",
     ]
-    out = _run_child(script, json.dumps(texts), timeout=30)
+    out = run_json_child(script, json.dumps(texts), timeout=30)
     assert len(out) == 2 * len(texts)
     for text, seconds, what in out:
         assert seconds < 1.5, (text, seconds)
@@ -195,25 +192,6 @@ def test_loading_results_with_huge_numbers_in_the_ansatz_finishes():
     assert [w for t, _, w in out if "np.power" in t or "**99" in t or "exp2" in t] == [
         "PersistError"
     ] * 6
-
-
-def _run_child(script: str, *args: str, timeout: float) -> object:
-    """Run ``script`` in a fresh interpreter on this checkout; its JSON stdout."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": root}
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", script, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=root,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the child hung for {timeout} s")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
 
 
 # ------------------------------------------------------------------ overflow in the score
