@@ -16,7 +16,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -44,6 +44,7 @@ from llmlex._search import (
     select_parents,
 )
 from llmlex._settings import GeneticSettings
+from llmlex._units import choose_scaling
 from llmlex.exceptions import (
     LLMConnectionError,
     LLMError,
@@ -73,6 +74,12 @@ class GeneticLoop:
         Validated data.
     settings : GeneticSettings
         The run's options.
+    sigma : ndarray, float or None
+        Validated error bars of ``y``, or None (the noise level is then estimated).
+
+    The search itself works on the data scaled by powers of ten (see
+    :mod:`llmlex._units`); the results it returns, hands to ``callback`` and records in
+    the checkpoint for readers are in the units of ``x`` and ``y``.
 
     Raises
     ------
@@ -89,10 +96,16 @@ class GeneticLoop:
         x: np.ndarray,
         y: np.ndarray,
         settings: GeneticSettings,
+        sigma: np.ndarray | float | None = None,
     ) -> None:
         self.settings = s = settings
         self.image = image
         self.x, self.y = x, y
+        self.scaling = choose_scaling(x, y)
+        # What the search sees: values of order one (see llmlex._units).
+        self.xs, self.ys = self.scaling.data(x, y)
+        self.sigma = self.scaling.sigma(sigma)
+        self._user: dict[int, tuple[FitResult, FitResult]] = {}
         self.ledger = Ledger(s.budgets)
         self.tally = Tally(self.ledger)
         self.stages = self._make_stages(client)
@@ -240,8 +253,8 @@ class GeneticLoop:
                 self.ledger.set_price(self.stage_prices[stage_no])
                 search = Search(
                     self.stages[stage_no],
-                    self.x,
-                    self.y,
+                    self.xs,
+                    self.ys,
                     settings=s,
                     image=self.image,
                     tally=self.tally,
@@ -380,7 +393,7 @@ class GeneticLoop:
         # nothing already paid for.
         self._save(None)
         if s.callback is not None:
-            s.callback(len(self.populations) - 1, self.populations[-1])
+            s.callback(len(self.populations) - 1, self.user_units(self.populations[-1]))
 
     async def _gather(self, children: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         """Run one generation's children concurrently; if one fails, cancel the others.
@@ -409,6 +422,19 @@ class GeneticLoop:
                 t.cancel()
             raise
 
+    def user_units(self, results: Iterable[FitResult]) -> tuple[FitResult, ...]:
+        """``results`` of the search in the units of the data (each mapped once)."""
+        if self.scaling.identity:
+            return tuple(results)
+        out = []
+        for r in results:
+            # Keyed by identity; the result itself is kept so that its id stays its own.
+            hit = self._user.get(id(r))
+            if hit is None or hit[0] is not r:
+                hit = self._user[id(r)] = (r, self.scaling.to_user(r, self.x, self.y))
+            out.append(hit[1])
+        return tuple(out)
+
     def _proposer_name(self) -> str:
         return "+".join(stage.name for stage in self.stages[: self.stage_no + 1])
 
@@ -427,6 +453,11 @@ class GeneticLoop:
             stop_reason=stop_reason or f"interrupted after {len(self.populations)} generation(s)",
             parsimony_rtol=encode_float(self.settings.parsimony_rtol),
         )
+        if not self.scaling.identity:
+            # Resuming needs the search's own results; a reader of the file (GeneticRun.load)
+            # needs them in the user's units, which take the data to compute.
+            pops = [self.user_units(p) for p in self.populations]
+            body["user"] = encode_results(pops, self.user_units(self.archive.values()))
         self.ckpt.write(body)
 
     def _finish(self, stop_reason: str) -> GeneticRun:
@@ -449,9 +480,10 @@ class GeneticLoop:
     def _result(self, stats: RunStats, stop_reason: str) -> GeneticRun:
         # list() copies the archive in one step: a run interrupted from another thread
         # may still be adding to it.
-        ranked = sorted(list(self.archive.values()), key=lambda r: (r.nchi2, len(r.ansatz)))
+        archive = self.user_units(list(self.archive.values()))
+        ranked = sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))
         return GeneticRun(
-            populations=tuple(self.populations),
+            populations=tuple(self.user_units(p) for p in self.populations),
             archive=tuple(ranked),
             stats=stats,
             proposer=self._proposer_name(),

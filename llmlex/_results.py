@@ -441,8 +441,12 @@ def run_from_dict(data: Mapping[str, Any]) -> GeneticRun:
 
 
 def run_from_checkpoint(doc: Mapping[str, Any]) -> GeneticRun:
-    """The run so far, from a checkpoint document (see :mod:`llmlex.persist`)."""
-    populations, archive = decode_results(doc)
+    """The run so far, from a checkpoint document (see :mod:`llmlex.persist`).
+
+    A search on rescaled data also records its results in the data's units (``user``):
+    those are the run a reader sees.
+    """
+    populations, archive = decode_results(doc.get("user", doc))
     try:
         return GeneticRun(
             populations=populations,

@@ -32,7 +32,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # the expression language
         "_functions ansatz _symbolic _sympy_json",
         # numerics and result types
-        "fit _kan_sympy _results _kan_results _forms",
+        "fit _kan_sympy _results _kan_results _forms _units",
         # persistence
         "persist",
         # proposers: offline, LLM (one call module), images, reply cache

@@ -1,0 +1,138 @@
+"""Units: the search runs on data scaled by powers of ten, results come back in the user's.
+
+A law does not depend on the units its data are written in, but a search does: the
+score's absolute floor (``eps``), the fitter's random starts (magnitudes 0.01 to 100) and
+a proposer reading the numbers all assume values of order one.  So the search works on
+``x / sx`` and ``y / sy``, with ``sx`` and ``sy`` the powers of ten that bring the largest
+magnitude of each into ``[0.5, 5)``, and every result is mapped back exactly: the ansatz
+``f(x)`` found on the scaled data becomes ``sy * f(x / sx)`` with the same parameter
+values, so fits, predictions and uncertainties carry over unchanged.
+
+Why powers of ten rather than the data's RMS: data already of order one (the common
+case, and every benchmark's) are searched exactly as given, and a change of decimal unit
+(an SI prefix: mm to km, uA to A) gives a bit-for-bit identical search.  Any other unit
+factor leaves an order-one factor, as if the data had come in other units of order one.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmlex._functions import parse_expression_tree
+from llmlex._score import nchi2
+from llmlex.ansatz import parse_ansatz
+from llmlex.exceptions import DataError
+from llmlex.fit import FitResult
+
+__all__ = ["LARGEST", "SMALLEST", "Scaling", "choose_scaling"]
+
+#: Largest magnitudes accepted: beyond, products of the data overflow (or lose digits
+#: to subnormal numbers) before any law can be fitted.
+SMALLEST, LARGEST = 1e-300, 1e300
+
+
+def _decade(values: np.ndarray, name: str) -> float:
+    """The power of ten that brings ``max|values|`` into ``[0.5, 5)`` (1 for all zeros)."""
+    top = float(np.max(np.abs(values)))
+    if top == 0.0:
+        return 1.0
+    if not SMALLEST <= top <= LARGEST:
+        raise DataError(
+            f"the largest |{name}| is {top:.3g}, outside [{SMALLEST:g}, {LARGEST:g}]: "
+            f"rescale {name} (change its units) so that its values are nearer 1"
+        )
+    k = math.floor(math.log10(2.0 * top))
+    # The decimal literal is exactly rounded (10.0 ** k need not be).
+    return float(f"1e{k}")
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The powers of ten the search divides ``x`` and ``y`` by.
+
+    Attributes
+    ----------
+    x, y : float
+        Scales of the abscissa and the ordinate (1.0: unchanged).
+    """
+
+    x: float = 1.0
+    y: float = 1.0
+
+    @property
+    def identity(self) -> bool:
+        """Whether the search sees the data as given."""
+        return self.x == 1.0 and self.y == 1.0
+
+    def data(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The data the search works on."""
+        if self.identity:
+            return x, y
+        return x / self.x, y / self.y
+
+    def sigma(self, sigma: np.ndarray | float | None) -> np.ndarray | float | None:
+        """Error bars of ``y`` in the search's units."""
+        if sigma is None or self.y == 1.0:
+            return sigma
+        return np.asarray(sigma, dtype=float) / self.y
+
+    def ansatz_text(self, text: str) -> str:
+        """``sy * f(x / sx)`` for the ansatz text ``f`` found on the scaled data."""
+        if self.identity:
+            return text
+        tree = parse_expression_tree(text)
+        if self.x != 1.0:
+            tree = _SubstituteX(self.x).visit(tree)
+        if self.y != 1.0:
+            tree = ast.BinOp(left=ast.Constant(self.y), op=ast.Mult(), right=tree)
+        return ast.unparse(ast.fix_missing_locations(tree))
+
+    def to_user(self, result: FitResult, x: np.ndarray, y: np.ndarray) -> FitResult:
+        """``result`` (fitted on the scaled data) in the units of ``x`` and ``y``.
+
+        The parameters keep their values (the mapped ansatz is the same function of
+        them); ``nchi2`` is the reference score on the user's data, and the noise level
+        is scaled back.  The chi-squared, the description length and the covariance of
+        the parameters do not change.
+        """
+        if self.identity:
+            return result
+        compiled = parse_ansatz(self.ansatz_text(result.ansatz))
+        if compiled.n_params != result.n_params:  # the mapping keeps every parameter
+            raise AssertionError(f"scaling changed the parameters of {result.ansatz!r}")
+        value = nchi2(y, compiled(x, result.params)) if result.success else result.nchi2
+        changes: dict[str, object] = {"ansatz": compiled.text, "compiled": compiled, "nchi2": value}
+        noise = getattr(result, "noise", None)
+        if noise is not None:
+            changes["noise"] = noise * self.y
+        return dataclasses.replace(result, **changes)
+
+
+class _SubstituteX(ast.NodeTransformer):
+    """Writes ``(x / scale)`` for every ``x``."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id != "x":
+            return node
+        return ast.BinOp(
+            left=ast.Name("x", ast.Load()), op=ast.Div(), right=ast.Constant(self.scale)
+        )
+
+
+def choose_scaling(x: np.ndarray, y: np.ndarray) -> Scaling:
+    """The :class:`Scaling` of validated data.
+
+    Raises
+    ------
+    DataError
+        If the largest magnitude of ``x`` or ``y`` is outside ``[1e-300, 1e300]``.
+    """
+    return Scaling(x=_decade(x, "x"), y=_decade(y, "y"))

@@ -1,0 +1,123 @@
+"""Tests of llmlex._units: the search's decimal rescaling and the way back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmlex import run_genetic
+from llmlex._units import Scaling, choose_scaling
+from llmlex.exceptions import DataError
+from llmlex.fit import fit_ansatz
+
+
+@pytest.mark.parametrize(
+    ("top", "scale"),
+    [(1.0, 1.0), (4.99, 1.0), (0.5, 1.0), (0.49, 0.1), (5.0, 10.0), (3e-6, 1e-6), (2e7, 1e7)],
+)
+def test_decade_brings_the_largest_magnitude_into_half_to_five(top: float, scale: float) -> None:
+    values = np.array([0.0, -top / 3, top])
+    assert choose_scaling(values, values) == Scaling(x=scale, y=scale)
+
+
+def test_data_of_order_one_are_searched_as_given() -> None:
+    x = np.linspace(-1, 1, 20)
+    s = choose_scaling(x, x**3 + x)
+    assert s.identity
+    xs, ys = s.data(x, x**3)
+    assert xs is x and ys is not None
+
+
+@pytest.mark.parametrize("bad", [1e-305, 3e301])
+def test_magnitudes_beyond_the_supported_range_raise_data_error(bad: float) -> None:
+    x = np.linspace(1, 2, 10)
+    with pytest.raises(DataError, match="outside"):
+        choose_scaling(x, bad * x)
+
+
+def test_to_user_keeps_the_parameters_and_the_function() -> None:
+    x = np.linspace(1, 4, 40) * 1e3
+    y = 1e-6 * np.exp(1.83 - 3.36 / (x / 1e3))
+    s = choose_scaling(x, y)
+    assert s == Scaling(x=1e3, y=1e-6)
+    xs, ys = s.data(x, y)
+    fitted = fit_ansatz("np.exp(params[0] - params[1] / x)", xs, ys)
+    user = s.to_user(fitted, x, y)
+    np.testing.assert_array_equal(user.params, fitted.params)
+    np.testing.assert_allclose(user.predict(x), y, rtol=1e-12)
+    assert "1000.0" in user.ansatz and "1e-06" in user.ansatz
+    assert user.nchi2 < 1e-20
+
+
+def test_sigma_is_scaled_with_y() -> None:
+    s = Scaling(x=1.0, y=1e-3)
+    assert s.sigma(None) is None
+    np.testing.assert_allclose(s.sigma(np.array([1e-5, 2e-5])), [1e-2, 2e-2])
+
+
+def test_a_decimal_change_of_units_finds_the_same_form() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 4, 60)
+    y = (x**3 + x**2 + x) / 30  # of order one: searched as given
+    base = run_genetic(
+        None, None, x, y, population_size=4, num_of_generations=2, seed=0, progress=False
+    )
+    assert choose_scaling(x, y).identity
+    for sx, sy in [(1.0, 1e-6), (1.0, 1e6), (1e3, 1.0)]:
+        s = Scaling(x=sx, y=sy)
+        run = run_genetic(
+            None,
+            None,
+            x * sx,
+            y * sy,
+            population_size=4,
+            num_of_generations=2,
+            seed=0,
+            progress=False,
+        )
+        assert run.best.ansatz == parse(s.ansatz_text(base.best.ansatz))
+        np.testing.assert_allclose(run.best.predict(x * sx), y * sy, rtol=1e-9)
+
+
+def parse(text: str) -> str:
+    from llmlex.ansatz import parse_ansatz
+
+    return parse_ansatz(text).text
+
+
+def test_a_checkpoint_reads_in_the_users_units(tmp_path) -> None:
+    from llmlex import GeneticRun
+
+    x = np.linspace(1, 4, 40) * 1e3
+    y = 1e-6 * (x / 1e3) ** 2
+    path = tmp_path / "run.json"
+    run = run_genetic(
+        None,
+        None,
+        x,
+        y,
+        population_size=3,
+        num_of_generations=1,
+        seed=0,
+        progress=False,
+        checkpoint=path,
+        exit_condition=-1.0,  # never reached: the resumed run has a generation to add
+    )
+    loaded = GeneticRun.load(path)
+    assert [r.ansatz for r in loaded.archive] == [r.ansatz for r in run.archive]
+    np.testing.assert_allclose(loaded.best.predict(x), y, rtol=1e-9)
+    # ... and resuming it continues the search in its own units.
+    again = run_genetic(
+        None,
+        None,
+        x,
+        y,
+        population_size=3,
+        num_of_generations=2,
+        seed=0,
+        progress=False,
+        checkpoint=path,
+        exit_condition=-1.0,
+    )
+    assert len(again) == 2
+    np.testing.assert_allclose(again.best.predict(x), y, rtol=1e-9)
