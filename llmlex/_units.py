@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 
@@ -25,11 +26,13 @@ import numpy as np
 
 from llmlex._functions import parse_expression_tree
 from llmlex._score import nchi2
-from llmlex.ansatz import parse_ansatz
-from llmlex.exceptions import DataError
+from llmlex.ansatz import Ansatz, ansatz_from_sympy, parse_ansatz
+from llmlex.exceptions import AnsatzTooComplexError, DataError
 from llmlex.fit import FitResult
 
 __all__ = ["LARGEST", "SMALLEST", "Scaling", "choose_scaling"]
+
+log = logging.getLogger(__name__)
 
 #: Largest magnitudes accepted: beyond, products of the data overflow (or lose digits
 #: to subnormal numbers) before any law can be fitted.
@@ -95,22 +98,84 @@ class Scaling:
     def to_user(self, result: FitResult, x: np.ndarray, y: np.ndarray) -> FitResult:
         """``result`` (fitted on the scaled data) in the units of ``x`` and ``y``.
 
-        The parameters keep their values (the mapped ansatz is the same function of
-        them); ``nchi2`` is the reference score on the user's data, and the noise level
-        is scaled back.  The chi-squared, the description length and the covariance of
-        the parameters do not change.
+        The mapped ansatz ``sy * f(x / sx)`` is the same function of the parameters.
+        Where a parameter enters once, as a factor of a term, the scale factors in front
+        of it are absorbed into its value (``1e-06*(params[0]*exp(params[1]*(x/1000.0)))``
+        becomes ``params[0]*exp(params[1]*x)`` with ``p0*1e-6`` and ``p1/1000``), so that
+        the parameters are the constants of the formula in the user's units.  The
+        covariance is transformed with them; the chi-squared and the description length
+        do not change; ``nchi2`` is the reference score on the user's data and the noise
+        level is scaled back.
         """
         if self.identity:
             return result
-        compiled = parse_ansatz(self.ansatz_text(result.ansatz))
-        if compiled.n_params != result.n_params:  # the mapping keeps every parameter
-            raise AssertionError(f"scaling changed the parameters of {result.ansatz!r}")
-        value = nchi2(y, compiled(x, result.params)) if result.success else result.nchi2
-        changes: dict[str, object] = {"ansatz": compiled.text, "compiled": compiled, "nchi2": value}
+        compiled, params, factors, order = self._absorbed(result)
+        value = nchi2(y, compiled(x, params)) if result.success else result.nchi2
+        changes: dict[str, object] = {
+            "ansatz": compiled.text,
+            "compiled": compiled,
+            "nchi2": value,
+            "params": params,
+        }
+        cov = getattr(result, "covariance", None)
+        if cov is not None and np.shape(cov) == (result.n_params, result.n_params):
+            scaled = np.asarray(cov, dtype=float) * np.outer(factors, factors)
+            changes["covariance"] = scaled[np.ix_(order, order)]
         noise = getattr(result, "noise", None)
         if noise is not None:
             changes["noise"] = noise * self.y
         return dataclasses.replace(result, **changes)
+
+    def _absorbed(self, result: FitResult) -> tuple[Ansatz, np.ndarray, np.ndarray, list[int]]:
+        """The mapped ansatz, its parameter values, each old parameter's factor, and the
+        old index of each new parameter."""
+        n = result.n_params
+        wrapped = parse_ansatz(self.ansatz_text(result.ansatz))
+        if wrapped.n_params != n:  # the mapping keeps every parameter
+            raise AssertionError(f"scaling changed the parameters of {result.ansatz!r}")
+        plain = (wrapped, np.array(result.params, dtype=float), np.ones(n), list(range(n)))
+        try:
+            found = _absorb(wrapped, n)
+        except Exception:  # sympy may fail on an exotic ansatz: the wrapped text is exact
+            log.debug("kept the wrapped form of %s", result.ansatz, exc_info=True)
+            return plain
+        if found is None:
+            return plain
+        compiled, factors = found
+        order = [int(k) for k in compiled.source_indices]
+        values = (np.asarray(result.params, dtype=float) * factors)[order]
+        return compiled, values, factors, order
+
+
+def _absorb(wrapped: Ansatz, n: int) -> tuple[Ansatz, np.ndarray] | None:
+    """``wrapped`` with numeric factors of once-used parameters absorbed, and the factors.
+
+    None when nothing can be absorbed or the result would lose a parameter.
+    """
+    import sympy
+
+    from llmlex._symbolic import param, time_bound
+
+    with time_bound(AnsatzTooComplexError, "absorbing the units"):
+        expr = sympy.expand_mul(wrapped.sympy)
+        symbols = [param(k) for k in range(n)]
+        factors = np.ones(n)
+        for k, p in enumerate(symbols):
+            terms = [t for t in expr.atoms(sympy.Mul) if p in t.args]
+            uses = sum(1 for a in sympy.preorder_traversal(expr) if a == p)
+            if len(terms) != 1 or uses != 1:
+                continue
+            coeff, rest = terms[0].as_coeff_Mul()
+            if not (coeff.is_Float or coeff.is_Rational) or coeff in (0, 1):
+                continue
+            factors[k] = float(coeff)
+            expr = expr.xreplace({terms[0]: rest})
+        if np.all(factors == 1.0):
+            return None
+        compiled = ansatz_from_sympy(expr)
+    if compiled.n_params != n or sorted(compiled.source_indices) != list(range(n)):
+        return None
+    return compiled, factors
 
 
 class _SubstituteX(ast.NodeTransformer):
