@@ -24,10 +24,12 @@ import numpy as np
 from llmlex._checkpoint import CheckpointFile, options_mismatch
 from llmlex._jsonio import data_fingerprint, encode_float
 from llmlex._llmcall import CONNECTION_ERRORS, Ledger
+from llmlex._polish import polish
 from llmlex._results import (
     CHECKPOINT_KIND,
     GeneticRun,
     RunStats,
+    choose,
     decode_results,
     encode_results,
     stats_from_dict,
@@ -59,6 +61,9 @@ __all__ = ["GeneticLoop", "make_proposer", "select_parents"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: How many of the best results the polish starts from.
+POLISH_TOP = 5
 
 
 class GeneticLoop:
@@ -105,6 +110,8 @@ class GeneticLoop:
         # What the search sees: values of order one (see llmlex._units).
         self.xs, self.ys = self.scaling.data(x, y)
         self.sigma = self.scaling.sigma(sigma)
+        #: Options of every fit of the run (the search's and the polish's).
+        self.fit_options: dict[str, Any] = {"n_starts": s.fit_starts, "timeout": s.fit_timeout}
         self._user: dict[int, tuple[FitResult, FitResult]] = {}
         self.ledger = Ledger(s.budgets)
         self.tally = Tally(self.ledger)
@@ -261,6 +268,7 @@ class GeneticLoop:
                     archive=self.archive,
                     progress=bar,
                     paid=self.paid[stage_no],
+                    fit_options=self.fit_options,
                 )
                 try:
                     stop = await self._run_stage(search)
@@ -293,7 +301,38 @@ class GeneticLoop:
         finally:
             if bar is not None:
                 bar.close()
+        if self.archive and s.polish:
+            await asyncio.to_thread(self._polish)
         return self._finish(stop_reason)
+
+    def _polish(self) -> None:
+        """Fit simpler neighbours of the best results into the archive (see _polish)."""
+        ranked = sorted(self.archive.values(), key=lambda r: (r.nchi2, len(r.ansatz)))
+        top = ranked[:POLISH_TOP]
+        chosen = choose(ranked, self.settings.parsimony_rtol)
+        if chosen not in top:
+            top.append(chosen)
+        for _ in range(2):  # a neighbour of a neighbour: e.g. two noise terms dropped
+            found = polish(
+                top,
+                self.xs,
+                self.ys,
+                known=self.archive,
+                key=archive_key,
+                fit_options=self.fit_options,
+                seed=self.settings.seed or 0,
+            )
+            top = []
+            for r in found:
+                key = archive_key(r)
+                old = self.archive.get(key)
+                # Same function, simpler spelling (the sympy one): kept if no worse.
+                if old is None or r.nchi2 <= old.nchi2 * (1 + 1e-9) + 1e-300:
+                    self.archive[key] = r
+                    top.append(r)
+            top = sorted(top, key=lambda r: r.nchi2)[:POLISH_TOP]
+            if not top:
+                break
 
     def interrupted(self, what: str) -> str:
         """The stop reason of a run interrupted by ``what`` (e.g. ``"KeyboardInterrupt"``)."""

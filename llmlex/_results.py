@@ -44,6 +44,7 @@ __all__ = [
     "GeneticRun",
     "Result",
     "RunStats",
+    "choose",
     "decode_results",
     "encode_results",
     "prefer",
@@ -174,6 +175,13 @@ def prefer(a: FitResult, b: FitResult, rtol: float) -> FitResult:
     return lo
 
 
+def choose(results: Sequence[FitResult], rtol: float) -> FitResult:
+    """The result a run reports among ``results`` (non-empty, best nchi2 first)."""
+    lowest = min(r.nchi2 for r in results)
+    near = [r for r in results if within(r.nchi2, lowest, rtol)]
+    return min(near, key=lambda r: (r.complexity, r.nchi2))
+
+
 def within(value: float, best: float, rtol: float) -> bool:
     return value <= max(best * (1.0 + rtol), EXACT_LEVEL)
 
@@ -222,9 +230,7 @@ class GeneticRun(Sequence[tuple[FitResult, ...]]):
         """The simplest result whose nchi2 is within ``parsimony_rtol`` of the lowest."""
         if not self.archive:
             raise NoValidAnsatzError("the run produced no valid ansatz")
-        lowest = self.archive[0].nchi2
-        near = [r for r in self.archive if within(r.nchi2, lowest, self.parsimony_rtol)]
-        return min(near, key=lambda r: (r.complexity, r.nchi2))
+        return choose(self.archive, self.parsimony_rtol)
 
     @cached_property
     def pareto_front(self) -> tuple[FitResult, ...]:

@@ -330,6 +330,7 @@ class Search:
         archive: dict[str, FitResult],
         progress: Any,
         paid: bool,
+        fit_options: Mapping[str, Any],
     ) -> None:
         self.proposer = proposer
         self.paid = paid  # False: this stage costs nothing (offline) and has no budget
@@ -339,7 +340,7 @@ class Search:
         self.hints = settings.hints
         self.allowed = settings.allowed_functions
         self.sem = asyncio.Semaphore(settings.max_concurrency)
-        self.fit_options = {"n_starts": settings.fit_starts, "timeout": settings.fit_timeout}
+        self.fit_options = fit_options
         self.rtol = settings.parsimony_rtol
         self.tally = tally
         self.archive = archive

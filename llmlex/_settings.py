@@ -81,6 +81,7 @@ class GeneticSettings:
     max_cost: float | None = None
     prices: Mapping[str, tuple[float, float]] | None = None
     max_unparseable: int | None = 4
+    polish: bool = True
 
     def __post_init__(self) -> None:
         if self.population_size < 1 or self.num_of_generations < 1:

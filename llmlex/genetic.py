@@ -116,6 +116,7 @@ def run_genetic(
     max_cost: float | None = DEFAULTS.max_cost,
     prices: Mapping[str, Sequence[float]] | None = DEFAULTS.prices,
     max_unparseable: int | None = DEFAULTS.max_unparseable,
+    polish: bool = DEFAULTS.polish,
     **compat: Any,
 ) -> GeneticRun:
     """Evolve a population of fitted ansätze (FunSearch-style genetic algorithm).
@@ -225,6 +226,11 @@ def run_genetic(
         likewise raise :class:`~llmlex.exceptions.LLMConnectionError` at once.  Both
         messages name the endpoint and what to check; the exception's ``partial_run`` is
         the run so far (None if no generation finished with a fit).
+    polish : bool
+        Before the run ends, fit simpler neighbours of the best results (each top-level
+        term dropped, each constant replaced by the simplest number within its error,
+        the sympy spelling of the formula: ``sqrt(x)*sqrt(x)`` is ``x``) and let the
+        selection rule decide between them and the originals; costs no LLM call.
     **compat
         Keywords of the reference library that are accepted and ignored
         (``use_async``, ``for_kan``, ``demonstrate_parent_plotting``, ``plot_parents``);
@@ -316,6 +322,7 @@ async def arun_genetic(
     max_cost: float | None = DEFAULTS.max_cost,
     prices: Mapping[str, Sequence[float]] | None = DEFAULTS.prices,
     max_unparseable: int | None = DEFAULTS.max_unparseable,
+    polish: bool = DEFAULTS.polish,
     **compat: Any,
 ) -> GeneticRun:
     """Asynchronous :func:`run_genetic`; await it inside a running event loop.

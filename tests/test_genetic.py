@@ -66,7 +66,9 @@ def test_scripted_proposer_satisfies_protocol():
 
 def test_run_returns_populations_best_and_stats():
     proposer = Scripted(FORMS)
-    run = run_genetic(None, None, X, Y, 4, 3, proposer=proposer, seed=0, progress=False)
+    run = run_genetic(
+        None, None, X, Y, 4, 3, proposer=proposer, seed=0, progress=False, polish=False
+    )
     assert isinstance(run, GeneticRun)
     assert len(run) == len(run.populations) >= 1
     assert all([r.nchi2 for r in pop] == sorted(r.nchi2 for r in pop) for pop in run.populations)
@@ -119,20 +121,26 @@ def test_max_concurrency_bounds_in_flight_calls():
 
 def test_equivalent_spellings_are_deduplicated():
     proposer = Scripted(["params[0]*x + params[1]", "params[1] + x*params[0]"])
-    run = run_genetic(None, None, X, Y, 6, 2, proposer=proposer, seed=0, progress=False)
+    run = run_genetic(
+        None, None, X, Y, 6, 2, proposer=proposer, seed=0, progress=False, polish=False
+    )
     assert len(run.archive) == 1
 
 
 def test_parsimony_prefers_simpler_of_equally_good_fits():
     y = 2.0 * X
     proposer = Scripted(["params[0]*x + params[1]*x**3", "params[0]*x"])
-    run = run_genetic(None, None, X, y, 6, 1, proposer=proposer, seed=0, progress=False)
+    run = run_genetic(
+        None, None, X, y, 6, 1, proposer=proposer, seed=0, progress=False, polish=False
+    )
     assert run.best.ansatz == "params[0] * x"
 
 
 def test_failures_are_counted_by_stage_and_do_not_end_the_run():
     proposer = Scripted(["garbage(", "np.log(-np.abs(params[0]) - x**2)", "params[0]*x"])
-    run = run_genetic(None, None, X, Y, 8, 2, proposer=proposer, seed=2, progress=False)
+    run = run_genetic(
+        None, None, X, Y, 8, 2, proposer=proposer, seed=2, progress=False, polish=False
+    )
     assert run.stats.failures["parsing"] > 0
     assert run.stats.failures["fitting"] > 0
     assert run.best.ansatz == "params[0] * x"
@@ -163,7 +171,9 @@ def test_an_exception_while_fitting_a_candidate_is_that_candidates_failure(monke
 
     monkeypatch.setattr(loop, "fit_ansatz", fit_ansatz)
     proposer = Batches(["params[0]*np.tanh(params[1]*x)", "params[0]*np.sin(params[1]*x)"])
-    run = run_genetic(None, None, X, Y, 3, 2, proposer=proposer, seed=0, progress=False)
+    run = run_genetic(
+        None, None, X, Y, 3, 2, proposer=proposer, seed=0, progress=False, polish=False
+    )
     assert run.best.ansatz == "params[0] * np.sin(params[1] * x)"
     assert run.stats.failures["fitting"] == 3 * len(run)
     assert run.stats.last_error.startswith("TypeError: an argument the function rejects")
@@ -248,7 +258,7 @@ def test_async_entry_point():
 
 
 def test_single_call_returns_best_fit_as_mapping():
-    result = single_call(None, None, X, Y, proposer=Scripted(FORMS[2:3]))
+    result = single_call(None, None, X, Y, proposer=Scripted(FORMS[2:3]), polish=False)
     assert result["ansatz"] == "params[0] * np.sin(params[1] * x)"
     np.testing.assert_allclose(np.abs(result["params"]), [1.0, np.pi], rtol=1e-8)
 

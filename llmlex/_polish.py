@@ -1,0 +1,203 @@
+"""Simpler neighbours of the best fitted ansätze, tried on the data before a run ends.
+
+A search driven by the fit alone leaves formulas with parts the data do not need: a
+term fitted to the noise (``x + 0.0105*cos(29.4*x)``), a constant equal to a simple
+number within its error (``0.9999999999999996*exp(...)``, a phase of ``pi/2``), a spelling
+undefined where a simpler one is not (``sqrt(x)*sqrt(x)`` for ``x``).  For each of the best
+few results :func:`neighbours` writes
+
+- the ansatz as sympy prints it (the same function, spelled simply: ``sqrt(x)*sqrt(x)``
+  is ``x``, ``sin(u + pi/2)`` is ``cos(u)``);
+- the ansatz without each one of its top-level terms;
+- the ansatz with each parameter replaced by the simplest number within its error
+  (zero, an integer, a small fraction, a multiple of pi/2);
+
+and :func:`polish` fits them, starting from the values they inherit.  Nothing is adopted
+here: the neighbours join the archive, and the run's selection rule (the description
+length, which charges for every constant and node) decides whether a simpler form
+explains the data as well.  :func:`reduce_phases` puts phases of periodic functions into
+``(-pi, pi]``, which changes no value of the formula.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from llmlex.ansatz import Ansatz, ansatz_from_sympy
+from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
+from llmlex.fit import FitResult, fit_ansatz
+
+__all__ = ["neighbours", "polish", "reduce_phases"]
+
+log = logging.getLogger(__name__)
+
+#: Most neighbours written for one result.
+MAX_NEIGHBOURS = 24
+
+
+def _simple_values(v: float, tol: float) -> list[float]:
+    """Simple numbers within ``tol`` of ``v``, simplest first."""
+    out: list[float] = []
+    for cand in (0.0, float(round(v))):
+        if abs(cand - v) <= tol:
+            out.append(cand)
+    frac = Fraction(v).limit_denominator(12)
+    if abs(float(frac) - v) <= tol:
+        out.append(float(frac))
+    quarter = round(v / (math.pi / 2))
+    if quarter != 0 and abs(quarter * math.pi / 2 - v) <= tol:
+        out.append(quarter * math.pi / 2)
+    seen: list[float] = []
+    for c in out:
+        if c not in seen:
+            seen.append(c)
+    return seen
+
+
+def _tolerance(result: FitResult, k: int) -> float:
+    """How far parameter ``k`` may move: two standard errors, or 1e-9 relative."""
+    v = float(result.params[k])
+    floor = 1e-9 * max(abs(v), 1e-300)
+    errors = getattr(result, "param_errors", None)
+    if errors is None:
+        return floor
+    e = float(np.asarray(errors)[k])
+    return max(2.0 * e, floor) if math.isfinite(e) else floor
+
+
+def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
+    """Simpler ansätze near a fitted one, each with the start values it inherits.
+
+    Returns an empty list when sympy cannot handle the ansatz in its time bound.
+    """
+    import sympy
+
+    from llmlex._symbolic import param, time_bound
+
+    if result.compiled is None or not result.success:
+        return []
+    n = result.n_params
+    values = np.asarray(result.params, dtype=float)
+    out: list[tuple[Ansatz, np.ndarray | None]] = []
+
+    def add(expr: sympy.Expr) -> None:
+        try:
+            a = ansatz_from_sympy(expr)
+        except (AnsatzError, ValueError, TypeError):
+            return
+        if a.text == result.ansatz or len(out) >= MAX_NEIGHBOURS:
+            return
+        # The sympy form keeps the symbols p<k>: the parser's renumbering says which.
+        start = values[list(a.source_indices)] if a.n_params else None
+        out.append((a, start))
+
+    try:
+        with time_bound(AnsatzTooComplexError, f"the neighbours of {result.ansatz[:60]!r}"):
+            expr = result.compiled.sympy
+            add(expr)
+            if isinstance(expr, sympy.Add) and len(expr.args) > 1:
+                for term in expr.args:
+                    add(expr - term)
+            for k in range(n):
+                for v in _simple_values(float(values[k]), _tolerance(result, k)):
+                    number = sympy.nsimplify(v, [sympy.pi]) if v else sympy.Integer(0)
+                    add(expr.xreplace({param(k): number}))
+    except (AnsatzError, RecursionError, MemoryError, TypeError, ValueError):
+        log.debug("no neighbours for %s", result.ansatz, exc_info=True)
+    return out
+
+
+def reduce_phases(result: FitResult) -> FitResult:
+    """``result`` with each phase of a sine or cosine reduced into ``(-pi, pi]``.
+
+    A parameter qualifies when it appears once, as a term of the argument of ``sin`` or
+    ``cos``: shifting it by a multiple of ``2*pi`` changes no value of the formula.
+    """
+    import sympy
+
+    from llmlex._symbolic import param, time_bound
+
+    if result.compiled is None or not result.success or not result.n_params:
+        return result
+    try:
+        with time_bound(AnsatzTooComplexError, "reducing phases"):
+            expr = result.compiled.sympy
+            params = np.array(result.params, dtype=float)
+            changed = False
+            for k in range(result.n_params):
+                p = param(k)
+                if sum(1 for a in sympy.preorder_traversal(expr) if a == p) != 1:
+                    continue
+                for f in expr.atoms(sympy.sin, sympy.cos):
+                    arg = f.args[0]
+                    if isinstance(arg, sympy.Add) and p in arg.args:
+                        reduced = math.remainder(params[k], 2 * math.pi)
+                        if reduced == -math.pi:
+                            reduced = math.pi
+                        if reduced != params[k]:
+                            params[k], changed = reduced, True
+        return replace(result, params=params) if changed else result
+    except (AnsatzError, RecursionError, TypeError, ValueError):
+        return result
+
+
+def polish(
+    results: Sequence[FitResult],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    known: Iterable[str],
+    key: Callable[[FitResult], Any],
+    fit_options: Mapping[str, Any],
+    seed: int = 0,
+) -> list[FitResult]:
+    """Fit the :func:`neighbours` of ``results`` that are not ``known`` (archive keys).
+
+    Parameters
+    ----------
+    results : sequence of FitResult
+        The results to start from, best first.
+    x, y : ndarray
+        The data they were fitted to.
+    known : iterable of str
+        Archive keys (:attr:`Ansatz.canonical`) already fitted; their neighbours are not
+        refitted.
+    key : callable
+        Archive key of a result.
+    fit_options : mapping
+        Keyword options of :func:`~llmlex.fit.fit_ansatz`.
+    seed : int
+        Seed of the fits.
+
+    Returns
+    -------
+    list of FitResult
+        The successful fits, phases reduced; failures are left out (logged at debug).
+    """
+    seen = set(known)
+    out: list[FitResult] = []
+    for result in results:
+        for ansatz, start in neighbours(result):
+            canonical = ansatz.canonical
+            # A respelling of a known ansatz is fitted too: it may be defined where the
+            # known spelling is not.
+            if canonical in seen and canonical != key(result):
+                continue
+            seen.add(canonical)
+            try:
+                fitted = fit_ansatz(
+                    ansatz, x, y, initial=start, seed=seed, validate=False, **fit_options
+                )
+            except Exception:  # one neighbour's failure costs only that neighbour
+                log.debug("polishing %s failed", ansatz.text, exc_info=True)
+                continue
+            if fitted.success:
+                out.append(reduce_phases(fitted))
+    return out
