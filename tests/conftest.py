@@ -10,16 +10,24 @@ retries and a short timeout so that faults are fast.  Async clients:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/ helpers import as top-level modules
 
 from fake_openai import FakeOpenAIServer
+
+# Property tests draw the same examples on every run (a red CI must mean a change broke
+# something, not an unlucky draw); LLMLEX_HYPOTHESIS=random explores new ones.
+settings.register_profile("llmlex", derandomize=True)
+settings.register_profile("random", derandomize=False)
+settings.load_profile("random" if os.environ.get("LLMLEX_HYPOTHESIS") == "random" else "llmlex")
 
 
 @pytest.fixture

@@ -138,11 +138,13 @@ def test_run_round_trip(run, tmp_path):
     assert back.best.ansatz == run.best.ansatz
     assert [r.ansatz for r in back.pareto_front] == [r.ansatz for r in run.pareto_front]
     # A result shared by populations and archive is stored once and shared again.
-    top = run.archive[0]
+    # (The archive may also hold results of the final polish, in no population.)
+    in_pops = {id(r) for pop in run.populations for r in pop}
+    i, top = next((i, r) for i, r in enumerate(run.archive) if id(r) in in_pops)
     where = [(g, k) for g, pop in enumerate(run.populations) for k, r in enumerate(pop) if r is top]
     assert where
     g, k = where[0]
-    assert back.populations[g][k] is back.archive[0]
+    assert back.populations[g][k] is back.archive[i]
     assert len(strict_loads(text)["results"]) < sum(map(len, run.populations)) + len(run.archive)
 
 
@@ -691,6 +693,8 @@ def test_random_evaluated_trees_round_trip(expr):
     # sympy's arithmetic can leave the double range (exp(exp(1e6))); such Floats are
     # refused when saving, so they are not generated here.
     assume(_double_floats_only(expr))
+    # sin(oo) is the interval AccumBounds(-1, 1): not a formula, refused when saving.
+    assume(not expr.has(sympy.AccumBounds))
     tree = json.loads(json.dumps(encode_expr(expr), allow_nan=False))
     assert_same_expr(expr, decode_expr(tree, kind=None))
 
