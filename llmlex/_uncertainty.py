@@ -56,7 +56,11 @@ EXACT_RELATIVE_ERROR = 1e-9
 
 
 def jacobian(
-    model: Callable[[np.ndarray], np.ndarray], p: np.ndarray, f0: np.ndarray | None = None
+    model: Callable[[np.ndarray], np.ndarray],
+    p: np.ndarray,
+    f0: np.ndarray | None = None,
+    *,
+    batch: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """``d model / d p`` at ``p`` by central differences, one column per parameter.
 
@@ -73,6 +77,11 @@ def jacobian(
         The point, shape ``(k,)``.
     f0 : ndarray, optional
         ``model(p)`` if already known.
+    batch : callable, optional
+        ``batch(P) -> ndarray`` of shape ``(n, m)`` (or broadcastable to it): the model
+        at the ``m`` parameter vectors in the columns of ``P`` (shape ``(k, m)``) at
+        once.  All ``2k`` points are then one call instead of ``2k``; if it raises or
+        returns another shape, ``model`` is called per point.
 
     Returns
     -------
@@ -80,25 +89,32 @@ def jacobian(
         Shape ``(n, k)``.
     """
     p = np.asarray(p, dtype=float).ravel()
+    k = p.size
     with np.errstate(all="ignore"):
         f0 = np.asarray(model(p) if f0 is None else f0, dtype=float).ravel()
-        cols = []
-        for i in range(p.size):
-            h = STEP * max(1.0, abs(p[i]))
-            up, down = p.copy(), p.copy()
-            up[i] += h
-            down[i] -= h
-            hu, hd = up[i] - p[i], p[i] - down[i]  # the steps the doubles really took
-            fu = np.asarray(model(up), dtype=float).ravel()
-            fd = np.asarray(model(down), dtype=float).ravel()
-            col = (fu - fd) / (hu + hd)
-            bad = ~np.isfinite(col)
-            if bad.any():
-                one_sided = np.where(np.isfinite(fu), (fu - f0) / hu, (f0 - fd) / hd)
-                col = np.where(bad, one_sided, col)
-                col[~np.isfinite(col)] = np.nan
-            cols.append(col)
-    return np.stack(cols, axis=1) if cols else np.empty((f0.size, 0))
+        n = f0.size
+        h = np.diag(STEP * np.maximum(1.0, np.abs(p)))
+        points = np.hstack([p[:, None] + h, p[:, None] - h])  # columns p + h_i, p - h_i
+        hu = np.diagonal(points[:, :k]) - p  # the steps the doubles really took
+        hd = p - np.diagonal(points[:, k:])
+        values = None
+        if batch is not None and k:
+            try:
+                values = np.broadcast_to(np.asarray(batch(points), dtype=float), (n, 2 * k))
+            except Exception:  # not vectorisable over parameters: one point at a time
+                values = None
+        if values is None:
+            values = np.empty((n, 2 * k))
+            for j in range(2 * k):
+                values[:, j] = np.asarray(model(points[:, j]), dtype=float).ravel()
+        fu, fd = values[:, :k], values[:, k:]
+        jac = (fu - fd) / (hu + hd)
+        bad = ~np.isfinite(jac)
+        if bad.any():
+            one_sided = np.where(np.isfinite(fu), (fu - f0[:, None]) / hu, (f0[:, None] - fd) / hd)
+            jac = np.where(bad, one_sided, jac)
+            jac[~np.isfinite(jac)] = np.nan
+    return jac
 
 
 def covariance(jac: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
@@ -124,32 +140,33 @@ def covariance(jac: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
         a ``nan``.
     """
     jac = np.asarray(jac, dtype=float)
-    k = jac.shape[1]
-    if not np.all(np.isfinite(jac)) or math.isnan(scale):
+    n, k = jac.shape
+    if not np.isfinite(jac).all() or math.isnan(scale):
         return np.full((k, k), np.nan)
-    if scale == math.inf:  # no degrees of freedom left to estimate the scale from
-        return np.full((k, k), np.inf)
-    if k == 0 or jac.shape[0] == 0:
+    if scale == math.inf or k == 0 or n == 0:  # no degrees of freedom to scale with
         return np.full((k, k), np.inf)
     with np.errstate(all="ignore"):  # tiny or huge weights: variances may be 0 or inf
-        top = np.max(np.abs(jac), axis=0)
-        dead = top == 0.0  # a parameter the model does not depend on
-        top = np.where(dead, 1.0, top)
-        norms = top * np.sqrt(np.sum((jac / top) ** 2, axis=0))  # no overflow of squares
+        norms = np.sqrt(np.einsum("ij,ij->j", jac, jac))
+        if not np.isfinite(norms).all():  # the squares overflowed: scale them first
+            top = np.max(np.abs(jac), axis=0)
+            top[top == 0] = 1.0
+            norms = top * np.sqrt(np.einsum("ij,ij->j", jac / top, jac / top))
+        dead = norms == 0.0  # a parameter the model does not depend on
         safe = np.where(dead, 1.0, norms)
-        scaled = jac / safe
         # Every right singular vector is needed, the null space of a short J included;
         # the full factors only for a short J (an n x n factor of a long one is huge).
-        _, s, vt = np.linalg.svd(scaled, full_matrices=scaled.shape[0] < k)
-        s_top = s[0] if s.size else 0.0
+        _, s, vt = np.linalg.svd(jac / safe, full_matrices=n < k)
+        root = np.sqrt(scale) / safe  # the scale split so that the product overflows last
+        if s.size == k and s[-1] > RCOND * s[0] and not dead.any():  # full rank: all kept
+            return ((vt.T / (s * s)) @ vt) * np.outer(root, root)
         keep = np.zeros(k, dtype=bool)
-        keep[: s.size] = s > RCOND * s_top if s_top > 0 else False
+        if s.size and s[0] > 0:
+            keep[: s.size] = s > RCOND * s[0]
         v = vt.T
         inner = (v[:, keep] / s[keep[: s.size]] ** 2) @ v[:, keep].T
-        null = v[:, ~keep]
-        lost = dead | (np.sum(null * null, axis=1) > _NULL_COMPONENT**2)
-        root = np.sqrt(scale) / safe  # the scale split so that the product overflows last
         cov = inner * np.outer(root, root)
+        null = v[:, ~keep]
+        lost = dead | (np.einsum("ij,ij->i", null, null) > _NULL_COMPONENT**2)
     cov[lost, :] = np.inf
     cov[:, lost] = np.inf
     return cov
@@ -181,6 +198,7 @@ def fit_statistics(
     eps: float,
     deadline: float,
     structure: Callable[[], tuple[int, int]],
+    batch: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> FitStatistics:
     """The statistics of a fit that ended at ``p``.
 
@@ -208,6 +226,8 @@ def fit_statistics(
     structure : callable
         ``structure() -> (node count, node kinds)`` of the formula, called only for a
         successful fit whose Jacobian is known (it may go through sympy).
+    batch : callable, optional
+        The model at many parameter vectors at once (see :func:`jacobian`).
 
     Returns
     -------
@@ -221,37 +241,43 @@ def fit_statistics(
     if not np.all(np.isfinite(p)):
         return failed
     t_eval = time.perf_counter()
-    yhat = np.broadcast_to(np.asarray(model(p), dtype=float), y.shape)
+    yhat = np.asarray(model(p), dtype=float)
     t_eval = time.perf_counter() - t_eval
+    if yhat.shape != y.shape:
+        yhat = np.broadcast_to(yhat, y.shape)
     value = nchi2(y, yhat, alpha=alpha, eps=eps)
     if not math.isfinite(value):
         return failed
-    chi_weight = np.broadcast_to(1.0 / sigma if sigma is not None else 1.0 / noise, y.shape)
-    weight = np.broadcast_to(weight, y.shape)
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = (y - yhat) * chi_weight
-        chi2 = float(r @ r)
-    chi2 = chi2 if math.isfinite(chi2) else math.inf
-    cov, fisher, note = None, np.full(k, np.nan), ""
-    if k and time.perf_counter() + 2 * k * t_eval > deadline:
-        note = "; no covariance: the time budget is spent"
-    elif k:
-        try:
-            jac = jacobian(model, p, yhat)
-        except Exception:  # the model raised near the optimum: no errors, not a failure
-            log.debug("the jacobian failed", exc_info=True)
-            note = "; no covariance: the model raised near the optimum"
-        else:
-            with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # overflow gives inf chi2 or variances: no warning
+        r = yhat - y
+        rs = r / sigma if sigma is not None else r / noise
+        chi2 = float(rs @ rs)
+        chi2 = chi2 if math.isfinite(chi2) else math.inf
+        cov, fisher, note = None, np.full(k, np.nan), ""
+        if k and time.perf_counter() + 2 * k * t_eval > deadline:
+            note = "; no covariance: the time budget is spent"
+        elif k:
+            try:
+                jac = jacobian(model, p, yhat, batch=batch)
+            except Exception:  # the model raised near the optimum: no errors, no failure
+                log.debug("the jacobian failed", exc_info=True)
+                note = "; no covariance: the model raised near the optimum"
+            else:
+                jw = jac * weight[:, None]
                 if sigma is not None and absolute_sigma:
                     factor = 1.0
-                else:  # curve_fit's convention: the weights are relative, the residuals scale
-                    rw = (yhat - y) * weight
+                else:  # curve_fit's convention: the weights are relative, residuals scale
+                    rw = r * weight
                     factor = float(rw @ rw) / dof if dof > 0 else math.inf
-                cov = covariance(jac * weight[:, None], scale=factor)
-                fisher = np.sum((jac * chi_weight[:, None]) ** 2, axis=0)
-    else:
-        cov = np.empty((0, 0))
+                cov = covariance(jw, scale=factor)
+                # The Fisher matrix of chi2 / 2 with the noise chi2 used (not rescaled).
+                if sigma is not None:
+                    fisher = np.einsum("ij,ij->j", jw, jw)
+                else:
+                    jn = jac / noise
+                    fisher = np.einsum("ij,ij->j", jn, jn)
+        else:
+            cov = np.empty((0, 0))
     dl = math.nan
     if not np.isnan(fisher).any():  # else nan anyway: skip the structure (maybe sympy)
         complexity, n_op = structure()

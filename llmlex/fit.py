@@ -630,12 +630,16 @@ def _fit(
     scale = nchi2_scale(y, alpha=alpha, eps=eps)
     weight = 1.0 / scale if sigma is None else 1.0 / sigma
     deadline = t0 + timeout
+    # Every function of the language is elementwise, so the compiled closures evaluate
+    # many parameter vectors at once: x as a column, each params[i] a row.
+    batch = (lambda pts: compiled._func(x[:, None], pts)) if x.ndim == 1 else None
 
     def done(p: np.ndarray, msg: str, nfev: int, starts: int) -> FitResult:
         st = fit_statistics(
             lambda q: compiled(x, q), y, p, weight=weight, sigma=sigma,
             absolute_sigma=absolute_sigma, noise=noise, alpha=alpha, eps=eps,
             deadline=deadline + 0.1 * timeout, structure=lambda: _structure(compiled),
+            batch=batch,
         )  # fmt: skip
         return FitResult(
             ansatz=compiled.text,
