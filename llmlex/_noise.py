@@ -9,10 +9,14 @@ caller gave no error bars.  Pure numpy, no knowledge of ansätze or results.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "NOISE_FLOOR", "estimate_noise"]
+from llmlex._jsonio import data_fingerprint
+
+__all__ = ["MAD_TO_SIGMA", "NOISE_FLOOR", "estimate_noise", "remembered_noise"]
 
 #: ``1 / Phi^{-1}(3/4)``: the median absolute value of a standard normal times this is 1.
 MAD_TO_SIGMA = 1.482602218505602
@@ -172,3 +176,28 @@ def estimate_noise(x: np.ndarray, y: np.ndarray) -> float:
         s = float(np.sqrt(np.mean(kept * kept) / _CLIPPED_VARIANCE)) if kept.size else 0.0
     s *= y_top
     return s if math.isfinite(s) and s > floor else floor
+
+
+_MEMO: OrderedDict[str, float] = OrderedDict()
+_MEMO_SIZE = 64
+_MEMO_LOCK = threading.Lock()
+
+
+def remembered_noise(x: np.ndarray, y: np.ndarray) -> float:
+    """:func:`estimate_noise`, remembered for the last 64 data sets (by a hash of the data).
+
+    Callers that fit many ansätze to one data set without passing the noise level (the
+    offline proposer, the KAN edges) estimate it once; hashing costs far less than the
+    estimate.
+    """
+    key = data_fingerprint(x, y)
+    with _MEMO_LOCK:
+        if key in _MEMO:
+            _MEMO.move_to_end(key)
+            return _MEMO[key]
+    level = estimate_noise(x, y)
+    with _MEMO_LOCK:
+        _MEMO[key] = level
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return level

@@ -311,15 +311,23 @@ def significant_digits(value: float, error: float, *, precision: int | None = No
     return _digits(value, error, precision)[0]
 
 
-def format_value(value: float, error: float = math.nan, *, precision: int | None = None) -> str:
+def format_value(
+    value: float,
+    error: float = math.nan,
+    *,
+    precision: int | None = None,
+    show_error: bool = False,
+) -> str:
     """``value`` written with :func:`significant_digits` digits (``%g`` style).
 
     Where the error decided the digits, trailing zeros are kept (``2.000`` says the
-    value is known to a thousandth); otherwise they are dropped (``2``, ``0.5``).
+    value is known to a thousandth); otherwise they are dropped (``2``, ``0.5``).  With
+    ``show_error``, a finite error follows to two digits: ``1.235 ± 0.012``.
     """
     digits, justified = _digits(value, error, precision)
     if not justified:
-        return f"{float(value):.{digits}g}"
-    text = f"{float(value):#.{digits}g}"
-    mantissa, e, exponent = text.partition("e")
-    return mantissa.rstrip(".") + e + exponent
+        text = f"{float(value):.{digits}g}"
+    else:
+        mantissa, e, exponent = f"{float(value):#.{digits}g}".partition("e")
+        text = mantissa.rstrip(".") + e + exponent
+    return f"{text} ± {error:.2g}" if show_error and math.isfinite(error) else text

@@ -25,9 +25,7 @@ from __future__ import annotations
 import ast
 import logging
 import math
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,9 +34,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from llmlex._formula import write_values
-from llmlex._jsonio import data_fingerprint, decode_float, encode_float
+from llmlex._jsonio import decode_float, decode_float_matrix, encode_float
 from llmlex._lsq import Objective, OutOfTime, minimise
-from llmlex._noise import estimate_noise
+from llmlex._noise import remembered_noise
 from llmlex._report import report_html
 from llmlex._score import ALPHA, EPS, nchi2, nchi2_scale, r2, score
 from llmlex._uncertainty import fit_statistics, format_value
@@ -248,13 +246,7 @@ class FitResult:
             format_value(v, e, precision=precision)
             for v, e in zip(self.params, errors, strict=True)
         ]
-        try:
-            return write_values(self._compiled()._tree, values)
-        except RecursionError:  # a tree too deep to rewrite: the plain substitution
-            text = self.ansatz
-            for k in range(self.n_params - 1, -1, -1):
-                text = text.replace(f"params[{k}]", values[k])
-            return text
+        return write_values(self._compiled()._tree, values)  # depth is bounded by the parser
 
     def __getstate__(self) -> dict[str, Any]:
         # The compiled closures cannot be pickled; they are rebuilt from the text.
@@ -282,10 +274,10 @@ class FitResult:
         Parameters are written ``p0 = 1.234 ± 0.0052``: the value to the digits its
         standard error justifies (at most ``precision``), the error to two digits.
         """
+        errors = self.param_errors
         params = ", ".join(
-            f"p{k} = {format_value(v, e, precision=precision)}"
-            + (f" ± {e:.2g}" if math.isfinite(e) else "")
-            for k, (v, e) in enumerate(zip(self.params, self.param_errors, strict=True))
+            f"p{k} = {format_value(v, e, precision=precision, show_error=True)}"
+            for k, (v, e) in enumerate(zip(self.params, errors, strict=True))
         )
         rows = [
             ("ansatz", self.ansatz),
@@ -385,22 +377,8 @@ def fit_result_to_dict(result: FitResult) -> dict[str, Any]:
     }
 
 
-def _decode_covariance(value: Any, k: int) -> np.ndarray | None:
-    """A stored covariance (``None`` when absent: saved before the field existed)."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) != k:
-        raise PersistError(f"covariance must be a list of {k} rows")
-    rows = []
-    for row in value:
-        if not isinstance(row, list) or len(row) != k:
-            raise PersistError(f"covariance must be {k} x {k}")
-        rows.append([decode_float(v) for v in row])
-    return np.array(rows, dtype=float).reshape(k, k)
-
-
-def _decode_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _count(value: Any, name: str) -> int:
+    if type(value) is not int:  # bool is not a count
         raise PersistError(f"{name} must be an integer, got {type(value).__name__}")
     return value
 
@@ -434,8 +412,8 @@ def fit_result_from_dict(data: Mapping[str, Any]) -> FitResult:
             # Absent from results saved before these fields existed: unknown.
             noise=decode_float(data.get("noise", "nan")),
             chi2=decode_float(data.get("chi2", "nan")),
-            dof=_decode_int(data.get("dof", 0), "dof"),
-            covariance=_decode_covariance(data.get("covariance"), len(params)),
+            dof=_count(data.get("dof", 0), "dof"),
+            covariance=decode_float_matrix(data.get("covariance"), len(params), "covariance"),
             description_length=decode_float(data.get("description_length", "nan")),
         )
     except KeyError as err:
@@ -444,28 +422,6 @@ def fit_result_from_dict(data: Mapping[str, Any]) -> FitResult:
         if isinstance(err, PersistError):
             raise
         raise PersistError(f"a stored result is malformed: {err}") from None
-
-
-_NOISE_MEMO: OrderedDict[str, float] = OrderedDict()
-_NOISE_MEMO_SIZE = 64
-_NOISE_LOCK = threading.Lock()
-
-
-def _estimated_noise(x: np.ndarray, y: np.ndarray) -> float:
-    """:func:`estimate_noise`, remembered for the last data sets seen: callers that fit
-    many ansätze to one data set without passing ``noise`` (the offline proposer, the
-    KAN edges) estimate it once; hashing the data costs far less than the estimate."""
-    key = data_fingerprint(x, y)
-    with _NOISE_LOCK:
-        if key in _NOISE_MEMO:
-            _NOISE_MEMO.move_to_end(key)
-            return _NOISE_MEMO[key]
-    level = estimate_noise(x, y)
-    with _NOISE_LOCK:
-        _NOISE_MEMO[key] = level
-        while len(_NOISE_MEMO) > _NOISE_MEMO_SIZE:
-            _NOISE_MEMO.popitem(last=False)
-    return level
 
 
 def _random_start(rng: np.random.Generator, n: int, wide: bool) -> np.ndarray:
@@ -520,8 +476,8 @@ def fit_ansatz(
     noise : float, optional
         The noise standard deviation of ``y`` for ``chi2`` when ``sigma`` is not given
         (ignored when it is).  By default it is estimated from the data with
-        :func:`~llmlex._noise.estimate_noise`; a caller fitting many ansätze to one
-        data set passes the estimate once.
+        :func:`~llmlex._noise.estimate_noise` (remembered for the last 64 data sets); a
+        caller fitting many ansätze to one data set may pass the estimate once.
     initial : sequence of float, optional
         A first start (e.g. values the language model suggested).
     n_starts : int
@@ -570,7 +526,7 @@ def fit_ansatz(
         top = float(np.max(sig))  # the RMS of sigmas near 1e308 without overflow
         level = top * float(np.sqrt(np.mean((sig / top) ** 2)))
     else:
-        level = check_noise(noise) if noise is not None else _estimated_noise(x, y)
+        level = check_noise(noise) if noise is not None else remembered_noise(x, y)
     try:
         return _fit(
             compiled,

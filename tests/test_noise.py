@@ -112,3 +112,14 @@ def test_a_million_points_take_well_under_a_second():
     value = estimate_noise(x, y)
     assert time.perf_counter() - t0 < 2.0
     assert value == pytest.approx(0.01, rel=0.05)
+
+
+def test_the_remembered_estimate_is_the_estimate_of_the_same_data():
+    from llmlex._noise import remembered_noise
+
+    x, y, rms = _sample("log(x+1)", 4)
+    y = y + np.random.default_rng(4).normal(0, 0.01 * rms, y.size)
+    first = remembered_noise(x, y)
+    assert first == estimate_noise(x, y) == remembered_noise(x.copy(), y.copy())
+    y[0] += 1.0  # the same arrays changed in place: another data set
+    assert remembered_noise(x, y) == estimate_noise(x, y) != first

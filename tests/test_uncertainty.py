@@ -163,3 +163,8 @@ def test_significant_digits_are_two_digits_of_the_error():
     assert significant_digits(1.23456, 0.0123) == 4
     assert significant_digits(123.0, 0.5) == 5  # 123.00 +- 0.50
     assert significant_digits(0.001, 1.0) == 1
+
+
+def test_a_value_can_be_shown_with_its_error():
+    assert format_value(1.23456, 0.0123, show_error=True) == "1.235 ± 0.012"
+    assert format_value(1.5, math.inf, show_error=True) == "1.5"
