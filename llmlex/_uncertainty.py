@@ -141,24 +141,28 @@ def covariance(jac: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
     """
     jac = np.asarray(jac, dtype=float)
     n, k = jac.shape
-    if not np.isfinite(jac).all() or math.isnan(scale):
+    if math.isnan(scale):
         return np.full((k, k), np.nan)
     if scale == math.inf or k == 0 or n == 0:  # no degrees of freedom to scale with
         return np.full((k, k), np.inf)
     with np.errstate(all="ignore"):  # tiny or huge weights: variances may be 0 or inf
         norms = np.sqrt(np.einsum("ij,ij->j", jac, jac))
-        if not np.isfinite(norms).all():  # the squares overflowed: scale them first
-            top = np.max(np.abs(jac), axis=0)
+        if not np.isfinite(norms).all():
+            if not np.isfinite(jac).all():
+                return np.full((k, k), np.nan)
+            top = np.max(np.abs(jac), axis=0)  # the squares overflowed: scale them first
             top[top == 0] = 1.0
             norms = top * np.sqrt(np.einsum("ij,ij->j", jac / top, jac / top))
         dead = norms == 0.0  # a parameter the model does not depend on
-        safe = np.where(dead, 1.0, norms)
+        any_dead = bool(dead.any())
+        safe = np.where(dead, 1.0, norms) if any_dead else norms
         # Every right singular vector is needed, the null space of a short J included;
         # the full factors only for a short J (an n x n factor of a long one is huge).
         _, s, vt = np.linalg.svd(jac / safe, full_matrices=n < k)
         root = np.sqrt(scale) / safe  # the scale split so that the product overflows last
-        if s.size == k and s[-1] > RCOND * s[0] and not dead.any():  # full rank: all kept
-            return ((vt.T / (s * s)) @ vt) * np.outer(root, root)
+        if not any_dead and s.size == k and s[-1] > RCOND * s[0]:  # full rank: all kept
+            w = vt / s[:, None]
+            return (w.T @ w) * np.outer(root, root)
         keep = np.zeros(k, dtype=bool)
         if s.size and s[0] > 0:
             keep[: s.size] = s > RCOND * s[0]
@@ -196,6 +200,7 @@ def fit_statistics(
     noise: float,
     alpha: float,
     eps: float,
+    scale: np.ndarray,
     deadline: float,
     structure: Callable[[], tuple[int, int]],
     batch: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -220,6 +225,8 @@ def fit_statistics(
         The noise level of ``chi2`` when ``sigma`` is None.
     alpha, eps : float
         Parameters of the nchi2 score.
+    scale : ndarray
+        ``nchi2_scale(y, alpha=alpha, eps=eps)``, already computed by the caller.
     deadline : float
         :func:`time.perf_counter` value beyond which the ``2 * len(p)`` evaluations of the
         Jacobian are not started (measured by the cost of one evaluation).
@@ -245,9 +252,15 @@ def fit_statistics(
     t_eval = time.perf_counter() - t_eval
     if yhat.shape != y.shape:
         yhat = np.broadcast_to(yhat, y.shape)
-    value = nchi2(y, yhat, alpha=alpha, eps=eps)
+    # nchi2(y, yhat) with the scale the caller has: the same operations, so the same
+    # value to the bit; nchi2 itself where anything is not finite (its overflow guards).
+    with np.errstate(all="ignore"):
+        rn = (y - yhat) / scale
+        value = float(np.mean(rn * rn))
     if not math.isfinite(value):
-        return failed
+        value = nchi2(y, yhat, alpha=alpha, eps=eps)
+        if not math.isfinite(value):
+            return failed
     with np.errstate(all="ignore"):  # overflow gives inf chi2 or variances: no warning
         r = yhat - y
         rs = r / sigma if sigma is not None else r / noise

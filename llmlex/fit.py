@@ -593,7 +593,7 @@ def _fit(
     def done(p: np.ndarray, msg: str, nfev: int, starts: int) -> FitResult:
         st = fit_statistics(
             lambda q: compiled(x, q), y, p, weight=weight, sigma=sigma,
-            absolute_sigma=absolute_sigma, noise=noise, alpha=alpha, eps=eps,
+            absolute_sigma=absolute_sigma, noise=noise, alpha=alpha, eps=eps, scale=scale,
             deadline=deadline + 0.1 * timeout, structure=lambda: _structure(compiled),
             batch=batch,
         )  # fmt: skip
