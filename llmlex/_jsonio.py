@@ -33,6 +33,7 @@ __all__ = [
     "check_envelope",
     "data_fingerprint",
     "decode_float",
+    "decode_float_matrix",
     "decoding",
     "dumps",
     "encode_float",
@@ -66,6 +67,18 @@ def decode_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PersistError(f"not a number: {value!r}")
     return float(value)
+
+
+def decode_float_matrix(value: Any, k: int, what: str) -> np.ndarray | None:
+    """A ``k x k`` matrix stored as a list of rows of :func:`encode_float` values; None
+    stays None (a field absent from older documents)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != k:
+        raise PersistError(f"{what} must be a list of {k} rows")
+    if not all(isinstance(row, list) and len(row) == k for row in value):
+        raise PersistError(f"{what} must be {k} x {k}")
+    return np.array([[decode_float(v) for v in row] for row in value], dtype=float).reshape(k, k)
 
 
 def typed_field(data: Mapping[str, Any], key: str, typ: type, what: str) -> Any:

@@ -44,6 +44,7 @@ __all__ = [
     "ast_to_sympy",
     "canonical_key",
     "node_count",
+    "operator_kinds",
     "param",
     "power_too_big",
     "sympy_to_text",
@@ -345,6 +346,25 @@ def canonical_key(expr: sympy.Expr, n_params: int) -> str:
 def node_count(expr: sympy.Expr) -> int:
     """Number of nodes of a sympy expression tree."""
     return sum(1 for _ in sympy.preorder_traversal(expr))
+
+
+def operator_kinds(expr: sympy.Expr) -> int:
+    """Number of distinct kinds of node in a sympy expression tree.
+
+    Each operator and function is a kind (``Add``, ``Mul``, ``Pow``, ``sin``, ...), as is
+    each named constant (``pi``); the atoms make three more at most: ``x`` (any other
+    symbol), a parameter ``p<k>`` (all parameters are one kind), and a number (all numbers
+    are one kind).  The ``n_op`` of the description length (:mod:`llmlex._criterion`).
+    """
+    kinds: set[str] = set()
+    for node in sympy.preorder_traversal(expr):
+        if node.is_Symbol:
+            kinds.add("param" if node.name[:1] == "p" and node.name[1:].isdigit() else "x")
+        elif node.is_Number:
+            kinds.add("number")
+        else:
+            kinds.add(type(node).__name__)
+    return len(kinds)
 
 
 def snap_number(v: float, *, rel: float = 1e-9) -> sympy.Expr:

@@ -6,7 +6,7 @@ import numpy as np
 
 from llmlex.exceptions import DataError
 
-__all__ = ["MIN_POINTS", "check_xy"]
+__all__ = ["MIN_POINTS", "check_noise", "check_sigma", "check_xy"]
 
 #: Fewest data points a regression accepts.
 MIN_POINTS = 5
@@ -79,3 +79,55 @@ def check_xy(
     if not allow_constant and constant_y:
         raise DataError(f"y is constant ({ya[0]!r}): there is no function of x to find")
     return xa.copy(), ya.copy()
+
+
+def check_sigma(sigma: object, n: int) -> np.ndarray:
+    """Validate error bars: a scalar or one per point, positive and finite.
+
+    Parameters
+    ----------
+    sigma : float or array_like
+        Standard deviations of the ``y`` values.
+    n : int
+        Number of data points.
+
+    Returns
+    -------
+    ndarray
+        ``n`` float64 values (a scalar is repeated).
+
+    Raises
+    ------
+    DataError
+        Naming the problem: non-numeric, wrong length, non-finite, zero or negative.
+    """
+    if np.ndim(sigma) == 0:
+        try:
+            value = float(sigma)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError) as err:
+            raise DataError(f"sigma must be a number or one per point: {err}") from None
+        arr = np.full(n, value)
+    else:
+        arr = _as_1d("sigma", sigma)
+        if arr.size != n:
+            raise DataError(f"sigma has {arr.size} values for {n} data points")
+    if not np.all(np.isfinite(arr)):
+        raise DataError("sigma must be finite")
+    bad = arr <= 0
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"sigma must be positive: {bad.sum()} value(s) <= 0 (first {arr[k]!r} at index {k})"
+        )
+    return arr
+
+
+def check_noise(noise: object) -> float:
+    """Validate a noise level: a positive finite number (raises :class:`DataError`)."""
+    try:
+        value = float(noise)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError) as err:
+        raise DataError(f"noise must be a number: {err}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise DataError(f"noise must be positive and finite, got {value!r}")
+    return value

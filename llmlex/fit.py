@@ -11,11 +11,20 @@ with :math:`\\alpha = 0.01`, :math:`\\epsilon = 10^{-4}`.  It is a weighted leas
 objective, so parameters are fitted by minimising it directly with
 :func:`scipy.optimize.least_squares` from several starts.  By the reference convention
 ``score = -nchi2`` (higher is better).
+
+With error bars (``sigma=``) the objective is the chi-squared instead, weights
+``1/sigma`` as in :func:`scipy.optimize.curve_fit`; ``nchi2`` stays the score of record
+either way.  Every fit also reports its chi-squared against the noise level (given, or
+estimated from the data by :func:`llmlex._noise.estimate_noise`), the covariance and
+standard errors of its parameters, and a description length
+(:mod:`llmlex._criterion`) that weighs the fit against the size of the formula.
 """
 
 from __future__ import annotations
 
+import ast
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +33,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from llmlex._jsonio import decode_float, encode_float
+from llmlex._formula import write_values
+from llmlex._jsonio import decode_float, decode_float_matrix, encode_float
 from llmlex._lsq import Objective, OutOfTime, minimise
+from llmlex._noise import remembered_noise
 from llmlex._report import report_html
 from llmlex._score import ALPHA, EPS, nchi2, nchi2_scale, r2, score
-from llmlex._validation import check_xy
+from llmlex._uncertainty import fit_statistics, format_value
+from llmlex._validation import check_noise, check_sigma, check_xy
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError, PersistError
 
@@ -63,6 +75,13 @@ _MAPPING_KEYS = (
     "message",
     "nfev",
     "time",
+    "noise",
+    "chi2",
+    "dof",
+    "reduced_chi2",
+    "param_errors",
+    "covariance",
+    "description_length",
 )
 
 
@@ -94,6 +113,26 @@ class FitResult:
         Wall time of the fit in seconds.
     compiled : Ansatz or None
         The compiled ansatz, for :meth:`predict`.
+    noise : float
+        The noise standard deviation ``chi2`` is measured against: the RMS of the
+        ``sigma`` given to :func:`fit_ansatz`, else the ``noise`` given, else the level
+        :func:`~llmlex._noise.estimate_noise` read from the data.
+    chi2 : float
+        ``sum((y_i - yhat_i)**2 / sigma_i**2)`` with the given ``sigma``, else with
+        ``noise`` for every point; ``inf`` for a failed fit.
+    dof : int
+        Degrees of freedom: data points minus parameters (0 for a result saved before
+        this field existed).
+    covariance : ndarray
+        Covariance of the parameters (``n_params x n_params``, read-only):
+        ``pinv(J^T J)`` of the Jacobian ``J`` of the weighted residuals at the optimum,
+        times the reduced chi-squared of those residuals unless ``absolute_sigma`` was
+        set (:func:`scipy.optimize.curve_fit`'s convention).  ``inf`` in the rows and
+        columns of parameters the data do not determine; ``nan`` for a failed fit.
+    description_length : float
+        Code length of the data through this formula, in nats (lower is better):
+        ``chi2 / 2`` plus the cost of the tree and of the parameters' precision
+        (:func:`llmlex._criterion.description_length`).  ``inf`` for a failed fit.
     """
 
     ansatz: str
@@ -105,11 +144,23 @@ class FitResult:
     n_starts: int = 0
     time: float = 0.0
     compiled: Ansatz | None = field(default=None, repr=False)
+    noise: float = math.nan
+    chi2: float = math.nan
+    dof: int = 0
+    covariance: np.ndarray | None = field(default=None, repr=False)
+    description_length: float = math.nan
 
     def __post_init__(self) -> None:
         p = np.array(self.params, dtype=float).ravel()
         p.setflags(write=False)
         object.__setattr__(self, "params", p)
+        k = p.size
+        if self.covariance is None:
+            cov = np.full((k, k), np.nan)
+        else:
+            cov = np.array(self.covariance, dtype=float).reshape(k, k)
+        cov.setflags(write=False)
+        object.__setattr__(self, "covariance", cov)
 
     @property
     def score(self) -> float:
@@ -120,6 +171,24 @@ class FitResult:
     def n_params(self) -> int:
         """Number of fitted parameters."""
         return int(self.params.size)
+
+    @property
+    def reduced_chi2(self) -> float:
+        """``chi2 / dof``: about 1 when the residuals are at the noise level.
+
+        With no degrees of freedom left: ``inf`` if ``chi2 > 0``, else ``nan``.
+        """
+        if self.dof > 0:
+            return self.chi2 / self.dof
+        return math.inf if self.chi2 > 0 else math.nan
+
+    @property
+    def param_errors(self) -> np.ndarray:
+        """Standard errors of the parameters, ``sqrt(diag(covariance))`` (read-only)."""
+        with np.errstate(invalid="ignore"):
+            err = np.sqrt(np.diagonal(self.covariance))
+        err.setflags(write=False)
+        return err
 
     @cached_property
     def complexity(self) -> int:
@@ -154,12 +223,30 @@ class FitResult:
 
     __call__ = predict
 
-    def formula(self, precision: int = 6) -> str:
-        """The ansatz text with the fitted values written in place of ``params[i]``."""
-        text = self.ansatz
-        for k in range(self.n_params - 1, -1, -1):
-            text = text.replace(f"params[{k}]", f"{self.params[k]:.{precision}g}")
-        return text
+    def formula(self, precision: int | None = None) -> str:
+        """The ansatz text with the fitted values written in place of ``params[i]``.
+
+        Parameters
+        ----------
+        precision : int, optional
+            Most significant digits of a value.  Each value is rounded to the digits its
+            standard error justifies (two significant digits of the error, at least one
+            digit: ``1.23456 +- 0.0123`` is written ``1.235``); a value without a finite
+            error, or with an error below ``1e-9`` of it (an exact fit), is written with
+            ``precision`` digits, 6 by default.
+
+        Returns
+        -------
+        str
+            Python text; a negative value is written with the sign folded in
+            (``x - 0.5``, never ``x + -0.5``) or in parentheses (``x*(-2)``).
+        """
+        errors = self.param_errors
+        values = [
+            format_value(v, e, precision=precision)
+            for v, e in zip(self.params, errors, strict=True)
+        ]
+        return write_values(self._compiled()._tree, values)  # depth is bounded by the parser
 
     def __getstate__(self) -> dict[str, Any]:
         # The compiled closures cannot be pickled; they are rebuilt from the text.
@@ -182,15 +269,33 @@ class FitResult:
         return ("x",)
 
     def report_rows(self, precision: int = 6) -> list[tuple[str, str]]:
-        """Rows of :func:`llmlex.export.report` after the formula."""
-        params = ", ".join(f"p{k} = {v:.{precision}g}" for k, v in enumerate(self.params))
-        return [
+        """Rows of :func:`llmlex.export.report` after the formula.
+
+        Parameters are written ``p0 = 1.234 ± 0.0052``: the value to the digits its
+        standard error justifies (at most ``precision``), the error to two digits.
+        """
+        errors = self.param_errors
+        params = ", ".join(
+            f"p{k} = {format_value(v, e, precision=precision, show_error=True)}"
+            for k, (v, e) in enumerate(zip(self.params, errors, strict=True))
+        )
+        rows = [
             ("ansatz", self.ansatz),
             ("parameters", params or "(none)"),
             ("nchi2", f"{self.nchi2:.{precision}g}"),
+        ]
+        if not math.isnan(self.chi2):  # absent from results saved before they existed
+            rows += [
+                ("chi2/dof", f"{self.chi2:.4g} / {self.dof} = {self.reduced_chi2:.4g}"),
+                ("noise", f"{self.noise:.{precision}g}"),
+            ]
+        if not math.isnan(self.description_length):
+            rows.append(("description length", f"{self.description_length:.4g} nats"))
+        rows += [
             ("complexity", str(self.complexity)),
             ("fit", f"{self.message}; {self.nfev} evaluations, {self.time:.3g} s"),
         ]
+        return rows
 
     def pareto_points(self) -> tuple[list[tuple[int, float, str]], tuple[int, float] | None]:
         """The one point of this fit."""
@@ -242,6 +347,13 @@ class FitResult:
             "nfev": self.nfev,
             "n_starts": self.n_starts,
             "time": self.time,
+            "noise": self.noise,
+            "chi2": self.chi2,
+            "dof": self.dof,
+            "reduced_chi2": self.reduced_chi2,
+            "param_errors": [float(v) for v in self.param_errors],
+            "covariance": self.covariance.tolist(),
+            "description_length": self.description_length,
         }
 
 
@@ -257,7 +369,18 @@ def fit_result_to_dict(result: FitResult) -> dict[str, Any]:
         "nfev": int(result.nfev),
         "n_starts": int(result.n_starts),
         "time": encode_float(result.time),
+        "noise": encode_float(result.noise),
+        "chi2": encode_float(result.chi2),
+        "dof": int(result.dof),
+        "covariance": [[encode_float(v) for v in row] for row in result.covariance],
+        "description_length": encode_float(result.description_length),
     }
+
+
+def _count(value: Any, name: str) -> int:
+    if type(value) is not int:  # bool is not a count
+        raise PersistError(f"{name} must be an integer, got {type(value).__name__}")
+    return value
 
 
 def fit_result_from_dict(data: Mapping[str, Any]) -> FitResult:
@@ -286,6 +409,12 @@ def fit_result_from_dict(data: Mapping[str, Any]) -> FitResult:
             n_starts=int(data.get("n_starts", 0)),
             time=decode_float(data.get("time", 0.0)),
             compiled=compiled,
+            # Absent from results saved before these fields existed: unknown.
+            noise=decode_float(data.get("noise", "nan")),
+            chi2=decode_float(data.get("chi2", "nan")),
+            dof=_count(data.get("dof", 0), "dof"),
+            covariance=decode_float_matrix(data.get("covariance"), len(params), "covariance"),
+            description_length=decode_float(data.get("description_length", "nan")),
         )
     except KeyError as err:
         raise PersistError(f"a stored result lacks the field {err.args[0]!r}") from None
@@ -305,6 +434,9 @@ def fit_ansatz(
     x: np.ndarray,
     y: np.ndarray,
     *,
+    sigma: float | Sequence[float] | np.ndarray | None = None,
+    absolute_sigma: bool = False,
+    noise: float | None = None,
     initial: Sequence[float] | None = None,
     n_starts: int = 8,
     pool_size: int = 256,
@@ -315,7 +447,8 @@ def fit_ansatz(
     eps: float = EPS,
     validate: bool = True,
 ) -> FitResult:
-    """Fit the parameters of an ansatz by minimising the normalized chi-squared.
+    """Fit the parameters of an ansatz by minimising the normalized chi-squared, or the
+    chi-squared when error bars are given.
 
     Starts, in order: ``initial`` (if given), all ones, then the best of ``pool_size``
     random log-uniform vectors of both signs (magnitudes in [0.1, 10] and [0.01, 100],
@@ -330,6 +463,21 @@ def fit_ansatz(
         The ansatz; text is parsed with :func:`~llmlex.ansatz.parse_ansatz`.
     x, y : array_like
         The data.
+    sigma : float or array_like, optional
+        Standard deviations of ``y``: one for all points or one per point, positive and
+        finite.  The fit then minimises the chi-squared ``sum(((y - f) / sigma)**2)``
+        (weights ``1/sigma``, as :func:`scipy.optimize.curve_fit`); without it, the
+        normalized chi-squared (weights ``1 / nchi2_scale(y)``).
+    absolute_sigma : bool
+        Take ``sigma`` as absolute standard deviations: the covariance is
+        ``pinv(J^T J)`` unscaled.  Otherwise (and always without ``sigma``) it is scaled
+        by the reduced chi-squared of the weighted residuals, so only the relative sizes
+        of the weights matter (``curve_fit``'s convention).
+    noise : float, optional
+        The noise standard deviation of ``y`` for ``chi2`` when ``sigma`` is not given
+        (ignored when it is).  By default it is estimated from the data with
+        :func:`~llmlex._noise.estimate_noise` (remembered for the last 64 data sets); a
+        caller fitting many ansätze to one data set may pass the estimate once.
     initial : sequence of float, optional
         A first start (e.g. values the language model suggested).
     n_starts : int
@@ -352,17 +500,20 @@ def fit_ansatz(
     Returns
     -------
     FitResult
-        Never raises for a fit that fails: ``success`` is False and ``nchi2`` is ``inf``.
-        An exception of the ansatz or the optimiser is such a failure (named in
-        ``message``); where the ansatz raises for some parameters only, it counts as
-        undefined there.
+        Never raises for a fit that fails: ``success`` is False, ``nchi2``, ``chi2`` and
+        ``description_length`` are ``inf`` and the covariance is ``nan``.  An exception
+        of the ansatz or the optimiser is such a failure (named in ``message``); where
+        the ansatz raises for some parameters only, it counts as undefined there.  The
+        covariance costs ``2 * n_params`` evaluations at the optimum; if the time budget
+        is spent and they would overrun it by more than a tenth, it is left ``nan`` (and
+        the description length with it), and ``message`` says so.
 
     Raises
     ------
     AnsatzError
         If ``ansatz`` is text that does not parse.
     DataError
-        If ``x`` or ``y`` is unusable.
+        If ``x``, ``y``, ``sigma`` or ``noise`` is unusable.
     """
     t0 = time.perf_counter()
     compiled = parse_ansatz(ansatz) if isinstance(ansatz, str) else ansatz
@@ -370,12 +521,21 @@ def fit_ansatz(
         x, y = check_xy(x, y, allow_constant=True)
     else:
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    sig = None if sigma is None else check_sigma(sigma, y.size)
+    if sig is not None:
+        top = float(np.max(sig))  # the RMS of sigmas near 1e308 without overflow
+        level = top * float(np.sqrt(np.mean((sig / top) ** 2)))
+    else:
+        level = check_noise(noise) if noise is not None else remembered_noise(x, y)
     try:
         return _fit(
             compiled,
             x,
             y,
             t0,
+            sigma=sig,
+            absolute_sigma=absolute_sigma,
+            noise=level,
             initial=initial,
             n_starts=n_starts,
             pool_size=pool_size,
@@ -390,11 +550,15 @@ def fit_ansatz(
         return FitResult(
             ansatz=compiled.text,
             params=np.full(compiled.n_params, np.nan),
-            nchi2=float("inf"),
+            nchi2=math.inf,
             success=False,
             message=f"fit failed: {type(err).__name__}: {str(err)[:200]}",
             time=time.perf_counter() - t0,
             compiled=compiled,
+            noise=level,
+            chi2=math.inf,
+            dof=int(y.size) - compiled.n_params,
+            description_length=math.inf,
         )
 
 
@@ -404,6 +568,9 @@ def _fit(
     y: np.ndarray,
     t0: float,
     *,
+    sigma: np.ndarray | None,
+    absolute_sigma: bool,
+    noise: float,
     initial: Sequence[float] | None,
     n_starts: int,
     pool_size: int,
@@ -416,27 +583,45 @@ def _fit(
     """The search of :func:`fit_ansatz` on checked data (it may raise: the caller catches)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = compiled.n_params
-    weight = 1.0 / nchi2_scale(y, alpha=alpha, eps=eps)
+    scale = nchi2_scale(y, alpha=alpha, eps=eps)
+    weight = 1.0 / scale if sigma is None else 1.0 / sigma
+    deadline = t0 + timeout
+    # Every function of the language is elementwise, so the compiled closures evaluate
+    # many parameter vectors at once: x as a column, each params[i] a row.
+    batch = (lambda pts: compiled._func(x[:, None], pts)) if x.ndim == 1 else None
 
-    def done(p: np.ndarray, value: float, ok: bool, msg: str, nfev: int, starts: int):
+    def done(p: np.ndarray, msg: str, nfev: int, starts: int) -> FitResult:
+        st = fit_statistics(
+            lambda q: compiled(x, q), y, p, weight=weight, sigma=sigma,
+            absolute_sigma=absolute_sigma, noise=noise, alpha=alpha, eps=eps, scale=scale,
+            deadline=deadline + 0.1 * timeout, structure=lambda: _structure(compiled),
+            batch=batch,
+        )  # fmt: skip
         return FitResult(
             ansatz=compiled.text,
             params=p,
-            nchi2=value,
-            success=ok,
-            message=msg,
+            nchi2=st.nchi2,
+            success=st.ok,
+            message=msg + st.note if n or st.ok else "non-finite",
             nfev=nfev,
             n_starts=starts,
             time=time.perf_counter() - t0,
             compiled=compiled,
+            noise=noise,
+            chi2=st.chi2,
+            dof=st.dof,
+            covariance=st.covariance,
+            description_length=st.description_length,
         )
 
     if n == 0:
-        value = nchi2(y, compiled(x, ()), alpha=alpha, eps=eps)
-        ok = bool(np.isfinite(value))
-        return done(np.empty(0), value, ok, "no parameters" if ok else "non-finite", 1, 0)
+        return done(np.empty(0), "no parameters", 1, 0)
 
-    deadline = t0 + timeout
+    # With sigma the objective is chi2 / N, not nchi2; nchi2 >= min((sigma/scale)**2)
+    # times it, so only a value that low can be an exact fit, then checked on nchi2.
+    with np.errstate(over="ignore"):  # inf for huge sigma: no exact-fit shortcut then
+        exact_factor = 1.0 if sigma is None else float(np.min((sigma / scale) ** 2))
+
     # The clock is read at most every 32 evaluations (it costs more than a cheap ansatz),
     # and at every one when an evaluation is slow (jv on a million points): every
     # evaluation, in screening and the finite-start search too, checks the deadline.
@@ -518,7 +703,9 @@ def _fit(
             except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
                 message = f"optimiser failed: {err}"
                 continue
-            if objective.best <= EXACT_NCHI2:
+            if objective.best * exact_factor <= EXACT_NCHI2 and (
+                sigma is None or nchi2(y, compiled(x, objective.best_p)) <= EXACT_NCHI2
+            ):
                 message = "exact fit"
                 break
             # Five starts landing on the same best minimum: more are unlikely to help.
@@ -536,7 +723,27 @@ def _fit(
         if objective.error is not None:
             err = objective.error
             message += f" (the ansatz raised {type(err).__name__}: {str(err)[:200]})"
-        return done(np.full(n, np.nan), float("inf"), False, message, nfev, tried)
-    best_p = objective.best_p
-    final = nchi2(y, compiled(x, best_p), alpha=alpha, eps=eps)
-    return done(best_p, final, bool(np.isfinite(final)), str(message), nfev, tried)
+        return done(np.full(n, np.nan), message, nfev, tried)
+    return done(objective.best_p, str(message), nfev, tried)
+
+
+_STRUCTURES: dict[str, tuple[int, int]] = {}
+
+
+def _structure(compiled: Ansatz) -> tuple[int, int]:
+    """Node count and number of node kinds of the ansatz (from its sympy form, else its
+    syntax tree), remembered by text: the sympy conversion costs about as much as a fit,
+    and the same forms are fitted again and again (every KAN edge, every seed)."""
+    hit = _STRUCTURES.get(compiled.text)
+    if hit is not None:
+        return hit
+    from llmlex._symbolic import operator_kinds
+
+    try:  # both sympy steps are time-bounded inside the Ansatz
+        found = compiled.complexity, operator_kinds(compiled.sympy)
+    except AnsatzTooComplexError:  # no sympy form: the syntax tree, as complexity does
+        found = compiled.complexity, len({type(n).__name__ for n in ast.walk(compiled._tree)})
+    if len(_STRUCTURES) >= 4096:
+        _STRUCTURES.clear()
+    _STRUCTURES[compiled.text] = found
+    return found

@@ -28,9 +28,10 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(names.split())
     for names in (
         # exceptions and pure helpers
-        "exceptions _version _validation _aio _features _jsonio _checkpoint _score _lsq _report",
+        "exceptions _version _validation _aio _features _jsonio _checkpoint _score _lsq _report "
+        "_noise _criterion _uncertainty",
         # the expression language
-        "_functions ansatz _symbolic _sympy_json",
+        "_functions ansatz _symbolic _sympy_json _formula",
         # numerics and result types
         "fit _kan_sympy _results _kan_results _forms _units",
         # persistence

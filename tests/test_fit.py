@@ -325,3 +325,167 @@ def test_timeout_holds_when_one_evaluation_is_slow():
     r = fit_ansatz("scipy.special.jv(params[0], params[1]*x)", x, y, timeout=0.3)
     assert time.perf_counter() - t0 < 0.6
     assert "time budget of 0.3 s" in r.message
+
+
+# ------------------------------------------------------------------ error bars and noise
+
+
+@pytest.mark.parametrize(
+    ("sigma", "match"),
+    [
+        (0.0, "positive"),
+        (-1.0, "positive"),
+        (np.inf, "finite"),
+        (np.nan, "finite"),
+        (np.ones(7), "7 values for 100"),
+        (np.r_[np.ones(99), -2.0], "index 99"),
+        ("abc", "number"),
+        (np.ones((100, 2)), "one-dimensional"),
+    ],
+)
+def test_bad_sigma_is_a_data_error_naming_the_problem(sigma, match):
+    with pytest.raises(DataError, match=match):
+        fit_ansatz("params[0]*x", X, 2 * X, sigma=sigma)
+
+
+@pytest.mark.parametrize("noise", [0.0, -1.0, np.nan, np.inf, "x"])
+def test_bad_noise_is_a_data_error(noise):
+    with pytest.raises(DataError, match="noise"):
+        fit_ansatz("params[0]*x", X, 2 * X, noise=noise)
+
+
+def test_sigma_weights_the_fit_like_weighted_least_squares():
+    rng = np.random.default_rng(5)
+    y = 2 * X + 1 + rng.normal(0, 0.3, X.size)
+    sigma = rng.uniform(0.05, 1.0, X.size)
+    r = fit_ansatz("params[0]*x + params[1]", X, y, sigma=sigma)
+    np.testing.assert_allclose(r.params, np.polyfit(X, y, 1, w=1 / sigma), rtol=1e-6)
+    # One point with a tiny sigma: the line passes through it.
+    sigma = np.ones(X.size)
+    sigma[30] = 1e-6
+    r = fit_ansatz("params[0]*x + params[1]", X, y, sigma=sigma)
+    assert r.predict(X[30:31])[0] == pytest.approx(y[30], abs=1e-6)
+    np.testing.assert_allclose(r.params, np.polyfit(X, y, 1, w=1 / sigma), rtol=1e-7)
+    # nchi2 is still the reference score of the fitted curve.
+    assert r.nchi2 == pytest.approx(nchi2(y, r.predict(X)), rel=1e-12)
+
+
+def test_chi2_counts_residuals_against_the_given_or_estimated_noise():
+    rng = np.random.default_rng(2)
+    y = 2 * X + 1 + rng.normal(0, 0.1, X.size)
+    r = fit_ansatz("params[0]*x + params[1]", X, y, sigma=0.1)
+    resid = y - r.predict(X)
+    assert r.chi2 == pytest.approx(np.sum(resid**2) / 0.01)
+    assert r.noise == pytest.approx(0.1) and r.dof == X.size - 2
+    assert r.reduced_chi2 == pytest.approx(r.chi2 / r.dof)
+    assert 0.6 < r.reduced_chi2 < 1.5
+    est = fit_ansatz("params[0]*x + params[1]", X, y)
+    assert est.noise == pytest.approx(0.1, rel=0.3)  # estimated from the data
+    assert est.chi2 == pytest.approx(np.sum((y - est.predict(X)) ** 2) / est.noise**2)
+    given = fit_ansatz("params[0]*x + params[1]", X, y, noise=0.2)
+    assert given.noise == 0.2 and given.chi2 == pytest.approx(r.chi2 / 4, rel=1e-6)
+    # Per-point sigma: chi2 uses each, noise reports their RMS.
+    sig = np.linspace(0.05, 0.15, X.size)
+    per = fit_ansatz("params[0]*x + params[1]", X, y, sigma=sig, noise=123.0)
+    assert per.noise == pytest.approx(np.sqrt(np.mean(sig**2)))
+    assert per.chi2 == pytest.approx(np.sum(((y - per.predict(X)) / sig) ** 2))
+
+
+def test_without_sigma_the_fit_is_unchanged_and_still_exact():
+    y = np.exp(-X) + 2 * np.exp(-3 * X)
+    r = fit_ansatz("np.exp(params[0]*x)+params[1]*np.exp(params[2]*x)", X, y)
+    assert r.nchi2 < 1e-20 and r.message == "exact fit"
+    assert r.reduced_chi2 < 1e-6  # rounding, far below the (floored) noise level
+
+
+def test_an_exact_fit_with_sigma_stops_early():
+    y = 51.2288 * np.cos(1.18219 * X)
+    r = fit_ansatz("params[0]*np.cos(params[1]*x)", X, y, sigma=np.linspace(0.5, 2.0, X.size))
+    assert r.message == "exact fit" and r.n_starts == 1
+    assert r.nchi2 < 1e-20
+
+
+def test_no_degrees_of_freedom():
+    x = np.linspace(0, 1, 5)
+    r = fit_ansatz(" + ".join(f"params[{k}]*x**{k}" for k in range(5)), x, np.exp(x))
+    assert r.dof == 0
+    assert np.isnan(r.reduced_chi2) or r.reduced_chi2 == np.inf
+    assert np.all(np.isinf(r.param_errors))  # nothing left to scale the errors with
+    assert FitResult("params[0]", [1.0], 0.0, True, "", chi2=2.0, dof=0).reduced_chi2 == np.inf
+
+
+def test_report_rows_show_errors_chi2_noise_and_description_length():
+    rng = np.random.default_rng(0)
+    y = 2 * X + 1 + rng.normal(0, 0.1, X.size)
+    r = fit_ansatz("params[0]*x + params[1]", X, y)
+    rows = dict(r.report_rows())
+    assert rows["parameters"].startswith("p0 = 2.0") and " ± " in rows["parameters"]
+    assert rows["chi2/dof"].endswith(f"= {r.reduced_chi2:.4g}")
+    assert {"nchi2", "noise", "description length", "complexity", "fit"} <= set(rows)
+    old = FitResult("params[0]*x", [2.0], 0.1, True, "converged")  # as saved before
+    assert "chi2/dof" not in dict(old.report_rows())
+    assert dict(old.report_rows())["parameters"] == "p0 = 2"
+
+
+def test_to_dict_and_mapping_access_have_the_new_fields():
+    r = fit_ansatz("params[0]*x + params[1]", X, 2 * X + 1 + 0.01 * np.sin(7 * X))
+    d = r.to_dict()
+    for key in ("noise", "chi2", "dof", "reduced_chi2", "param_errors", "covariance"):
+        assert key in d and key in r
+    assert d["description_length"] == r["description_length"]
+    assert np.array(d["covariance"]).shape == (2, 2)
+    json.dumps(d)
+
+
+def test_new_fields_round_trip_and_old_documents_still_load():
+    from llmlex.fit import fit_result_from_dict, fit_result_to_dict
+    from llmlex.persist import from_json, to_json
+
+    r = fit_ansatz("params[0]*np.exp(params[1]*x)", X, 2 * np.exp(-X) + 0.01 * np.sin(9 * X))
+    back = from_json(to_json(r))
+    for name in ("noise", "chi2", "dof", "description_length"):
+        assert getattr(back, name) == getattr(r, name)
+    assert back.covariance.tobytes() == r.covariance.tobytes()
+    failed = fit_ansatz("np.log(-np.abs(params[0]) - x**2)", X, X)
+    again = from_json(to_json(failed))
+    assert np.isnan(again.covariance).all() and again.chi2 == np.inf
+    # A result written before these fields existed.
+    old = {
+        "ansatz": "params[0] * x + params[1]",
+        "params": [2.0, 1.0],
+        "nchi2": 1e-3,
+        "success": True,
+        "message": "converged",
+        "nfev": 10,
+        "n_starts": 2,
+        "time": 0.01,
+    }
+    loaded = fit_result_from_dict(old)
+    assert np.isnan(loaded.noise) and np.isnan(loaded.chi2) and np.isnan(loaded.description_length)
+    assert loaded.dof == 0 and np.isnan(loaded.reduced_chi2)
+    assert loaded.covariance.shape == (2, 2) and np.isnan(loaded.param_errors).all()
+    assert loaded.formula() == "2 * x + 1"
+    assert set(fit_result_to_dict(loaded)) >= set(old)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("covariance", "x"),
+        ("covariance", [[1.0, 2.0]]),
+        ("covariance", [[1.0, 2.0], [3.0]]),
+        ("covariance", [[1.0, "y"], [3.0, 4.0]]),
+        ("dof", 1.5),
+        ("dof", True),
+        ("chi2", "many"),
+        ("noise", None),
+    ],
+)
+def test_damaged_new_fields_are_a_persist_error(field, value):
+    from llmlex.exceptions import PersistError
+    from llmlex.fit import fit_result_from_dict, fit_result_to_dict
+
+    data = fit_result_to_dict(fit_ansatz("params[0]*x + params[1]", X, 2 * X + 1))
+    data[field] = value
+    with pytest.raises(PersistError):
+        fit_result_from_dict(data)

@@ -1,0 +1,125 @@
+"""The noise level of data around a smooth curve (llmlex._noise.estimate_noise)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmlex._noise import NOISE_FLOOR, estimate_noise
+
+# Smooth curves on their Nguyen-style domains.
+CURVES = {
+    "x3+x2+x": (lambda x: x**3 + x**2 + x, (-1.0, 1.0)),
+    "exp(2x)": (lambda x: np.exp(2 * x), (-1.0, 1.0)),
+    "sin(x)+sin(x2)": (lambda x: np.sin(x) + np.sin(x**2), (-1.0, 1.0)),
+    "log(x+1)": (lambda x: np.log(x + 1), (0.0, 2.0)),
+}
+
+
+def _sample(name: str, seed: int, n: int = 100) -> tuple[np.ndarray, np.ndarray, float]:
+    f, (lo, hi) = CURVES[name]
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(lo, hi, n)
+    y = f(x)
+    return x, y, float(np.sqrt(np.mean(y * y)))
+
+
+@pytest.mark.parametrize("name", CURVES)
+@pytest.mark.parametrize("level", [0.01, 0.1])
+def test_the_estimate_is_within_30_percent_of_the_true_noise(name, level):
+    ratios = []
+    for seed in range(20):
+        x, y, rms = _sample(name, seed)
+        s = level * rms
+        noisy = y + np.random.default_rng(1000 + seed).normal(0.0, s, y.size)
+        ratios.append(estimate_noise(x, noisy) / s)
+    ratios = np.array(ratios)
+    assert np.all(np.abs(ratios - 1) < 0.3), ratios
+    assert abs(np.mean(ratios) - 1) < 0.1  # no bias
+
+
+@pytest.mark.parametrize("name", CURVES)
+def test_noise_free_curves_read_far_below_a_thousandth_of_their_size(name):
+    for seed in range(10):
+        x, y, rms = _sample(name, seed)
+        assert estimate_noise(x, y) < 1e-5 * rms
+
+
+def test_the_estimate_is_never_zero_and_floored_relative_to_the_data():
+    x = np.linspace(0, 1, 50)
+    y = 2 * x + 1  # no curvature: the pseudo-residuals are rounding
+    rms = np.sqrt(np.mean(y * y))
+    assert estimate_noise(x, y) == pytest.approx(NOISE_FLOOR * rms, rel=0.5)
+    assert estimate_noise(x, np.zeros(50)) > 0
+
+
+def test_repeated_x_values_are_averaged_and_their_spread_counts():
+    rng = np.random.default_rng(3)
+    ratios = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x = np.repeat(rng.uniform(-1, 1, 30), 3)
+        y = np.exp(2 * x) + rng.normal(0, 0.05, x.size)
+        ratios.append(estimate_noise(x, y) / 0.05)
+    assert np.all(np.abs(np.array(ratios) - 1) < 0.3), ratios
+    # Only two distinct x: the spread within the groups alone.
+    x = np.repeat([0.0, 1.0], 50)
+    y = x + np.random.default_rng(1).normal(0, 0.1, x.size)
+    assert estimate_noise(x, y) == pytest.approx(0.1, rel=0.3)
+
+
+def test_order_of_the_points_does_not_matter():
+    x, y, rms = _sample("exp(2x)", 0)
+    y = y + np.random.default_rng(0).normal(0, 0.01 * rms, y.size)
+    perm = np.random.default_rng(1).permutation(y.size)
+    assert estimate_noise(x[perm], y[perm]) == pytest.approx(estimate_noise(x, y), rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 8, 20, 40])
+def test_few_points_give_a_finite_positive_estimate(n):
+    x = np.linspace(0, 1, n)
+    y = np.sin(3 * x) + np.random.default_rng(n).normal(0, 0.1, n)
+    value = estimate_noise(x, y)
+    assert np.isfinite(value) and value > 0
+
+
+def test_fewer_than_three_distinct_x_without_repeats_gives_the_floor():
+    assert estimate_noise(np.array([0.0, 1.0]), np.array([1.0, 2.0])) < 1e-11
+
+
+def test_an_outlier_or_a_kink_does_not_read_as_noise():
+    x = np.linspace(0, 1, 100)
+    y = np.sin(3 * x)
+    y[50] += 10.0
+    assert estimate_noise(x, y) < 1e-4
+    assert estimate_noise(x, np.abs(x - 0.5)) < 1e-9
+
+
+def test_values_near_the_top_of_the_doubles_do_not_overflow():
+    x = np.array([-1.7e308, -1e308, 0.0, 1e308, 1.7e308])
+    assert np.isfinite(estimate_noise(x, x / 2))
+    y = np.array([1e308, -1e308] * 5)
+    assert np.isfinite(estimate_noise(np.arange(10.0), y))
+
+
+def test_a_million_points_take_well_under_a_second():
+    import time
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 1_000_000)
+    y = np.sin(3 * x) + rng.normal(0, 0.01, x.size)
+    t0 = time.perf_counter()
+    value = estimate_noise(x, y)
+    assert time.perf_counter() - t0 < 2.0
+    assert value == pytest.approx(0.01, rel=0.05)
+
+
+def test_the_remembered_estimate_is_the_estimate_of_the_same_data():
+    from llmlex._noise import remembered_noise
+
+    x, y, rms = _sample("log(x+1)", 4)
+    y = y + np.random.default_rng(4).normal(0, 0.01 * rms, y.size)
+    first = remembered_noise(x, y)
+    assert first == estimate_noise(x, y) == remembered_noise(x.copy(), y.copy())
+    y[0] += 1.0  # the same arrays changed in place: another data set
+    assert remembered_noise(x, y) == estimate_noise(x, y) != first
