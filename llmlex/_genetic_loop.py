@@ -15,6 +15,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ import numpy as np
 from llmlex._checkpoint import CheckpointFile, options_mismatch
 from llmlex._jsonio import data_fingerprint, encode_float
 from llmlex._llmcall import CONNECTION_ERRORS, Ledger
+from llmlex._noise import estimate_noise
 from llmlex._polish import polish
 from llmlex._results import (
     CHECKPOINT_KIND,
@@ -42,6 +44,7 @@ from llmlex._search import (
     archive_key,
     make_proposer,
     progress_bar,
+    rank_key,
     seed_ints,
     select_parents,
 )
@@ -62,8 +65,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How many of the best results the polish starts from.
+#: How many of the best results the polish starts from (and goes on from each round).
 POLISH_TOP = 5
+#: Most rounds of the polish (each fits the neighbours of the last round's best).
+POLISH_ROUNDS = 8
 
 
 class GeneticLoop:
@@ -109,9 +114,18 @@ class GeneticLoop:
         self.scaling = choose_scaling(x, y)
         # What the search sees: values of order one (see llmlex._units).
         self.xs, self.ys = self.scaling.data(x, y)
+        self.user_sigma = sigma
         self.sigma = self.scaling.sigma(sigma)
+        # Without error bars, the noise level is estimated once, on what the search sees.
+        self.noise = estimate_noise(self.xs, self.ys) if sigma is None else None
         #: Options of every fit of the run (the search's and the polish's).
-        self.fit_options: dict[str, Any] = {"n_starts": s.fit_starts, "timeout": s.fit_timeout}
+        self.fit_options: dict[str, Any] = {
+            "n_starts": s.fit_starts,
+            "timeout": s.fit_timeout,
+            "sigma": self.sigma,
+            "absolute_sigma": s.absolute_sigma,
+            "noise": self.noise,
+        }
         self._user: dict[int, tuple[FitResult, FitResult]] = {}
         self.ledger = Ledger(s.budgets)
         self.tally = Tally(self.ledger)
@@ -120,6 +134,9 @@ class GeneticLoop:
         self.paid = [stage.name != "offline" for stage in self.stages]
         self.stage_prices = self._stage_prices()
         self.archive: dict[str, FitResult] = {}
+        # What the final polish found (kept apart: a finished run extended later goes on
+        # from the search's own archive, exactly as if it had not stopped).
+        self.polished: dict[str, FitResult] = {}
         self.populations: list[tuple[FitResult, ...]] = []
         self.rng = np.random.default_rng(s.seed)
         # Where the run stands (what a checkpoint records as its position).
@@ -167,7 +184,9 @@ class GeneticLoop:
         if s.checkpoint is None:
             return None
         fingerprint: dict[str, Any] = {
-            "data": data_fingerprint(self.x, self.y),
+            "data": data_fingerprint(self.x, self.y)
+            if self.sigma is None
+            else data_fingerprint(self.x, self.y, self.sigma),
             "options": {
                 "population_size": int(s.population_size),
                 "temperature": float(s.temperature),
@@ -278,15 +297,13 @@ class GeneticLoop:
                     stop_reason, halt = stop
                 if halt:
                     break
-                if search.best_nchi2() <= s.exit_condition:
+                reached = self._reached(search)
+                if reached is not None:
                     # In hybrid mode the offline stage comes first: reaching the exit
                     # condition there saves every LLM call.
                     if stage_no == 0 and len(self.stages) > 1:
                         self.tally.saved = per_stage
-                        stop_reason = (
-                            f"exit_condition {s.exit_condition:g} reached offline; "
-                            f"{self.tally.saved} LLM calls saved"
-                        )
+                        stop_reason = f"{reached} offline; {self.tally.saved} LLM calls saved"
                     break
         except (KeyboardInterrupt, asyncio.CancelledError) as exc:
             # Ctrl-C in a callback, or the task cancelled (asyncio.run turns Ctrl-C into
@@ -306,33 +323,47 @@ class GeneticLoop:
         return self._finish(stop_reason)
 
     def _polish(self) -> None:
-        """Fit simpler neighbours of the best results into the archive (see _polish)."""
-        ranked = sorted(self.archive.values(), key=lambda r: (r.nchi2, len(r.ansatz)))
-        top = ranked[:POLISH_TOP]
-        chosen = choose(ranked, self.settings.parsimony_rtol)
-        if chosen not in top:
-            top.append(chosen)
-        for _ in range(2):  # a neighbour of a neighbour: e.g. two noise terms dropped
+        """Fit simpler neighbours of the best results into ``polished`` (see _polish).
+
+        In the user's units: a coefficient that is a simple number there (an integer) is
+        one only up to the scale factor in the search's.
+        """
+        archive = self._final_archive()
+        # The closest fits and the best by the selection rule: the first hold terms the
+        # data may not need, the second constants that may be simple numbers.
+        by_fit = sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))
+        by_rule = sorted(archive, key=lambda r: (*rank_key(r), len(r.ansatz)))
+        top = list({id(r): r for r in by_fit[:POLISH_TOP] + by_rule[:POLISH_TOP]}.values())
+        known = {archive_key(r): r for r in archive}
+        options = dict(self.fit_options)
+        options.update(
+            sigma=self.user_sigma, noise=None if self.noise is None else self.noise * self.scaling.y
+        )
+        best = min((rank_key(r) for r in archive), default=None)
+        # A neighbour of a neighbour (two noise terms dropped, then a constant snapped):
+        # go on while a round finds something better by the selection rule.
+        for _ in range(POLISH_ROUNDS):
             found = polish(
                 top,
-                self.xs,
-                self.ys,
-                known=self.archive,
+                self.x,
+                self.y,
+                known=known,
                 key=archive_key,
-                fit_options=self.fit_options,
+                fit_options=options,
                 seed=self.settings.seed or 0,
             )
             top = []
             for r in found:
                 key = archive_key(r)
-                old = self.archive.get(key)
+                old = known.get(key)
                 # Same function, simpler spelling (the sympy one): kept if no worse.
                 if old is None or r.nchi2 <= old.nchi2 * (1 + 1e-9) + 1e-300:
-                    self.archive[key] = r
+                    self.polished[key] = known[key] = r
                     top.append(r)
-            top = sorted(top, key=lambda r: r.nchi2)[:POLISH_TOP]
-            if not top:
+            top = sorted(top, key=lambda r: (*rank_key(r), len(r.ansatz)))[:POLISH_TOP]
+            if not top or (best is not None and rank_key(top[0]) >= best):
                 break
+            best = rank_key(top[0])
 
     def interrupted(self, what: str) -> str:
         """The stop reason of a run interrupted by ``what`` (e.g. ``"KeyboardInterrupt"``)."""
@@ -391,8 +422,10 @@ class GeneticLoop:
         more = self.gen < s.num_of_generations
         if not (more or after):
             return None
-        if self.populations and search.best_nchi2() <= s.exit_condition:
-            return f"exit_condition {s.exit_condition:g} reached", False
+        if self.populations:
+            reached = self._reached(search)
+            if reached is not None:
+                return reached, False
         if self.gen > 0 and s.patience is not None and self.stale >= s.patience:
             return f"no improvement in {s.patience} generation(s)", False
         if search.budget_hit is not None:
@@ -403,6 +436,27 @@ class GeneticLoop:
             return f"time budget of {s.time_budget:g} s spent", True
         spent = self.ledger.spent() if search.paid else None
         return None if spent is None else (spent, True)
+
+    def _reached(self, search: Search) -> str | None:
+        """Why the search has found what it can, or None.
+
+        With ``exit_condition`` set: the best nchi2 is at or below it.  By default: the
+        result the run would report explains the data to the noise, its chi-squared no
+        more than two standard deviations above its expectation (``chi2 <= dof +
+        2*sqrt(2*dof)``) -- any further improvement would be fitting the noise.
+        """
+        s = self.settings
+        if s.exit_condition is not None:
+            if search.best_nchi2() <= s.exit_condition:
+                return f"exit_condition {s.exit_condition:g} reached"
+            return None
+        if not self.archive:
+            return None
+        chosen = choose(self._final_archive(), s.parsimony_rtol)
+        dof = chosen.dof
+        if dof > 0 and chosen.chi2 <= dof + 2.0 * math.sqrt(2.0 * dof):
+            return f"data explained to the noise (chi2/dof {chosen.reduced_chi2:.3g})"
+        return None
 
     async def _generation(self, search: Search) -> None:
         """Propose, fit and select one generation, then checkpoint it."""
@@ -461,6 +515,14 @@ class GeneticLoop:
                 t.cancel()
             raise
 
+    def _final_archive(self) -> list[FitResult]:
+        """The run's results in the user's units: the search's archive and the polish's
+        results (which win on shared keys)."""
+        archive = self.user_units(self.archive.values())
+        if not self.polished:
+            return list(archive)
+        return list({**{archive_key(r): r for r in archive}, **self.polished}.values())
+
     def user_units(self, results: Iterable[FitResult]) -> tuple[FitResult, ...]:
         """``results`` of the search in the units of the data (each mapped once)."""
         if self.scaling.identity:
@@ -492,11 +554,11 @@ class GeneticLoop:
             stop_reason=stop_reason or f"interrupted after {len(self.populations)} generation(s)",
             parsimony_rtol=encode_float(self.settings.parsimony_rtol),
         )
-        if not self.scaling.identity:
+        if not self.scaling.identity or self.polished:
             # Resuming needs the search's own results; a reader of the file (GeneticRun.load)
-            # needs them in the user's units, which take the data to compute.
+            # needs the run's: polished, in the user's units (which take the data).
             pops = [self.user_units(p) for p in self.populations]
-            body["user"] = encode_results(pops, self.user_units(self.archive.values()))
+            body["user"] = encode_results(pops, self._final_archive())
         self.ckpt.write(body)
 
     def _finish(self, stop_reason: str) -> GeneticRun:
@@ -519,7 +581,7 @@ class GeneticLoop:
     def _result(self, stats: RunStats, stop_reason: str) -> GeneticRun:
         # list() copies the archive in one step: a run interrupted from another thread
         # may still be adding to it.
-        archive = self.user_units(list(self.archive.values()))
+        archive = self._final_archive()
         ranked = sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))
         return GeneticRun(
             populations=tuple(self.user_units(p) for p in self.populations),

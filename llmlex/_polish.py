@@ -40,25 +40,30 @@ log = logging.getLogger(__name__)
 
 #: Most neighbours written for one result.
 MAX_NEIGHBOURS = 24
+#: Largest integer (and numerator) a constant is snapped to.
+SIMPLE_MAX = 100
 
 
 def _simple_values(v: float, tol: float) -> list[float]:
-    """Simple numbers within ``tol`` of ``v``, simplest first."""
+    """Simple numbers within ``tol`` of ``v``, simplest first.
+
+    Simple: zero, an integer up to :data:`SIMPLE_MAX` in magnitude, a fraction with a
+    denominator up to 12 and such a numerator, a multiple of pi/2 up to 4*pi.  (A
+    number such as 100000/3 is not simple: it is a value in some units.)
+    """
     out: list[float] = []
-    for cand in (0.0, float(round(v))):
-        if abs(cand - v) <= tol:
-            out.append(cand)
-    frac = Fraction(v).limit_denominator(12)
-    if abs(float(frac) - v) <= tol:
+    if abs(v) <= tol:
+        out.append(0.0)
+    n = round(v)
+    if abs(n) <= SIMPLE_MAX and abs(n - v) <= tol:
+        out.append(float(n))
+    frac = Fraction(v).limit_denominator(12) if abs(v) <= SIMPLE_MAX else Fraction(0)
+    if frac and abs(frac.numerator) <= SIMPLE_MAX and abs(float(frac) - v) <= tol:
         out.append(float(frac))
     quarter = round(v / (math.pi / 2))
-    if quarter != 0 and abs(quarter * math.pi / 2 - v) <= tol:
+    if 0 < abs(quarter) <= 8 and abs(quarter * math.pi / 2 - v) <= tol:
         out.append(quarter * math.pi / 2)
-    seen: list[float] = []
-    for c in out:
-        if c not in seen:
-            seen.append(c)
-    return seen
+    return list(dict.fromkeys(out))
 
 
 def _tolerance(result: FitResult, k: int) -> float:

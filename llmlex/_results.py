@@ -9,6 +9,7 @@ search.  The JSON codecs of these types live here, beside the types they encode.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ __all__ = [
     "encode_results",
     "prefer",
     "run_from_checkpoint",
+    "selection_key",
     "stats_from_dict",
     "stats_to_dict",
     "within",
@@ -168,15 +170,27 @@ class RunStats:
 
 
 def prefer(a: FitResult, b: FitResult, rtol: float) -> FitResult:
-    """The better of two results under the parsimony rule."""
-    lo, hi = (a, b) if a.nchi2 <= b.nchi2 else (b, a)
-    if within(hi.nchi2, lo.nchi2, rtol) and hi.complexity < lo.complexity:
-        return hi
-    return lo
+    """The better of two results under the selection rule (see :func:`choose`)."""
+    return choose((a, b), rtol)
+
+
+def selection_key(r: FitResult) -> tuple[float, int, float]:
+    """Sort key of the selection rule: description length, then complexity, then nchi2."""
+    return (r.description_length, r.complexity, r.nchi2)
 
 
 def choose(results: Sequence[FitResult], rtol: float) -> FitResult:
-    """The result a run reports among ``results`` (non-empty, best nchi2 first)."""
+    """The result a run reports among ``results`` (non-empty).
+
+    The one with the lowest description length (:mod:`llmlex._criterion`: the
+    chi-squared under the noise level, plus the cost of every node and every constant
+    the data determine).  Results without one (loaded from files written before it
+    existed, or whose covariance could not be computed) are compared by the older
+    parsimony rule: the simplest within ``rtol`` of the lowest nchi2.
+    """
+    scored = [r for r in results if math.isfinite(r.description_length)]
+    if scored:
+        return min(scored, key=selection_key)
     lowest = min(r.nchi2 for r in results)
     near = [r for r in results if within(r.nchi2, lowest, rtol)]
     return min(near, key=lambda r: (r.complexity, r.nchi2))
@@ -206,7 +220,8 @@ class GeneticRun(Sequence[tuple[FitResult, ...]]):
     stop_reason : str
         Why the run ended.
     parsimony_rtol : float
-        Relative tolerance of the parsimony rule used by :attr:`best`.
+        Relative tolerance of the parsimony rule :attr:`best` falls back to for results
+        without a description length.
     """
 
     populations: tuple[tuple[FitResult, ...], ...]
@@ -227,7 +242,7 @@ class GeneticRun(Sequence[tuple[FitResult, ...]]):
 
     @cached_property
     def best(self) -> FitResult:
-        """The simplest result whose nchi2 is within ``parsimony_rtol`` of the lowest."""
+        """The result of the run: the lowest description length (see :func:`choose`)."""
         if not self.archive:
             raise NoValidAnsatzError("the run produced no valid ansatz")
         return choose(self.archive, self.parsimony_rtol)

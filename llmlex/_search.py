@@ -25,6 +25,7 @@ from llmlex._results import (
     STAGES,
     RunStats,
     prefer,
+    selection_key,
 )
 from llmlex._settings import GeneticSettings
 from llmlex.ansatz import Ansatz, parse_ansatz
@@ -46,6 +47,7 @@ __all__ = [
     "archive_key",
     "make_proposer",
     "progress_bar",
+    "rank_key",
     "seed_ints",
     "select_parents",
 ]
@@ -431,7 +433,14 @@ class Search:
         return min((r.nchi2 for r in self.archive.values()), default=math.inf)
 
     def ranked(self) -> list[FitResult]:
-        return sorted(self.archive.values(), key=lambda r: (r.nchi2, len(r.ansatz)))
+        """The archive by the selection rule (parents and the elite come from its top)."""
+        return sorted(self.archive.values(), key=lambda r: (*rank_key(r), len(r.ansatz)))
+
+
+def rank_key(r: FitResult) -> tuple[float, int, float]:
+    """The selection rule's sort key; results without a description length go last."""
+    key = selection_key(r)
+    return key if math.isfinite(key[0]) else (math.inf, 0, r.nchi2)
 
 
 def archive_key(r: FitResult) -> str:

@@ -54,8 +54,9 @@ class GeneticSettings:
     num_of_generations: int = 3
     temperature: float = 1.0
     model: str = "openai/gpt-4o"
-    exit_condition: float = 1e-10
+    exit_condition: float | None = None
     elite: bool = True
+    absolute_sigma: bool = False
     proposer: Proposer | None = None
     max_concurrency: int = 8
     system_prompt: str | None = None

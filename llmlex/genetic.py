@@ -34,7 +34,7 @@ from llmlex._genetic_loop import GeneticLoop
 from llmlex._results import GeneticRun, RunStats
 from llmlex._search import make_proposer, select_parents
 from llmlex._settings import DEFAULTS, OPTIONS, GeneticSettings, check_keywords
-from llmlex._validation import check_xy
+from llmlex._validation import check_sigma, check_xy
 from llmlex.cache import ReplyCache
 from llmlex.fit import FitResult
 from llmlex.proposer import Proposer
@@ -50,8 +50,9 @@ __all__ = [
 ]
 
 #: Options ``single_call`` passes on (it sets the population and generations itself).
-_SINGLE_CALL_OPTIONS = tuple(
-    n for n in OPTIONS if n not in ("population_size", "num_of_generations", "model")
+_SINGLE_CALL_OPTIONS = (
+    *(n for n in OPTIONS if n not in ("population_size", "num_of_generations", "model")),
+    "sigma",
 )
 
 
@@ -65,15 +66,17 @@ async def _search(
     base64_img: str | None,
     x: ArrayLike,
     y: ArrayLike,
+    sigma: ArrayLike | float | None,
     options: Mapping[str, Any],
     compat: Mapping[str, Any],
     started: list[GeneticLoop] | None = None,
 ) -> GeneticRun:
     """Validate, build the settings, and run the loop (appended to ``started``)."""
-    check_keywords(compat, known=OPTIONS, func="run_genetic")
+    check_keywords(compat, known=(*OPTIONS, "sigma"), func="run_genetic")
     x, y = check_xy(x, y)
+    errors = None if sigma is None else check_sigma(sigma, x.size)
     settings = GeneticSettings(**options)
-    loop = GeneticLoop(client, base64_img, x, y, settings)
+    loop = GeneticLoop(client, base64_img, x, y, settings, sigma=errors)
     if started is not None:
         started.append(loop)
     return await loop.run()
@@ -91,6 +94,8 @@ def run_genetic(
     exit_condition: float = DEFAULTS.exit_condition,
     elite: bool = DEFAULTS.elite,
     *,
+    sigma: ArrayLike | float | None = None,
+    absolute_sigma: bool = DEFAULTS.absolute_sigma,
     proposer: Proposer | None = DEFAULTS.proposer,
     max_concurrency: int = DEFAULTS.max_concurrency,
     system_prompt: str | None = DEFAULTS.system_prompt,
@@ -139,8 +144,11 @@ def run_genetic(
         Selection temperature of the softmax over normalised scores (not the LLM's).
     model : str
         Model name sent to the API.
-    exit_condition : float
-        Stop as soon as the best nchi2 is at or below this.
+    exit_condition : float, optional
+        Stop as soon as the best nchi2 is at or below this.  By default (None) the run
+        stops once the result it would report explains the data to the noise: its
+        chi-squared (under ``sigma``, or the estimated noise level) at most two standard
+        deviations above its expectation, ``chi2 <= dof + 2*sqrt(2*dof)``.
     elite : bool
         Carry the best result so far into every population.
     proposer : Proposer, optional
@@ -162,8 +170,23 @@ def run_genetic(
     hybrid : bool
         With a client: run the offline proposer first and call the LLM only if it misses
         ``exit_condition`` (``stats.llm_calls_saved`` counts what that saved).
+    sigma : float or array_like, optional
+        Error bars of ``y`` (one for all points, or one per point), as in
+        :func:`scipy.optimize.curve_fit`: every fit then minimises the chi-squared, and
+        results report chi-squared per degree of freedom.  Without them the noise level
+        is estimated from the data (:func:`llmlex._noise.estimate_noise`: a local cubic
+        predicts each point from its neighbours, and the robust spread of the
+        prediction errors is the noise), so that "fits to the noise" is a known number.
+    absolute_sigma : bool
+        Whether ``sigma`` is in absolute units (True) or only relative, the covariance
+        of the parameters then scaled by the reduced chi-squared (False), as in
+        :func:`scipy.optimize.curve_fit`.
     parsimony_rtol : float
-        Results within this relative nchi2 of the best compete on complexity.
+        The fallback selection rule for results without a description length (loaded
+        from older files): results within this relative nchi2 of the best compete on
+        complexity.  The run's result is otherwise the one with the lowest description
+        length (``FitResult.description_length``: the chi-squared plus the cost of
+        every node and of every constant the data determine; Bartlett et al. 2023).
     fit_starts, fit_timeout : int, float
         Optimiser starts and time budget of each fit.
     seed : int, optional
@@ -273,7 +296,7 @@ def run_genetic(
     """
     options = _collect(locals())
     started: list[GeneticLoop] = []
-    coro = _search(client, base64_img, x, y, options, compat, started)
+    coro = _search(client, base64_img, x, y, sigma, options, compat, started)
     try:
         return run_sync(coro, workers=int(max_concurrency) + 2)
     except KeyboardInterrupt as exc:
@@ -297,6 +320,8 @@ async def arun_genetic(
     exit_condition: float = DEFAULTS.exit_condition,
     elite: bool = DEFAULTS.elite,
     *,
+    sigma: ArrayLike | float | None = None,
+    absolute_sigma: bool = DEFAULTS.absolute_sigma,
     proposer: Proposer | None = DEFAULTS.proposer,
     max_concurrency: int = DEFAULTS.max_concurrency,
     system_prompt: str | None = DEFAULTS.system_prompt,
@@ -345,7 +370,7 @@ async def arun_genetic(
     far as ``exc.partial_run``; so does the :class:`asyncio.CancelledError` of a
     cancelled run.
     """
-    return await _search(client, base64_img, x, y, _collect(locals()), compat)
+    return await _search(client, base64_img, x, y, sigma, _collect(locals()), compat)
 
 
 def single_call(

@@ -89,6 +89,21 @@ def test_exit_condition_stops_early():
         None, None, X, Y, 4, 10, proposer=Scripted(FORMS[2:3]), seed=0, progress=False
     )
     assert len(run) == 1
+    assert "explained to the noise" in run.stop_reason
+    run = run_genetic(
+        None,
+        None,
+        X,
+        Y,
+        4,
+        10,
+        1.0,
+        exit_condition=1e-10,
+        proposer=Scripted(FORMS[2:3]),
+        seed=0,
+        progress=False,
+    )
+    assert len(run) == 1
     assert "exit_condition" in run.stop_reason
 
 

@@ -17,7 +17,7 @@ from llmlex.proposer import Proposal, ProposalBatch
 
 X = np.linspace(-1, 1, 30)
 Y = 2.0 * X + 1.0
-DATA_ARGS = ("client", "base64_img", "x", "y")
+DATA_ARGS = ("client", "base64_img", "x", "y", "sigma")
 
 
 class Line:
@@ -79,7 +79,7 @@ def test_signatures_are_the_settings_fields_with_their_defaults(func):
 
 def test_known_options_are_derived_from_the_fields():
     assert tuple(f.name for f in dataclasses.fields(GeneticSettings)) == OPTIONS
-    assert set(genetic._SINGLE_CALL_OPTIONS) == set(OPTIONS) - {
+    assert set(genetic._SINGLE_CALL_OPTIONS) == {"sigma", *OPTIONS} - {
         "population_size",
         "num_of_generations",
         "model",
