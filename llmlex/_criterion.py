@@ -8,6 +8,7 @@ described by a fitted formula is
 
     L = \\frac{\\chi^2}{2} + k \\ln n_\\mathrm{op}
         + \\sum_i \\max\\left(0, \\tfrac12 \\ln \\frac{I_{ii}\\,\\theta_i^2}{3}\\right)
+        + \\sum_c \\ln |c|
 
 - ``chi2 / 2`` is the negative log-likelihood of Gaussian noise up to a constant shared
   by every formula on the same data: the residuals the formula leaves unexplained.
@@ -18,12 +19,13 @@ described by a fitted formula is
   apart: its magnitude over its precision ``sqrt(3 / I_ii)``, with ``I = J^T J`` the
   Fisher matrix of ``chi2 / 2`` (``J`` the Jacobian of the residuals divided by the noise
   used for ``chi2``, not rescaled by the fit's reduced chi-squared).
+- Each number written in the tree costs ``ln |c|`` (a fraction ``p/q``: ``ln|p| + ln q``;
+  0 and 1 cost nothing), so that ``28/11`` is not a free substitute for a fitted 2.54.
 
 Simplifications against ESR: a parameter the data cannot tell from 0
 (``I_ii theta_i^2 < 3``) costs nothing here, where ESR would drop it and code the smaller
-formula; integer constants in the tree (the ``2`` of ``x**2``) count as nodes of the
-kind "number" rather than costing ``ln |c|`` each; and ``theta_i`` is coded at its fitted
-value, without ESR's search over the precision of each parameter.
+formula; and ``theta_i`` is coded at its fitted value, without ESR's search over the
+precision of each parameter.
 
 Pure numpy, with no knowledge of ansätze or results (:mod:`llmlex.fit` supplies the
 node count, the operator kinds and the Fisher diagonal).
@@ -75,6 +77,8 @@ def description_length(
     n_op: int,
     fisher_diag: Sequence[float],
     params: Sequence[float],
+    *,
+    number_cost: float = 0.0,
 ) -> float:
     """The description length of a fitted formula, in nats (lower is better).
 
@@ -90,11 +94,14 @@ def description_length(
         Diagonal of the Fisher matrix ``J^T J`` of ``chi2 / 2`` at the fitted parameters.
     params : sequence of float
         The fitted parameters.
+    number_cost : float
+        Nats to write the numbers of the tree (``ln|n|`` per integer, ``ln|p| + ln q``
+        per fraction: :func:`llmlex._symbolic.number_cost`).
 
     Returns
     -------
     float
-        ``chi2 / 2 + complexity * ln(n_op) + sum of the parameter costs``; ``inf`` if
+        ``chi2 / 2 + complexity * ln(n_op) + number_cost + sum of the parameter costs``; ``inf`` if
         ``chi2`` is not finite (a failed fit), ``nan`` if a Fisher entry is ``nan``.
 
     Examples
@@ -105,4 +112,4 @@ def description_length(
     if not math.isfinite(chi2):
         return math.inf if not math.isnan(chi2) else math.nan
     costs = parameter_costs(fisher_diag, params)
-    return 0.5 * chi2 + structure_cost(complexity, n_op) + float(np.sum(costs))
+    return 0.5 * chi2 + structure_cost(complexity, n_op) + number_cost + float(np.sum(costs))

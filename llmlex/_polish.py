@@ -42,14 +42,18 @@ log = logging.getLogger(__name__)
 MAX_NEIGHBOURS = 24
 #: Largest integer (and numerator) a constant is snapped to.
 SIMPLE_MAX = 100
+#: Largest denominator of a fraction a constant is snapped to (halves, thirds, quarters:
+#: the fractions of physical laws; 7/10 is a measured value, not a simple one).
+SIMPLE_DENOMINATOR = 4
 
 
 def _simple_values(v: float, tol: float) -> list[float]:
     """Simple numbers within ``tol`` of ``v``, simplest first.
 
     Simple: zero, an integer up to :data:`SIMPLE_MAX` in magnitude, a fraction with a
-    denominator up to 12 and such a numerator, a multiple of pi/2 up to 4*pi.  (A
-    number such as 100000/3 is not simple: it is a value in some units.)
+    denominator up to :data:`SIMPLE_DENOMINATOR` and such a numerator, a multiple of
+    pi/2 up to 4*pi.  (A number such as 100000/3 is not simple: it is a value in some
+    units.)  The description length charges for the digits of what is written.
     """
     out: list[float] = []
     if abs(v) <= tol:
@@ -57,7 +61,9 @@ def _simple_values(v: float, tol: float) -> list[float]:
     n = round(v)
     if abs(n) <= SIMPLE_MAX and abs(n - v) <= tol:
         out.append(float(n))
-    frac = Fraction(v).limit_denominator(12) if abs(v) <= SIMPLE_MAX else Fraction(0)
+    frac = (
+        Fraction(v).limit_denominator(SIMPLE_DENOMINATOR) if abs(v) <= SIMPLE_MAX else Fraction(0)
+    )
     if frac and abs(frac.numerator) <= SIMPLE_MAX and abs(float(frac) - v) <= tol:
         out.append(float(frac))
     quarter = round(v / (math.pi / 2))

@@ -44,6 +44,7 @@ __all__ = [
     "ast_to_sympy",
     "canonical_key",
     "node_count",
+    "number_cost",
     "operator_kinds",
     "param",
     "power_too_big",
@@ -365,6 +366,30 @@ def operator_kinds(expr: sympy.Expr) -> int:
         else:
             kinds.add(type(node).__name__)
     return len(kinds)
+
+
+def number_cost(expr: sympy.Expr) -> float:
+    """Nats to write the numbers of a sympy tree, after ESR: ``ln|n|`` for an integer
+    (0 for 0 and 1), ``ln|p| + ln q`` for a fraction ``p/q``, and ``ln 10`` per
+    significant digit (at most 17) for any other number.
+
+    Part of the description length (:mod:`llmlex._criterion`): a formula that writes
+    ``28/11`` says more than one that writes ``2``.
+    """
+    total = 0.0
+    for node in sympy.preorder_traversal(expr):
+        if not node.is_Number:
+            continue
+        if node.is_Integer:
+            total += math.log(max(abs(int(node)), 1))
+        elif node.is_Rational:
+            total += math.log(max(abs(int(node.p)), 1)) + math.log(int(node.q))
+        else:
+            digits = len(
+                f"{float(node):.17g}".split("e")[0].replace("-", "").replace(".", "").strip("0")
+            )
+            total += min(max(digits, 1), 17) * math.log(10.0)
+    return total
 
 
 def snap_number(v: float, *, rel: float = 1e-9) -> sympy.Expr:

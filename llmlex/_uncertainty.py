@@ -202,7 +202,7 @@ def fit_statistics(
     eps: float,
     scale: np.ndarray,
     deadline: float,
-    structure: Callable[[], tuple[int, int]],
+    structure: Callable[[], tuple[int, int, float]],
     batch: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> FitStatistics:
     """The statistics of a fit that ended at ``p``.
@@ -293,8 +293,8 @@ def fit_statistics(
             cov = np.empty((0, 0))
     dl = math.nan
     if not np.isnan(fisher).any():  # else nan anyway: skip the structure (maybe sympy)
-        complexity, n_op = structure()
-        dl = description_length(chi2, complexity, n_op, fisher, p)
+        complexity, n_op, numbers = structure()
+        dl = description_length(chi2, complexity, n_op, fisher, p, number_cost=numbers)
     return FitStatistics(True, note, value, chi2, dof, cov, dl)
 
 

@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from llmlex._jsonio import write_atomic
-from llmlex._validation import check_xy
+from llmlex._uncertainty import format_value
+from llmlex._validation import check_sigma, check_xy
 from llmlex.exceptions import LLMLExError, UsageError
 from llmlex.genetic import run_genetic
 
-__all__ = ["main", "read_table"]
+__all__ = ["main", "read_columns", "read_table"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,30 @@ def read_table(path: str | os.PathLike[str], x: str, y: str) -> tuple[np.ndarray
     Returns
     -------
     x, y : ndarray
+
+    Raises
+    ------
+    UsageError
+        For a missing file, a missing column, a non-numeric cell or an empty table.
+    """
+    xs, ys = read_columns(path, x, y)
+    return xs, ys
+
+
+def read_columns(path: str | os.PathLike[str], *columns: str) -> list[np.ndarray]:
+    """Read numeric columns from a CSV or whitespace-separated table.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (as in :func:`read_table`).
+    *columns : str
+        Column names (with a header) or 0-based column indices.
+
+    Returns
+    -------
+    list of ndarray
+        One per column, in order.
 
     Raises
     ------
@@ -73,8 +98,8 @@ def read_table(path: str | os.PathLike[str], x: str, y: str) -> tuple[np.ndarray
     header: list[str] | None = None
     if not all(_is_number(c) for c in rows[0]):
         header, rows = rows[0], rows[1:]
-    cols = [_column_index(spec, header, len(rows[0]) if rows else 0, p) for spec in (x, y)]
-    out = np.empty((len(rows), 2))
+    cols = [_column_index(spec, header, len(rows[0]) if rows else 0, p) for spec in columns]
+    out = np.empty((len(rows), len(cols)))
     for r, row in enumerate(rows):
         for k, c in enumerate(cols):
             if c >= len(row):
@@ -84,9 +109,9 @@ def read_table(path: str | os.PathLike[str], x: str, y: str) -> tuple[np.ndarray
             except ValueError:
                 line_no = r + 1 + (header is not None)
                 raise UsageError(
-                    f"{p}: non-numeric cell {row[c]!r} at line {line_no}, column {(x, y)[k]!r}"
+                    f"{p}: non-numeric cell {row[c]!r} at line {line_no}, column {columns[k]!r}"
                 ) from None
-    return out[:, 0], out[:, 1]
+    return [out[:, k] for k in range(len(cols))]
 
 
 def _is_number(cell: str) -> bool:
@@ -144,18 +169,24 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _report(result: Any, elapsed: float, label: str) -> str:
-    params = ", ".join(f"params[{k}] = {v:.6g}" for k, v in enumerate(result.params))
-    return "\n".join(
-        [
-            f"{label}",
-            f"  formula:    {result.formula()}",
-            f"  ansatz:     {result.ansatz}",
-            f"  parameters: {params or '(none)'}",
-            f"  nchi2:      {result.nchi2:.4g}   (score = {result.score:.4g})",
-            f"  complexity: {result.complexity}",
-            f"  time:       {elapsed:.1f} s",
-        ]
+    errors = result.param_errors
+    params = ", ".join(
+        f"params[{k}] = {format_value(v, e, show_error=True)}"
+        for k, (v, e) in enumerate(zip(result.params, errors, strict=True))
     )
+    lines = [
+        f"{label}",
+        f"  formula:    {result.formula()}",
+        f"  ansatz:     {result.ansatz}",
+        f"  parameters: {params or '(none)'}",
+        f"  nchi2:      {result.nchi2:.4g}   (score = {result.score:.4g})",
+        f"  chi2/dof:   {result.chi2:.4g} / {result.dof} = {result.reduced_chi2:.3g}   "
+        f"(noise {result.noise:.3g})",
+        f"  complexity: {result.complexity}   (description length "
+        f"{result.description_length:.4g} nats)",
+        f"  time:       {elapsed:.1f} s",
+    ]
+    return "\n".join(lines)
 
 
 def _save_plot(path: Path, x: np.ndarray, y: np.ndarray, result: Any, title: str) -> None:
@@ -176,7 +207,13 @@ def _save_plot(path: Path, x: np.ndarray, y: np.ndarray, result: Any, title: str
     fig.savefig(path)
 
 
-def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> Any:
+def _run(
+    args: argparse.Namespace,
+    x: np.ndarray,
+    y: np.ndarray,
+    label: str,
+    sigma: np.ndarray | None = None,
+) -> Any:
     client = _client(args)
     t0 = time.perf_counter()
     try:
@@ -185,6 +222,8 @@ def _run(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, label: str) -> 
             None,
             x,
             y,
+            sigma=sigma,
+            absolute_sigma=sigma is not None,
             population_size=args.population_size,
             num_of_generations=args.num_of_generations,
             model=args.model or "offline",
@@ -259,9 +298,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    x, y = read_table(args.file, args.x, args.y)
+    if args.yerr is None:
+        x, y = read_table(args.file, args.x, args.y)
+        sigma = None
+    else:
+        x, y, sigma = read_columns(args.file, args.x, args.y, args.yerr)
     x, y = check_xy(x, y)
-    best = _run(args, x, y, f"llmlex fit {args.file}: y = {args.y}, x = {args.x}")
+    if sigma is not None:
+        sigma = check_sigma(sigma, x.size)
+    label = f"llmlex fit {args.file}: y = {args.y}, x = {args.x}"
+    if args.yerr is not None:
+        label += f", error bars = {args.yerr}"
+    best = _run(args, x, y, label, sigma)
     if args.png:
         _save_plot(Path(args.png), x, y, best, best.formula(4))
         sys.stdout.write(f"  plot:       {args.png}\n")
@@ -315,6 +363,11 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("file", help="CSV or whitespace-separated table (header optional)")
     fit.add_argument("--x", required=True, help="x column: header name or 0-based index")
     fit.add_argument("--y", required=True, help="y column: header name or 0-based index")
+    fit.add_argument(
+        "--yerr",
+        help="column of the error bars of y (absolute, one standard deviation); without "
+        "it the noise level is estimated from the data",
+    )
     fit.add_argument("--png", help="also write a plot of data and fit")
     common(fit)
     fit.set_defaults(func=_fit)

@@ -730,19 +730,22 @@ def _fit(
 _STRUCTURES: dict[str, tuple[int, int]] = {}
 
 
-def _structure(compiled: Ansatz) -> tuple[int, int]:
-    """Node count and number of node kinds of the ansatz (from its sympy form, else its
-    syntax tree), remembered by text: the sympy conversion costs about as much as a fit,
-    and the same forms are fitted again and again (every KAN edge, every seed)."""
+def _structure(compiled: Ansatz) -> tuple[int, int, float]:
+    """Node count, number of node kinds and the cost of the numbers of the ansatz (from
+    its sympy form, else its syntax tree, numbers then free), remembered by text: the
+    sympy conversion costs about as much as a fit, and the same forms are fitted again
+    and again (every KAN edge, every seed)."""
     hit = _STRUCTURES.get(compiled.text)
     if hit is not None:
         return hit
-    from llmlex._symbolic import operator_kinds
+    from llmlex._symbolic import number_cost, operator_kinds
 
     try:  # both sympy steps are time-bounded inside the Ansatz
-        found = compiled.complexity, operator_kinds(compiled.sympy)
+        expr = compiled.sympy
+        found = compiled.complexity, operator_kinds(expr), number_cost(expr)
     except AnsatzTooComplexError:  # no sympy form: the syntax tree, as complexity does
-        found = compiled.complexity, len({type(n).__name__ for n in ast.walk(compiled._tree)})
+        kinds = len({type(n).__name__ for n in ast.walk(compiled._tree)})
+        found = compiled.complexity, kinds, 0.0
     if len(_STRUCTURES) >= 4096:
         _STRUCTURES.clear()
     _STRUCTURES[compiled.text] = found

@@ -217,3 +217,24 @@ def test_ctrl_c_prints_and_saves_the_best_so_far(curve, tmp_path, fake_openai):
     assert result["stop_reason"] == "interrupted by KeyboardInterrupt after 1 generation(s)"
     assert result["stats"]["generations"] == 1
     assert "sin" in result["best"]["ansatz"]
+
+
+def test_fit_with_error_bars_reports_uncertainties(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.5, 4, 40)
+    err = np.full(x.size, 0.05)
+    y = 2.5 * np.exp(-0.7 * x) + rng.normal(0.0, 0.05, x.size)
+    path = tmp_path / "decay.csv"
+    path.write_text(
+        "t,n,dn\n" + "\n".join(f"{a},{b},{e}" for a, b, e in zip(x, y, err, strict=True)) + "\n"
+    )
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--x", "t", "--y", "n", "--yerr", "dn", "-q", "--seed", "0"]
+    assert main([*argv, "--generations", "2", "--population", "4", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "error bars = dn" in text and "±" in text and "chi2/dof" in text
+    best = json.loads(out.read_text())["best"]
+    assert len(best["param_errors"]) == len(best["params"])
+    assert all(0 < e < 1 for e in best["param_errors"])
+    assert abs(best["reduced_chi2"] - 1) < 0.6
+    assert main(["fit", str(path), "--x", "t", "--y", "n", "--yerr", "missing", "-q"]) == 2

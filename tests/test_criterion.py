@@ -97,3 +97,21 @@ def test_a_failed_fit_has_an_infinite_description_length():
     x = np.linspace(0.1, 5, 30)
     r = fit_ansatz("np.log(-np.abs(params[0]) - x**2)", x, x)
     assert not r.success and r.description_length == math.inf
+
+
+def test_numbers_in_the_tree_cost_their_logarithm():
+    import math
+
+    import sympy
+
+    from llmlex._symbolic import X, number_cost
+
+    assert number_cost(X + 1) == 0.0
+    assert math.isclose(number_cost(X**2), math.log(2))
+    assert math.isclose(number_cost(sympy.Rational(28, 11) * X), math.log(28) + math.log(11))
+    assert number_cost(sympy.Rational(28, 11) * X) > number_cost(sympy.Rational(5, 2) * X)
+    assert math.isclose(number_cost(sympy.Float(2.54) * X), 3 * math.log(10))
+    assert (
+        description_length(1.0, 3, 3, [], [], number_cost=2.0)
+        == description_length(1.0, 3, 3, [], []) + 2.0
+    )
