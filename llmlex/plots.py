@@ -113,7 +113,7 @@ def _label(result: Any, limit: int = 60) -> str:
 
 def plot_pareto(run: Any) -> Figure:
     """Complexity against nchi2 (log scale) of the formulas considered; the front and the
-    chosen formula highlighted.
+    chosen formula highlighted, with its description length (the selection criterion).
 
     Parameters
     ----------
@@ -141,13 +141,18 @@ def plot_pareto(run: Any) -> Figure:
         ax.step(fc, fv, where="post", color="C0", lw=1.5, label="Pareto front")
         ax.plot(fc, fv, "o", color="C0", ms=5)
     if chosen is not None and math.isfinite(chosen[1]):
+        # The chosen formula is the lowest description length, not a point of the front
+        # picked by eye: its value goes in the legend.
+        result = as_result(run)
+        dl = getattr(getattr(result, "best", result), "description_length", math.nan)
+        label = "chosen" if math.isnan(dl) else f"chosen (description length {dl:.4g} nats)"
         ax.plot(
             [chosen[0]],
             [max(chosen[1], _NCHI2_FLOOR)],
             "*",
             color="C3",
             ms=16,
-            label="chosen",
+            label=label,
             zorder=5,
         )
     ax.set_yscale("log")

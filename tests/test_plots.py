@@ -97,6 +97,7 @@ def test_plot_pareto_run():
     star = [ln for ln in ax.lines if ln.get_marker() == "*"]
     assert len(star) == 1
     assert star[0].get_xdata()[0] == run.best.complexity
+    assert f"{run.best.description_length:.4g} nats" in star[0].get_label()
     assert no_pyplot_figures()
 
 
