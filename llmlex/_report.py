@@ -31,7 +31,9 @@ def stats_rows(stats: Any) -> list[tuple[str, str]]:
 
 def report_rows(result: Any, x: Any, y: Any, precision: int) -> list[tuple[str, str]]:
     """(label, value) rows shared by the text and HTML reports of a result."""
-    rows = [("formula", str(result.expression))]
+    # A result that knows its constants' errors writes them to the digits they justify.
+    shown = getattr(result, "display_expression", None)
+    rows = [("formula", str(result.expression if shown is None else shown))]
     rows += result.report_rows(precision)
     if x is not None and y is not None:
         y_arr = np.asarray(y, dtype=float).ravel()

@@ -270,6 +270,11 @@ class GeneticRun(Sequence[tuple[FitResult, ...]]):
         return self.best.expression
 
     @property
+    def display_expression(self) -> sympy.Expr:
+        """The best result's formula, constants written to the digits their errors justify."""
+        return self.best.display_expression
+
+    @property
     def nchi2(self) -> float:
         """The best result's nchi2."""
         return self.best.nchi2

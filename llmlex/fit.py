@@ -214,6 +214,29 @@ class FitResult:
             values = {param(k): sympy.Float(float(v)) for k, v in enumerate(self.params)}
             return sympy.sympify(a.sympy).xreplace(values)
 
+    @cached_property
+    def display_expression(self) -> sympy.Expr:
+        """:attr:`expression` with each parameter written to the digits its error
+        justifies (as :meth:`formula` does): for reports, not for computing.
+
+        Raises
+        ------
+        AnsatzTooComplexError
+            As :attr:`expression`.
+        """
+        import sympy
+
+        from llmlex._symbolic import param, time_bound
+
+        a = self._compiled()
+        errors = self.param_errors
+        with time_bound(AnsatzTooComplexError, f"the expression of {self.ansatz[:60]!r}"):
+            values = {
+                param(k): sympy.Float(format_value(float(v), float(e)))
+                for k, (v, e) in enumerate(zip(self.params, errors, strict=True))
+            }
+            return sympy.sympify(a.sympy).xreplace(values)
+
     def _compiled(self) -> Ansatz:
         return self.compiled if self.compiled is not None else parse_ansatz(self.ansatz)
 

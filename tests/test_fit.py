@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import sympy
 from _child import run_json_child
 
 from llmlex.ansatz import parse_ansatz
@@ -489,3 +490,16 @@ def test_damaged_new_fields_are_a_persist_error(field, value):
     data[field] = value
     with pytest.raises(PersistError):
         fit_result_from_dict(data)
+
+
+def test_reports_write_constants_to_the_digits_their_errors_justify():
+    from llmlex import report
+
+    rng = np.random.default_rng(3)
+    x = np.linspace(0.0, 2.0, 50)
+    y = 1.2345678 * x + 0.3 + rng.normal(0.0, 0.01, x.size)
+    r = fit_ansatz("params[0] * x + params[1]", x, y, sigma=0.01, absolute_sigma=True)
+    line = report(r).splitlines()[0]
+    # The slope is known to ~0.002: four decimals at most, never sixteen digits.
+    assert "1.23" in line and "1.2345678" not in line and "+ -" not in line
+    np.testing.assert_allclose(float(r.expression.coeff(sympy.Symbol("x", real=True))), r.params[0])
