@@ -335,7 +335,8 @@ class GeneticLoop:
         by_rule = sorted(archive, key=lambda r: (*rank_key(r), len(r.ansatz)))
         top = list({id(r): r for r in by_fit[:POLISH_TOP] + by_rule[:POLISH_TOP]}.values())
         known = {archive_key(r): r for r in archive}
-        options = dict(self.fit_options)
+        # A neighbour starts from the values it inherits, near its optimum: two starts.
+        options = {**self.fit_options, "n_starts": min(2, self.settings.fit_starts)}
         options.update(
             sigma=self.user_sigma, noise=None if self.noise is None else self.noise * self.scaling.y
         )

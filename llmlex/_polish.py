@@ -10,7 +10,7 @@ few results :func:`neighbours` writes
   is ``x``, ``sin(u + pi/2)`` is ``cos(u)``);
 - the ansatz without each one of its top-level terms;
 - the ansatz with each parameter replaced by the simplest number within its error
-  (zero, an integer, a small fraction, a multiple of pi/2);
+  (zero, an integer, a small fraction, a multiple of pi/2), and with all of them at once;
 
 and :func:`polish` fits them, starting from the values they inherit.  Nothing is adopted
 here: the neighbours join the archive, and the run's selection rule (the description
@@ -116,9 +116,17 @@ def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
             if isinstance(expr, sympy.Add) and len(expr.args) > 1:
                 for term in expr.args:
                     add(expr - term)
-            for k in range(n):
-                for v in _simple_values(float(values[k]), _tolerance(result, k)):
-                    number = sympy.nsimplify(v, [sympy.pi]) if v else sympy.Integer(0)
+            simple = {
+                k: [sympy.nsimplify(v, [sympy.pi]) if v else sympy.Integer(0) for v in found]
+                for k in range(n)
+                if (found := _simple_values(float(values[k]), _tolerance(result, k)))
+            }
+            if len(simple) > 1:
+                # Every constant at its simplest value at once: one step where one at a
+                # time would take a round per constant (x**6 + ... + x from seven fits).
+                add(expr.xreplace({param(k): numbers[0] for k, numbers in simple.items()}))
+            for k, numbers in simple.items():
+                for number in numbers:
                     add(expr.xreplace({param(k): number}))
     except (AnsatzError, RecursionError, MemoryError, TypeError, ValueError):
         log.debug("no neighbours for %s", result.ansatz, exc_info=True)
