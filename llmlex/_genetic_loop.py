@@ -319,7 +319,10 @@ class GeneticLoop:
             if bar is not None:
                 bar.close()
         if self.archive and s.polish:
-            await asyncio.to_thread(self._polish)
+            try:
+                await asyncio.to_thread(self._polish)
+            except Exception:  # the search's own results stand without the polish
+                log.warning("the final polish failed; results are unpolished", exc_info=True)
         return self._finish(stop_reason)
 
     def _polish(self) -> None:

@@ -56,6 +56,8 @@ def _simple_values(v: float, tol: float) -> list[float]:
     units.)  The description length charges for the digits of what is written.
     """
     out: list[float] = []
+    if not (math.isfinite(v) and math.isfinite(tol)):
+        return out
     if abs(v) <= tol:
         out.append(0.0)
     n = round(v)
@@ -128,7 +130,7 @@ def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
             for k, numbers in simple.items():
                 for number in numbers:
                     add(expr.xreplace({param(k): number}))
-    except (AnsatzError, RecursionError, MemoryError, TypeError, ValueError):
+    except Exception:  # sympy on an exotic formula: no neighbours, not a failed run
         log.debug("no neighbours for %s", result.ansatz, exc_info=True)
     return out
 

@@ -10,12 +10,26 @@ import math
 
 import numpy as np
 
-__all__ = ["ALPHA", "EPS", "nchi2", "nchi2_scale", "r2", "score"]
+__all__ = ["ALPHA", "EPS", "decade", "nchi2", "nchi2_scale", "r2", "score"]
 
 #: Fraction of |y| below which the local scale does not shrink.
 ALPHA = 0.01
 #: Floor of the global scale.
 EPS = 1e-4
+
+
+def decade(values: np.ndarray) -> float:
+    """The power of ten that brings ``max|values|`` into ``[0.5, 5)`` (1 for all zeros).
+
+    The unit of a data set, as far as scales go: fits use ``eps * decade(y)`` as the
+    absolute floor of their weights, so that the floor means the same in any units
+    (:mod:`llmlex._units` scales a search's data by it).
+    """
+    top = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if top == 0.0 or not math.isfinite(top):
+        return 1.0
+    # The decimal literal is exactly rounded (10.0 ** k need not be).
+    return float(f"1e{math.floor(math.log10(2.0 * top))}")
 
 
 def nchi2_scale(y: np.ndarray, *, alpha: float = ALPHA, eps: float = EPS) -> np.ndarray:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import ast
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from llmlex._functions import parse_expression_tree
-from llmlex._score import nchi2
+from llmlex._score import decade, nchi2
 from llmlex.ansatz import Ansatz, ansatz_from_sympy, parse_ansatz
 from llmlex.exceptions import AnsatzTooComplexError, DataError
 from llmlex.fit import FitResult
@@ -40,18 +39,14 @@ SMALLEST, LARGEST = 1e-300, 1e300
 
 
 def _decade(values: np.ndarray, name: str) -> float:
-    """The power of ten that brings ``max|values|`` into ``[0.5, 5)`` (1 for all zeros)."""
+    """:func:`llmlex._score.decade` of validated data, or DataError beyond the range."""
     top = float(np.max(np.abs(values)))
-    if top == 0.0:
-        return 1.0
-    if not SMALLEST <= top <= LARGEST:
+    if top != 0.0 and not SMALLEST <= top <= LARGEST:
         raise DataError(
             f"the largest |{name}| is {top:.3g}, outside [{SMALLEST:g}, {LARGEST:g}]: "
             f"rescale {name} (change its units) so that its values are nearer 1"
         )
-    k = math.floor(math.log10(2.0 * top))
-    # The decimal literal is exactly rounded (10.0 ** k need not be).
-    return float(f"1e{k}")
+    return decade(values)
 
 
 @dataclass(frozen=True)
@@ -119,7 +114,8 @@ class Scaling:
         }
         cov = getattr(result, "covariance", None)
         if cov is not None and np.shape(cov) == (result.n_params, result.n_params):
-            scaled = np.asarray(cov, dtype=float) * np.outer(factors, factors)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf variances stay inf
+                scaled = np.asarray(cov, dtype=float) * np.outer(factors, factors)
             changes["covariance"] = scaled[np.ix_(order, order)]
         noise = getattr(result, "noise", None)
         if noise is not None:
@@ -144,7 +140,28 @@ class Scaling:
         compiled, factors = found
         order = [int(k) for k in compiled.source_indices]
         values = (np.asarray(result.params, dtype=float) * factors)[order]
+        if not _same_function(wrapped, plain[1], compiled, values, self.x):
+            # e.g. a factor beyond the doubles (1e-598 for (x/1e299)**2): keep the wrapper.
+            return plain
         return compiled, values, factors, order
+
+
+def _same_function(a: Ansatz, pa: np.ndarray, b: Ansatz, pb: np.ndarray, scale: float) -> bool:
+    """Whether two parameterised ansätze agree (to 1e-9) on a grid of the data's range."""
+    if not (np.all(np.isfinite(pb)) and np.all(np.isfinite(pa))):
+        return False
+    grid = scale * np.linspace(-5.0, 5.0, 41)
+    with np.errstate(all="ignore"):
+        ya, yb = a(grid, pa), b(grid, pb)
+    fa, fb = np.isfinite(ya), np.isfinite(yb)
+    if np.any(fa & ~fb):  # absorbing must not lose where the formula is defined
+        return False
+    both = fa & fb
+    return bool(
+        np.allclose(
+            yb[both], ya[both], rtol=1e-9, atol=1e-12 * np.max(np.abs(ya[both]), initial=0.0)
+        )
+    )
 
 
 def _absorb(wrapped: Ansatz, n: int) -> tuple[Ansatz, np.ndarray] | None:

@@ -38,7 +38,7 @@ from llmlex._jsonio import decode_float, decode_float_matrix, encode_float
 from llmlex._lsq import Objective, OutOfTime, minimise
 from llmlex._noise import remembered_noise
 from llmlex._report import report_html
-from llmlex._score import ALPHA, EPS, nchi2, nchi2_scale, r2, score
+from llmlex._score import ALPHA, EPS, decade, nchi2, nchi2_scale, r2, score
 from llmlex._uncertainty import fit_statistics, format_value
 from llmlex._validation import check_noise, check_sigma, check_xy
 from llmlex.ansatz import Ansatz, parse_ansatz
@@ -607,7 +607,11 @@ def _fit(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = compiled.n_params
     scale = nchi2_scale(y, alpha=alpha, eps=eps)
-    weight = 1.0 / scale if sigma is None else 1.0 / sigma
+    # The score's absolute floor eps, in the units of y: on data of order 1e-9 it would
+    # otherwise make every formula "exact" (nchi2 itself stays the reference score).
+    unit = decade(y)
+    weight_scale = scale if unit == 1.0 else nchi2_scale(y, alpha=alpha, eps=eps * unit)
+    weight = 1.0 / weight_scale if sigma is None else 1.0 / sigma
     deadline = t0 + timeout
     # Every function of the language is elementwise, so the compiled closures evaluate
     # many parameter vectors at once: x as a column, each params[i] a row.
@@ -702,6 +706,8 @@ def _fit(
         if init.size == n and np.all(np.isfinite(init)):
             starts.append(init)
     starts.append(np.ones(n))
+    if unit != 1.0:  # y far from order one: a linear parameter is of its order
+        starts.append(np.full(n, unit))
     budget = max_nfev if max_nfev is not None else 100 * (n + 1)
     tried = 0
     agree = 0

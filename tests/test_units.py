@@ -127,3 +127,31 @@ def test_a_checkpoint_reads_in_the_users_units(tmp_path) -> None:
     )
     assert len(again) == 2
     np.testing.assert_allclose(again.best.predict(x), y, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("sx", "sy"), [(1e299, 1.0), (1e-299, 1.0), (1.0, 1e-299), (1.0, 1e299)])
+def test_extreme_but_representable_scales_work(sx: float, sy: float) -> None:
+    # (x/1e299)**2 needs the coefficient 1e-598, beyond the doubles: the formula keeps
+    # the scale factor written out instead of absorbing it.
+    x = np.linspace(1.0, 3.0, 30)
+    run = run_genetic(
+        None,
+        None,
+        x * sx,
+        sy * x**2,
+        population_size=3,
+        num_of_generations=1,
+        seed=0,
+        progress=False,
+    )
+    np.testing.assert_allclose(run.best.predict(x * sx), sy * x**2, rtol=1e-6)
+
+
+def test_a_fit_on_data_of_order_1e_minus_9_is_not_exact_by_the_score_floor() -> None:
+    # nchi2's absolute floor (1e-4) would call any formula exact here; the fit's weights
+    # use the floor in the units of y.
+    x = np.linspace(0.0, 1.0, 30)
+    y = 1e-9 * (x + 0.3 * np.sin(6 * x))
+    line = fit_ansatz("params[0] * x + params[1]", x, y)
+    assert line.message != "exact fit"
+    assert fit_ansatz("params[0] * x + params[1] * np.sin(6 * x)", x, y).message == "exact fit"
