@@ -152,8 +152,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         univariate search, or each KAN edge that the polynomial forms do not settle).
     temperature : float
         Selection temperature of the genetic algorithm.
-    exit_condition : float
-        Stop a univariate search at this nchi2.
+    exit_condition : float, optional
+        Stop a univariate search at this nchi2; by default (None) once the data are
+        explained to the noise (see :func:`llmlex.run_genetic`).
     hints : sequence of str
         Prior knowledge for the proposer ("periodic", "no exp").
     allowed_functions : sequence of str, optional
@@ -226,7 +227,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         population_size: int = 5,
         num_of_generations: int = 3,
         temperature: float = 1.0,
-        exit_condition: float = 1e-10,
+        exit_condition: float | None = None,
         hints: Sequence[str] = (),
         allowed_functions: Sequence[str] | None = None,
         random_state: Any = None,
@@ -272,7 +273,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any) -> LLMLExRegressor:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LLMLExRegressor:
         """Search for a formula ``y = f(X)``.
 
         Parameters
@@ -281,6 +282,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             Inputs; one column runs the univariate search, several the KAN pipeline.
         y : array_like of shape (n_samples,)
             Target.
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weights, as inverse variances up to a common factor: the fits
+            minimise ``sum(w * (y - f)**2)`` (error bars ``sigma = 1/sqrt(w)``, relative:
+            ``absolute_sigma=False``).  Samples of weight 0 are left out.
 
         Returns
         -------
@@ -297,6 +302,20 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(
             self, X, y, y_numeric=True, dtype=np.float64, ensure_min_samples=_MIN_SAMPLES
         )
+        sigma = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64).ravel()
+            if w.shape != y.shape:
+                raise ValueError(f"sample_weight has {w.size} values for {y.size} samples")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("sample_weight must be finite and non-negative")
+            keep = w > 0
+            if keep.sum() < _MIN_SAMPLES:
+                raise ValueError(
+                    f"sample_weight leaves {int(keep.sum())} samples of positive weight; "
+                    f"at least {_MIN_SAMPLES} are needed"
+                )
+            X, y, sigma = X[keep], y[keep], 1.0 / np.sqrt(w[keep])
         if self.kan_edges not in ("search", "polynomial"):
             raise ValueError(f"kan_edges must be 'search' or 'polynomial', got {self.kan_edges!r}")
         if not 0.0 < self.test_size < 1.0:
@@ -311,9 +330,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             if np.ptp(X[:, 0]) == 0.0:  # a constant input carries no function of x
                 self._fit_constant(float(np.mean(y)), "constant input: mean of the target")
             else:
-                self._fit_univariate(X[:, 0], y, seed, names[0])
+                self._fit_univariate(X[:, 0], y, seed, names[0], sigma)
         else:
-            self._fit_kan(X, y, seed, names)
+            self._fit_kan(X, y, seed, names, sigma)
         return self
 
     def _fit_constant(self, value: float, message: str) -> None:
@@ -326,12 +345,15 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.stats_ = None
         self._set_equation(nchi2_value=0.0)
 
-    def _fit_univariate(self, x: np.ndarray, y: np.ndarray, seed: int, name: str) -> None:
+    def _fit_univariate(
+        self, x: np.ndarray, y: np.ndarray, seed: int, name: str, sigma: np.ndarray | None
+    ) -> None:
         run = run_genetic(
             self.client,
             None,
             x,
             y,
+            sigma=sigma,
             population_size=self.population_size,
             num_of_generations=self.num_of_generations,
             temperature=self.temperature,
@@ -357,11 +379,20 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.pareto_front_ = _front(points)
         self.equation_ = str(self.expression_)
 
-    def _fit_kan(self, X: np.ndarray, y: np.ndarray, seed: int, names: list[str]) -> None:
+    def _fit_kan(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        names: list[str],
+        sigma: np.ndarray | None,
+    ) -> None:
         import time
 
         from llmlex._kan_sympy import parameterise
 
+        if sigma is not None:
+            raise ValueError("sample_weight is supported for one feature only (for now)")
         t0 = time.perf_counter()
         n = X.shape[0]
         if n >= _MIN_SPLIT:

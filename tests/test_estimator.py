@@ -133,3 +133,22 @@ def test_sklearn_check_estimator():
     ]
     assert not failed
     assert sum(r["status"] == "passed" for r in results) >= 40
+
+
+def test_sample_weight_is_weighted_least_squares_and_zero_weights_drop_points():
+    from llmlex.estimator import LLMLExRegressor
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 1.0, 40)
+    y = 2.0 * x + 1.0 + rng.normal(0.0, 0.01, x.size)
+    y_bad = y.copy()
+    y_bad[::10] += 5.0  # outliers, weighted out
+    w = np.ones_like(x)
+    w[::10] = 0.0
+    est = LLMLExRegressor(population_size=3, num_of_generations=2, random_state=0, progress=False)
+    est.fit(x[:, None], y_bad, sample_weight=w)
+    np.testing.assert_allclose(est.predict(x[:, None]), 2.0 * x + 1.0, atol=0.02)
+    with pytest.raises(ValueError, match="non-negative"):
+        est.fit(x[:, None], y, sample_weight=-w)
+    with pytest.raises(ValueError, match="values for"):
+        est.fit(x[:, None], y, sample_weight=w[:-1])
