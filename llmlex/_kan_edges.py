@@ -311,6 +311,12 @@ def kan_to_symbolic(
 ) -> KANEdges:
     """Regress every active edge of a trained pykan KAN as a univariate problem.
 
+    Takes no error bars: each edge is fitted to the network's own curve (its spline on
+    the inputs ``x``), not to the data, so the data's ``sigma`` has no meaning here.
+    Error bars act where the data are fitted: in the network's training and in the
+    refits and scores of the assembled formula (:meth:`llmlex.kan.KANLEX.set_dataset`,
+    :func:`llmlex.kan.symbolic_from_edges`).
+
     Parameters
     ----------
     model : kan.MultKAN

@@ -7,6 +7,7 @@ Pure sympy and numpy (no torch): a saved KAN result loads and predicts without t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,8 +36,10 @@ class Candidate:
     """A formula considered during simplification.
 
     ``origin``: ``raw`` (assembled, KAN constants), ``raw-refit``, ``sympy``, ``llm``,
-    ``snapped``, ``snapped-sympy``, ``final``; ``nchi2_test`` is its held-out score after
+    ``snapped``, ``snapped-sympy``, ``final``; ``nchi2_test`` is its held-out nchi2 after
     refitting its constants on the training data; ``accepted`` whether it passed.
+    With error bars, ``reduced_chi2_test`` is its held-out chi-squared per point (the
+    score it was judged by); ``nan`` without them, and in results saved before it existed.
     """
 
     origin: str
@@ -44,6 +47,7 @@ class Candidate:
     nchi2_test: float
     complexity: int
     accepted: bool
+    reduced_chi2_test: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +85,14 @@ class KANSymbolicResult:
         Wall times of the stages in seconds.
     candidates : tuple of Candidate
         Every formula considered, in order.
+    chi2_train, chi2_test : float
+        With error bars (``sigma_train``/``sigma_test`` of
+        :meth:`~llmlex.kan.KANLEX.set_dataset`): the chi-squared
+        ``sum(((y - f) / sigma)**2)`` of the final formula on the training and held-out
+        data; ``nan`` without them (and in results saved before these fields existed).
+    dof_train, dof_test : int
+        Degrees of freedom: training points minus the formula's fitted constants, and the
+        held-out points (nothing was fitted to them); 0 in results saved before.
     """
 
     output: int
@@ -101,6 +113,10 @@ class KANSymbolicResult:
     llm_calls_saved: int
     timings: Mapping[str, float]
     candidates: tuple[Candidate, ...] = ()
+    chi2_train: float = math.nan
+    dof_train: int = 0
+    chi2_test: float = math.nan
+    dof_test: int = 0
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Evaluate the final formula at the rows of ``X``."""
@@ -116,8 +132,22 @@ class KANSymbolicResult:
 
     @property
     def nchi2(self) -> float:
-        """The held-out nchi2 (the score the formula was chosen by)."""
+        """The held-out nchi2 (the score the formula was chosen by, without error bars)."""
         return self.nchi2_test
+
+    @property
+    def reduced_chi2(self) -> float:
+        """``chi2_train / dof_train``: about 1 when the formula fits to the error bars.
+
+        ``nan`` without error bars; with no degrees of freedom left, ``inf`` if
+        ``chi2_train > 0``.
+        """
+        return _reduced(self.chi2_train, self.dof_train)
+
+    @property
+    def reduced_chi2_test(self) -> float:
+        """``chi2_test / dof_test``: the same on the held-out data."""
+        return _reduced(self.chi2_test, self.dof_test)
 
     def report_rows(self, precision: int = 6) -> list[tuple[str, str]]:
         """Rows of :func:`llmlex.export.report` after the formula."""
@@ -126,6 +156,14 @@ class KANSymbolicResult:
             ("variables", ", ".join(self.variables)),
             ("nchi2 (train / test)", f"{self.nchi2_train:.{p}g} / {self.nchi2_test:.{p}g}"),
             ("R2 (train / test)", f"{self.r2_train:.{p}g} / {self.r2_test:.{p}g}"),
+        ]
+        for label, c2, dof, red in (
+            ("chi2/dof (train)", self.chi2_train, self.dof_train, self.reduced_chi2),
+            ("chi2/dof (test)", self.chi2_test, self.dof_test, self.reduced_chi2_test),
+        ):
+            if not math.isnan(c2):  # only with error bars
+                rows.append((label, f"{c2:.4g} / {dof} = {red:.4g}"))
+        rows += [
             ("complexity", f"{self.complexity} (raw {self.raw_complexity})"),
             ("LLM calls", f"{self.llm_calls} (saved {self.llm_calls_saved})"),
         ]
@@ -175,7 +213,20 @@ class KANSymbolicResult:
             "llm_calls": self.llm_calls,
             "llm_calls_saved": self.llm_calls_saved,
             "timings": dict(self.timings),
+            "chi2_train": self.chi2_train,
+            "dof_train": self.dof_train,
+            "reduced_chi2": self.reduced_chi2,
+            "chi2_test": self.chi2_test,
+            "dof_test": self.dof_test,
+            "reduced_chi2_test": self.reduced_chi2_test,
         }
+
+
+def _reduced(chi2: float, dof: int) -> float:
+    """``chi2 / dof``; with no degrees of freedom ``inf`` if ``chi2 > 0``, else ``nan``."""
+    if dof > 0:
+        return chi2 / dof
+    return math.inf if chi2 > 0 else math.nan
 
 
 def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
@@ -186,6 +237,7 @@ def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
         "nchi2_test": encode_float(candidate.nchi2_test),
         "complexity": int(candidate.complexity),
         "accepted": bool(candidate.accepted),
+        "reduced_chi2_test": encode_float(candidate.reduced_chi2_test),
     }
 
 
@@ -200,6 +252,7 @@ def candidate_from_dict(data: Any) -> Candidate:
         nchi2_test=float_field(data, "nchi2_test", what),
         complexity=typed_field(data, "complexity", int, what),
         accepted=typed_field(data, "accepted", bool, what),
+        reduced_chi2_test=decode_float(data.get("reduced_chi2_test", "nan")),
     )
 
 
@@ -213,6 +266,9 @@ _KAN_FLOATS = (
     "kan_error",
 )
 _KAN_INTS = ("output", "complexity", "raw_complexity", "llm_calls", "llm_calls_saved")
+# Fields added later: absent from older documents, read with these defaults.
+_KAN_OPTIONAL_FLOATS = ("chi2_train", "chi2_test")
+_KAN_OPTIONAL_INTS = ("dof_train", "dof_test")
 
 
 def kan_result_to_dict(result: KANSymbolicResult) -> dict[str, Any]:
@@ -236,6 +292,8 @@ def kan_result_to_dict(result: KANSymbolicResult) -> dict[str, Any]:
         "variables": [str(v) for v in result.variables],
         **{k: encode_float(getattr(result, k)) for k in _KAN_FLOATS},
         **{k: int(getattr(result, k)) for k in _KAN_INTS if k != "output"},
+        **{k: encode_float(getattr(result, k)) for k in _KAN_OPTIONAL_FLOATS},
+        **{k: int(getattr(result, k)) for k in _KAN_OPTIONAL_INTS},
         "timings": {str(k): encode_float(v) for k, v in result.timings.items()},
         "candidates": [candidate_to_dict(c) for c in result.candidates],
     }
@@ -272,4 +330,11 @@ def kan_result_from_dict(data: Any) -> KANSymbolicResult:
         candidates=tuple(candidate_from_dict(c) for c in candidates),
         **{k: typed_field(data, k, int, what) for k in _KAN_INTS},
         **{k: float_field(data, k, what) for k in _KAN_FLOATS},
+        **{k: decode_float(data.get(k, "nan")) for k in _KAN_OPTIONAL_FLOATS},
+        **{k: _optional_int(data, k, what) for k in _KAN_OPTIONAL_INTS},
     )
+
+
+def _optional_int(data: Mapping[str, Any], key: str, what: str) -> int:
+    """``data[key]`` as an int, 0 if absent (a document older than the field)."""
+    return typed_field(data, key, int, what) if key in data else 0

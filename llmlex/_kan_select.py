@@ -12,6 +12,11 @@ assembly with every edge at its simplest alternative within an error budget
 
 numpy at import; sympy and the surrogate tests (:mod:`llmlex._separable`) are imported
 where a formula is built.
+
+With error bars (``sigma_train``, ``sigma_test``), every refit minimises the chi-squared
+(weights ``1/sigma``) and every candidate is judged by its held-out chi-squared per point
+instead of its nchi2 (:func:`llmlex._kan_sympy.selection_score`); the result reports the
+chi-squared per degree of freedom of the final formula.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_simplify import llm_simplifications
 from llmlex._kan_torch import as_2d, network_output, spline_postacts
 from llmlex._kan_types import EdgeResult, Key
-from llmlex.exceptions import AssemblyError
+from llmlex._score import chi2
+from llmlex._validation import check_sigma
+from llmlex.exceptions import AssemblyError, DataError
 from llmlex.fit import nchi2, r2
 
 if TYPE_CHECKING:
@@ -48,6 +55,7 @@ __all__ = [
     "EDGE_ERROR_BUDGETS",
     "SURROGATE_MAX_ERROR",
     "Selection",
+    "check_error_bars",
     "separable_forms",
     "simpler_assemblies",
     "symbolic_from_edges",
@@ -88,6 +96,8 @@ def symbolic_from_edges(
     separable_options: Mapping[str, Any] | None = None,
     separable_candidates: Sequence[Sequence[tuple[str, sympy.Expr]]] | None = None,
     cache: Any = None,
+    sigma_train: Any = None,
+    sigma_test: Any = None,
 ) -> list[KANSymbolicResult]:
     """Assemble, verify, simplify and refit the formulas of a KAN whose edges are fitted.
 
@@ -135,6 +145,11 @@ def symbolic_from_edges(
         approximate the network, is skipped.
     cache : ReplyCache, str, path-like or None
         Reply cache of the LLM's simplification requests.
+    sigma_train, sigma_test : float or array_like, optional
+        Error bars of ``y_train`` and ``y_test`` (a scalar, or one per sample shared by
+        all outputs), both or neither: refits then minimise the chi-squared, candidates
+        are judged by their held-out chi-squared per point, and the results report
+        ``chi2_train``/``dof_train`` and ``chi2_test``/``dof_test``.
 
     Returns
     -------
@@ -145,11 +160,14 @@ def symbolic_from_edges(
     ------
     AssemblyError
         If the assembled formula does not reproduce the network.
+    DataError
+        If the error bars are unusable (see :func:`check_error_bars`).
     """
     import sympy
 
     from llmlex._kan_sympy import (
         evaluate,
+        parameterise,
         simplify_with_timeout,
         snap_constants,
     )
@@ -163,6 +181,9 @@ def symbolic_from_edges(
     names = list(variable_names) if variable_names is not None else [f"x{k}" for k in range(n_var)]
     if len(names) != n_var:
         raise ValueError(f"{len(names)} variable names for {n_var} input columns")
+    sig_train, sig_test = check_error_bars(
+        sigma_train, sigma_test, X_train.shape[0], X_test.shape[0]
+    )
     variables = [sympy.Symbol(n, real=True) for n in names]
 
     t0 = time.perf_counter()
@@ -183,6 +204,7 @@ def symbolic_from_edges(
     if fit_idx.size > max_fit_points:
         fit_idx = np.sort(rng.choice(fit_idx.size, max_fit_points, replace=False))
     Xf = X_train[fit_idx]
+    sig_fit = None if sig_train is None else sig_train[fit_idx]
     edge_calls = sum(e.llm_calls for e in edges.values())
     edge_saved = sum(e.llm_calls_saved for e in edges.values())
 
@@ -198,7 +220,9 @@ def symbolic_from_edges(
             )
         kan_error = rel_error(assembled, kan_out[:, o])
         yf, yh = Y_train[fit_idx, o], Y_test[:, o]
-        sel = Selection(variables, Xf, yf, X_test, yh, tolerance)
+        sel = Selection(
+            variables, Xf, yf, X_test, yh, tolerance, sigma_fit=sig_fit, sigma_hold=sig_test
+        )
         sel.start(raw)
         t1 = time.perf_counter()
         if separable_candidates is not None:
@@ -243,6 +267,8 @@ def symbolic_from_edges(
             rtol=tolerance,
             atol=1e-12,
             deadline=time.perf_counter() + snap_time,
+            sigma_fit=sig_fit,
+            sigma_hold=sig_test,
         )
         if sel.consider("snapped", snapped, refit=False, force=True):
             sel.consider("snapped-sympy", simplify_with_timeout(snapped, simplify_timeout))
@@ -254,6 +280,11 @@ def symbolic_from_edges(
 
         pred_train = evaluate(final, variables, X_train)
         pred_test = evaluate(final, variables, X_test)
+        n_constants = len(parameterise(final)[1])
+        chi2_train = chi2_test = math.nan  # without error bars there is no chi2
+        if sig_train is not None and sig_test is not None:
+            chi2_train = chi2(Y_train[:, o], pred_train, sig_train)
+            chi2_test = chi2(yh, pred_test, sig_test)
         results.append(
             KANSymbolicResult(
                 output=o,
@@ -281,9 +312,55 @@ def symbolic_from_edges(
                     "total": time.perf_counter() - t_start,
                 },
                 candidates=tuple(sel.candidates),
+                chi2_train=chi2_train,
+                dof_train=X_train.shape[0] - n_constants,
+                chi2_test=chi2_test,
+                dof_test=X_test.shape[0],
             )
         )
     return results
+
+
+def check_error_bars(
+    sigma_train: Any, sigma_test: Any, n_train: int, n_test: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Validate the error bars of the training and held-out targets, both or neither.
+
+    Parameters
+    ----------
+    sigma_train, sigma_test : float, array_like or None
+        A scalar or one standard deviation per sample (shared by all outputs).
+    n_train, n_test : int
+        Numbers of training and held-out samples.
+
+    Returns
+    -------
+    tuple
+        ``(sigma_train, sigma_test)`` as float arrays of ``n_train`` and ``n_test``
+        values, or ``(None, None)``.
+
+    Raises
+    ------
+    DataError
+        If only one is given, or one is not positive and finite or has the wrong length
+        (:func:`llmlex._validation.check_sigma`).
+    """
+    if sigma_train is None and sigma_test is None:
+        return None, None
+    if sigma_train is None or sigma_test is None:
+        raise DataError(
+            "give error bars for both the training and the held-out data (sigma_train and "
+            "sigma_test), or for neither: one score cannot judge weighted and unweighted data"
+        )
+    try:
+        train = check_sigma(sigma_train, n_train)
+    except DataError as err:
+        raise DataError(f"sigma_train: {err}") from None
+    try:
+        test = check_sigma(sigma_test, n_test)
+    except DataError as err:
+        raise DataError(f"sigma_test: {err}") from None
+    return train, test
 
 
 def simpler_assemblies(
@@ -415,6 +492,10 @@ class Selection:
     tolerance : float
         A candidate is acceptable if its score is at most ``(1 + tolerance)`` times the
         reference (plus 1e-12).
+    sigma_fit, sigma_hold : ndarray, optional
+        Error bars of ``y_fit`` and ``y_hold`` (validated, both or neither): refits then
+        minimise the chi-squared and the score is the held-out chi-squared per point
+        (:func:`llmlex._kan_sympy.selection_score`).
     """
 
     def __init__(
@@ -425,9 +506,13 @@ class Selection:
         X_hold: np.ndarray,
         y_hold: np.ndarray,
         tolerance: float,
+        *,
+        sigma_fit: np.ndarray | None = None,
+        sigma_hold: np.ndarray | None = None,
     ) -> None:
         self.variables = list(variables)
         self.X_fit, self.y_fit, self.X_hold, self.y_hold = X_fit, y_fit, X_hold, y_hold
+        self.sigma_fit, self.sigma_hold = sigma_fit, sigma_hold
         self.tolerance = tolerance
         self.candidates: list[Candidate] = []
         self.reference = math.inf
@@ -447,20 +532,27 @@ class Selection:
             p0,
             self.X_fit,
             self.y_fit,
+            sigma=self.sigma_fit,
             deadline=time.perf_counter() + _REFIT_TIME,
         )
         return fitted.expression
 
     def score(self, expr: sympy.Expr) -> float:
-        """Held-out nchi2 of ``expr`` (``inf`` if it cannot be evaluated)."""
-        from llmlex._kan_sympy import holdout_nchi2
+        """Held-out score of ``expr``: nchi2, or with error bars chi2 per point."""
+        from llmlex._kan_sympy import holdout_score
 
-        return holdout_nchi2(expr, self.variables, self.X_hold, self.y_hold)
+        return holdout_score(expr, self.variables, self.X_hold, self.y_hold, self.sigma_hold)
 
     def _record(self, origin: str, expr: sympy.Expr, score: float, ok: bool) -> None:
+        from llmlex._kan_sympy import holdout_nchi2
         from llmlex._symbolic import node_count, sympy_to_text
 
-        self.candidates.append(Candidate(origin, sympy_to_text(expr), score, node_count(expr), ok))
+        text, size = sympy_to_text(expr), node_count(expr)
+        if self.sigma_hold is None:
+            self.candidates.append(Candidate(origin, text, score, size, ok))
+        else:  # judged by chi2 per point; the nchi2 is recorded as well
+            held = holdout_nchi2(expr, self.variables, self.X_hold, self.y_hold)
+            self.candidates.append(Candidate(origin, text, held, size, ok, score))
 
     def start(self, raw: sympy.Expr) -> None:
         """Score the raw formula as it is and refitted; the better is the reference."""

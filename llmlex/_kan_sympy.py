@@ -7,7 +7,10 @@ univariate path has:
 - :func:`compile_expr` walks a sympy tree once and returns a closure over numpy functions
   (no ``exec``, no ``lambdify``): only whitelisted node types are accepted;
 - :func:`parameterise` replaces the floating-point constants of an expression by parameter
-  symbols, and :func:`fit_constants` refits them under the normalized chi-squared;
+  symbols, and :func:`fit_constants` refits them under the normalized chi-squared, or
+  the chi-squared when the data have error bars;
+- :func:`selection_score` and :func:`holdout_score` are the score candidates are judged
+  by: the nchi2, or with error bars the chi-squared per point;
 - :func:`snap_constants` tries simple values (0, integers, small fractions, multiples of pi,
   e) for each constant and keeps one only if the held-out score stays within tolerance;
 - :func:`parse_expression` reads untrusted multivariate text (an LLM's simplification) by
@@ -42,7 +45,7 @@ from llmlex._functions import (
     scalar_value,
 )
 from llmlex._lsq import Objective, OutOfTime, minimise
-from llmlex._score import nchi2, nchi2_scale
+from llmlex._score import chi2, nchi2, nchi2_scale
 from llmlex._symbolic import MAX_EXACT_BITS, SMALL_ARGUMENT, power_too_big, time_bound
 from llmlex.ansatz import MAX_DEPTH, MAX_NODES, MAX_TEXT_LENGTH
 from llmlex.exceptions import AnsatzError, AnsatzTooComplexError
@@ -193,7 +196,11 @@ def parameterise(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Symbol], np.n
 
 @dataclass(frozen=True)
 class ConstantFit:
-    """A template with fitted constants."""
+    """A template with fitted constants.
+
+    ``nchi2`` is the value of the objective minimised at ``params``: the normalized
+    chi-squared, or with error bars the chi-squared per point.
+    """
 
     expression: sympy.Expr
     params: np.ndarray
@@ -208,6 +215,7 @@ def fit_constants(
     X: Arr,
     y: Arr,
     *,
+    sigma: Arr | None = None,
     max_nfev: int | None = None,
     deadline: float | None = None,
 ) -> ConstantFit:
@@ -216,12 +224,14 @@ def fit_constants(
     Starts from ``p0`` (the KAN's values, usually close); the best point ever evaluated is
     kept, so the result is never worse than ``p0``.  ``deadline`` (a
     :func:`time.perf_counter` value) stops the optimiser early, keeping that best point.
+    With ``sigma`` (error bars of ``y``, validated by the caller) the chi-squared
+    ``sum(((y - f) / sigma)**2)`` is minimised instead: weights ``1/sigma``, weighted
+    least squares as in :func:`scipy.optimize.curve_fit`.
     """
     f = compile_expr(template, [*variables, *params])
     cols = [X[:, k] for k in range(X.shape[1])]
-    objective = Objective(
-        lambda p: f([*cols, *p]), y, 1.0 / nchi2_scale(y), deadline=deadline, after_finite=True
-    )
+    weight = 1.0 / nchi2_scale(y) if sigma is None else 1.0 / np.asarray(sigma, dtype=float)
+    objective = Objective(lambda p: f([*cols, *p]), y, weight, deadline=deadline, after_finite=True)
     p_start = np.asarray(p0, dtype=float).copy()
     objective(p_start)
     if params:
@@ -239,8 +249,31 @@ def fit_constants(
 
 def holdout_nchi2(expr: sympy.Expr, variables: Sequence[sympy.Symbol], X: Arr, y: Arr) -> float:
     """nchi2 of ``expr`` on ``(X, y)`` (``inf`` if it cannot be evaluated)."""
+    return holdout_score(expr, variables, X, y)
+
+
+def selection_score(y: Arr, yhat: Arr, sigma: Arr | None = None) -> float:
+    """The score formulas are judged by (lower is better).
+
+    The nchi2 of ``yhat`` against ``y``; with ``sigma`` (error bars of ``y``) the
+    chi-squared per point, ``mean(((y - yhat) / sigma)**2)``: about 1 for a formula that
+    fits to the noise.  ``inf`` if a prediction is not finite.
+    """
+    if sigma is None:
+        return nchi2(y, yhat)
+    return chi2(y, yhat, sigma) / max(1, np.size(y))
+
+
+def holdout_score(
+    expr: sympy.Expr,
+    variables: Sequence[sympy.Symbol],
+    X: Arr,
+    y: Arr,
+    sigma: Arr | None = None,
+) -> float:
+    """:func:`selection_score` of ``expr`` on ``(X, y)`` (``inf`` if it cannot be evaluated)."""
     try:
-        return nchi2(y, evaluate(expr, variables, X))
+        return selection_score(y, evaluate(expr, variables, X), sigma)
     except (ValueError, TypeError, ZeroDivisionError):
         return math.inf
 
@@ -288,13 +321,16 @@ def snap_constants(
     rtol: float,
     atol: float,
     deadline: float,
+    sigma_fit: Arr | None = None,
+    sigma_hold: Arr | None = None,
 ) -> sympy.Expr:
     """Replace Floats of ``expr`` by simple values wherever the held-out score allows.
 
     Greedy, in three passes -- zero, then integers, then fractions / multiples of pi / e --
     because removing a redundant constant first (``A*exp(x + c)`` has one too many) lets
     the refit move the others onto simple values.  After each trial the remaining Floats
-    are refitted on ``(X_fit, y_fit)``; the trial is kept only if the held-out nchi2 stays
+    are refitted on ``(X_fit, y_fit)`` (with error bars ``sigma_fit`` if given); the trial
+    is kept only if the held-out score (:func:`holdout_score`, with ``sigma_hold``) stays
     within tolerance of ``reference``.
     """
     if not math.isfinite(reference):  # nothing to compare with: "not worse" means nothing
@@ -313,8 +349,8 @@ def snap_constants(
                 live = trial.free_symbols
                 rest = [s for s in syms if s in free and s != target and s in live]
                 p0 = np.array([free[s] for s in rest])
-                fitted = fit_constants(trial, variables, rest, p0, X_fit, y_fit)
-                score = holdout_nchi2(fitted.expression, variables, X_hold, y_hold)
+                fitted = fit_constants(trial, variables, rest, p0, X_fit, y_fit, sigma=sigma_fit)
+                score = holdout_score(fitted.expression, variables, X_hold, y_hold, sigma_hold)
                 if within(score, reference, rtol, atol):
                     fixed[target] = cand
                     free = dict(zip(rest, fitted.params, strict=True))

@@ -346,11 +346,20 @@ def train(
     lamb: float,
     verbose: int,
     fit_options: Mapping[str, Any],
+    *,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float:
     """Train ``model`` in place (an Adam warm-up first if asked); return the last train RMSE.
 
     ``fit_options`` may hold ``warmup`` (Adam steps before an LBFGS run) and
-    ``warmup_lr``; the rest goes to ``model.fit``.
+    ``warmup_lr``; the rest goes to ``model.fit``.  ``weights`` (per training and test
+    sample, e.g. ``1/sigma**2`` normalised to mean 1) make the loss the weighted mean
+    squared error ``mean(w * (f - y)**2)``; the RMSE returned is then weighted too.
+
+    Raises
+    ------
+    ValueError
+        ``weights`` together with a ``loss_fn`` of the caller's.
     """
     torch, _ = import_kan()
     # pykan draws its batches from numpy's global generator: seed it for this run
@@ -361,23 +370,61 @@ def train(
     options = dict(fit_options)
     warmup = int(options.pop("warmup", 0))
     warmup_lr = float(options.pop("warmup_lr", 0.01))
+    data = ds
+    if weights is not None:
+        if "loss_fn" in options:
+            raise ValueError("error bars weight the loss: a loss_fn of its own cannot be given")
+        data, options["loss_fn"] = _weighted_loss(ds, weights)
     try:
         with quiet(verbose == 0):
             if warmup > 0 and opt == "LBFGS":
-                model.fit(ds, opt="Adam", lr=warmup_lr, steps=warmup, lamb=lamb, log=1, **options)
-            res = model.fit(ds, opt=opt, steps=steps, lamb=lamb, log=1, **options)
+                model.fit(data, opt="Adam", lr=warmup_lr, steps=warmup, lamb=lamb, log=1, **options)
+            res = model.fit(data, opt=opt, steps=steps, lamb=lamb, log=1, **options)
     finally:
         np.random.set_state(state)
     losses = [float(v) for v in res.get("train_loss", [])]
     return losses[-1] if losses else math.nan
 
 
-def holdout_loss(model: Any, ds: dict[str, Any]) -> float:
-    """The network's RMSE on the dataset's test part (``inf`` if not finite)."""
+def _weighted_loss(
+    ds: dict[str, Any], weights: tuple[np.ndarray, np.ndarray]
+) -> tuple[dict[str, Any], Callable[[Any, Any], Any]]:
+    """A dataset whose labels carry each sample's weight in an extra column, and its loss.
+
+    pykan hands ``loss_fn`` only predictions and labels, of a permutation of the samples
+    it draws itself; a weight that travels in the label's row stays with its sample.
+    """
+    torch, _ = import_kan()
+
+    def with_weights(label: Any, w: np.ndarray) -> Any:
+        column = torch.as_tensor(np.asarray(w, dtype=float), dtype=label.dtype)
+        return torch.cat([label, column.to(label.device)[:, None]], dim=1)
+
+    n_out = ds["train_label"].shape[1]
+
+    def loss(pred: Any, label: Any) -> Any:
+        return torch.mean(label[:, n_out:] * (pred - label[:, :n_out]) ** 2)
+
+    data = {
+        **ds,
+        "train_label": with_weights(ds["train_label"], weights[0]),
+        "test_label": with_weights(ds["test_label"], weights[1]),
+    }
+    return data, loss
+
+
+def holdout_loss(model: Any, ds: dict[str, Any], weights: np.ndarray | None = None) -> float:
+    """The network's RMSE on the dataset's test part (``inf`` if not finite).
+
+    With ``weights`` (one per test sample), the weighted RMSE ``sqrt(mean(w * r**2))``.
+    """
     torch, _ = import_kan()
     with torch.no_grad():
-        pred = model(ds["test_input"])
-        loss = float(torch.sqrt(torch.mean((pred - ds["test_label"]) ** 2)))
+        r2 = (model(ds["test_input"]) - ds["test_label"]) ** 2
+        if weights is not None:
+            w = torch.as_tensor(np.asarray(weights, dtype=float), dtype=r2.dtype)
+            r2 = r2 * w.to(r2.device)[:, None]
+        loss = float(torch.sqrt(torch.mean(r2)))
     return loss if math.isfinite(loss) else math.inf
 
 

@@ -7,6 +7,10 @@ and assembles, simplifies and refits the formulas
 (:func:`llmlex._kan_select.symbolic_from_edges`), returning what the reference library's
 ``get_symbolic`` returns.  Creating, training and running the network go through
 :mod:`llmlex._kan_torch`.
+
+Error bars of the targets (:meth:`KANLEX.set_dataset`'s ``sigma_train`` and
+``sigma_test``) weight everything fitted to the data: the network's training loss, the
+refits of the formula's constants, and the held-out score candidates are judged by.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 from llmlex import _kan_torch as kt
 from llmlex._kan_edges import check_reference_options, kan_to_symbolic, search_size
 from llmlex._kan_results import KANSymbolicResult
-from llmlex._kan_select import separable_forms, symbolic_from_edges
+from llmlex._kan_select import check_error_bars, separable_forms, symbolic_from_edges
 from llmlex._kan_types import EdgeRegressor, KANEdges
 from llmlex.fit import nchi2
 
@@ -43,7 +47,11 @@ log = logging.getLogger("llmlex.kan")
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """One training restart: its seed, final train/test RMSE and wall time."""
+    """One training restart: its seed, final train/test RMSE and wall time.
+
+    With error bars the RMSEs are weighted, ``sqrt(mean(w * r**2))`` with weights
+    ``1/sigma**2`` normalised to mean 1 (the plain RMSE when all error bars are equal).
+    """
 
     seed: int
     train_loss: float
@@ -101,6 +109,20 @@ class KANLEX:
         Names of the inputs (default ``x0, x1, ...``).
     **kan_options
         Passed to ``kan.KAN`` (e.g. ``mult_arity``, ``symbolic_enabled``, ``base_fun``).
+
+    Notes
+    -----
+    The data live in :attr:`dataset`, pykan's dictionary (``train_input``,
+    ``train_label``, ``test_input``, ``test_label``).  Error bars of the targets, given
+    to :meth:`set_dataset` (or put in a dictionary passed to :meth:`train_kan` under
+    ``train_sigma`` and ``test_sigma``: 1-D float arrays), make every fit to the data a
+    weighted one: the network is trained on ``mean(w * (f - y)**2)`` with ``w``
+    proportional to ``1/sigma**2``, the formula's constants are refitted by minimising
+    the chi-squared, candidates are judged by their held-out chi-squared per point, and
+    each :class:`~llmlex.kan.KANSymbolicResult` reports ``chi2_train / dof_train``
+    (about 1 when the formula fits to the error bars).  The edge regression itself
+    (:func:`~llmlex.kan.kan_to_symbolic`) fits the network's own curves, not the data,
+    and takes no error bars.
 
     Examples
     --------
@@ -177,10 +199,73 @@ class KANLEX:
         )
         return self.dataset
 
-    def set_dataset(self, X_train: Any, y_train: Any, X_test: Any, y_test: Any) -> dict[str, Any]:
-        """Use numpy data (``X`` of shape ``(n, n_var)``) instead of :meth:`create_dataset`."""
-        self.dataset = kt.dataset_from_arrays(X_train, y_train, X_test, y_test, self.device)
+    def set_dataset(
+        self,
+        X_train: Any,
+        y_train: Any,
+        X_test: Any,
+        y_test: Any,
+        *,
+        sigma_train: Any = None,
+        sigma_test: Any = None,
+    ) -> dict[str, Any]:
+        """Use numpy data (``X`` of shape ``(n, n_var)``) instead of :meth:`create_dataset`.
+
+        Parameters
+        ----------
+        X_train, y_train, X_test, y_test : array_like
+            Training and held-out inputs ``(n, n_var)`` and targets ``(n,)`` or
+            ``(n, n_out)``: the network is trained on the first, candidate formulas are
+            judged on the second.
+        sigma_train, sigma_test : float or array_like, optional
+            Error bars (standard deviations) of ``y_train`` and ``y_test``: a scalar or
+            one per sample (shared by all outputs), positive and finite; both or
+            neither.  With them the training loss, the refits and the held-out scores
+            are weighted (see the class notes), and the results report the
+            chi-squared per degree of freedom.  They are absolute: ``chi2_train /
+            dof_train`` near 1 says the formula fits to the noise they describe.
+
+        Returns
+        -------
+        dict
+            pykan's dataset dictionary (kept for :meth:`train_kan`); the error bars,
+            when given, under ``train_sigma`` and ``test_sigma``.
+
+        Raises
+        ------
+        DataError
+            If the error bars are unusable: only one given, wrong length, zero,
+            negative or not finite.
+        """
+        n_train, n_test = kt.as_2d(y_train).shape[0], kt.as_2d(y_test).shape[0]
+        sig_train, sig_test = check_error_bars(sigma_train, sigma_test, n_train, n_test)
+        ds = kt.dataset_from_arrays(X_train, y_train, X_test, y_test, self.device)
+        if sig_train is not None:
+            ds["train_sigma"], ds["test_sigma"] = sig_train, sig_test
+        self.dataset = ds
         return self.dataset
+
+    def _error_bars(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The dataset's error bars ``(train, test)``, validated, or ``(None, None)``."""
+        ds = self.dataset
+        assert ds is not None
+        return check_error_bars(
+            ds.get("train_sigma"),
+            ds.get("test_sigma"),
+            kt.as_2d(ds["train_label"]).shape[0],
+            kt.as_2d(ds["test_label"]).shape[0],
+        )
+
+    def _loss_weights(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Training and test weights ``1/sigma**2``, each normalised to mean 1, or None."""
+        sig_train, sig_test = self._error_bars()
+        if sig_train is None or sig_test is None:
+            return None
+        out = []
+        for sig in (sig_train, sig_test):
+            w = (np.min(sig) / sig) ** 2  # in (0, 1]: no overflow for tiny error bars
+            out.append(w / np.mean(w))
+        return out[0], out[1]
 
     def train_kan(
         self,
@@ -209,7 +294,9 @@ class KANLEX:
         Parameters
         ----------
         dataset : dict, optional
-            pykan-style dataset (default: the one from :meth:`create_dataset`).
+            pykan-style dataset (default: the one from :meth:`create_dataset` or
+            :meth:`set_dataset`); error bars under ``train_sigma`` and ``test_sigma``
+            weight the loss.
         steps, opt, lamb : int, str, float
             Passed to ``model.fit``.
         prune : bool
@@ -232,6 +319,11 @@ class KANLEX:
         Returns
         -------
         TrainingReport
+
+        Raises
+        ------
+        DataError
+            If the dataset's error bars are unusable.
         """
         kt.import_kan()
         if dataset is not None:
@@ -241,6 +333,8 @@ class KANLEX:
         if not self.width:
             raise ValueError("this KANLEX was built from a model: nothing to train")
         ds = self.dataset
+        weights = self._loss_weights()
+        w_test = None if weights is None else weights[1]
         seed_list = list(seeds) if seeds is not None else [self.seed + r for r in range(n_restarts)]
         t0 = time.perf_counter()
         runs: list[TrainingRun] = []
@@ -256,8 +350,8 @@ class KANLEX:
             t = time.perf_counter()
             model = self._new_model(s)
             warm = {"warmup": warmup, "warmup_lr": warmup_lr, **fit_options}
-            train_loss = kt.train(model, ds, s, steps, opt, lamb, verbose, warm)
-            test_loss = kt.holdout_loss(model, ds)
+            train_loss = kt.train(model, ds, s, steps, opt, lamb, verbose, warm, weights=weights)
+            test_loss = kt.holdout_loss(model, ds, w_test)
             runs.append(TrainingRun(s, train_loss, test_loss, time.perf_counter() - t))
             log.info("restart seed %d: train RMSE %.3g, test RMSE %.3g", s, train_loss, test_loss)
             if test_loss < best_loss or best_model is None:
@@ -265,8 +359,18 @@ class KANLEX:
         pruned = False
         if prune and best_model is not None:
             candidate = kt.prune(best_model, ds, node_th, edge_th, verbose)
-            kt.train(candidate, ds, best_seed, max(1, steps // 2), opt, 0.0, verbose, fit_options)
-            pruned_loss = kt.holdout_loss(candidate, ds)
+            kt.train(
+                candidate,
+                ds,
+                best_seed,
+                max(1, steps // 2),
+                opt,
+                0.0,
+                verbose,
+                fit_options,
+                weights=weights,
+            )
+            pruned_loss = kt.holdout_loss(candidate, ds, w_test)
             if pruned_loss <= 2.0 * best_loss:
                 best_model, best_loss, pruned = candidate, pruned_loss, True
             else:
@@ -300,12 +404,12 @@ class KANLEX:
     ) -> tuple[list[list[tuple[str, sympy.Expr]]], list[bool]]:
         """Separable candidates of each output, and whether one beats the network.
 
-        "Beats" means: refitted on the training data, its held-out nchi2 is at most the
-        network's own.
+        "Beats" means: refitted on the training data, its held-out score (nchi2, or with
+        error bars chi2 per point) is at most the network's own.
         """
         import sympy
 
-        from llmlex._kan_sympy import fit_constants, holdout_nchi2, parameterise
+        from llmlex._kan_sympy import fit_constants, holdout_score, parameterise, selection_score
 
         ds = self.dataset
         X, Xt = kt.as_2d(ds["train_input"]), kt.as_2d(ds["test_input"])
@@ -313,17 +417,18 @@ class KANLEX:
         names = self.variable_names or [f"x{k}" for k in range(X.shape[1])]
         variables = [sympy.Symbol(n, real=True) for n in names]
         kan_test = kt.network_output(self.model, Xt)
+        sig, sig_t = self._error_bars()
         cands, beats = [], []
         for o in range(Y.shape[1]):
             found = separable_forms(
                 self.model, X, variables, o, Y[:, o], seed=seed, time_budget=time_budget
             )
-            level = nchi2(Yt[:, o], kan_test[:, o])
+            level = selection_score(Yt[:, o], kan_test[:, o], sig_t)
             ok = False
             for _, expr in found:
                 template, syms, p0 = parameterise(expr)
-                fitted = fit_constants(template, variables, syms, p0, X, Y[:, o]).expression
-                ok = ok or holdout_nchi2(fitted, variables, Xt, Yt[:, o]) <= level
+                fit = fit_constants(template, variables, syms, p0, X, Y[:, o], sigma=sig)
+                ok = ok or holdout_score(fit.expression, variables, Xt, Yt[:, o], sig_t) <= level
             cands.append(found)
             beats.append(ok)
         return cands, beats
@@ -366,6 +471,11 @@ class KANLEX:
         The same results stay on ``self.results`` and the edges on ``self.edges``.
         ``plot_*`` options are accepted for compatibility; no plots are drawn.
 
+        With error bars in the dataset (:meth:`set_dataset`), the refits minimise the
+        chi-squared, candidates are judged by their held-out chi-squared per point (each
+        candidate's dict then also holds it as ``"reduced_chi2"``), and every result
+        reports ``chi2_train``, ``dof_train`` and ``reduced_chi2``.
+
         ``population`` and ``generations`` (default 5 and 2) size each edge's genetic
         search; ``population_size`` and ``num_of_generations`` (the names of
         :func:`llmlex.run_genetic`) are keyword aliases, and giving both spellings of one
@@ -404,6 +514,7 @@ class KANLEX:
             raise ValueError("no trained model: call train_kan first")
         if self.dataset is None:
             raise ValueError("no dataset: call create_dataset or set_dataset first")
+        sigma_train, sigma_test = self._error_bars()
         client = client if client is not None else self.client
         seed = self.seed if seed is None else seed
         ds = self.dataset
@@ -456,10 +567,16 @@ class KANLEX:
             separable_candidates=sep,
             seed=seed,
             cache=cache,
+            sigma_train=sigma_train,
+            sigma_test=sigma_test,
         )
         if verbose:
             for r in self.results:
                 log.info("output %d: %s (held-out nchi2 %.3g)", r.output, r.text, r.nchi2_test)
+                if sigma_train is not None:
+                    log.info(
+                        "output %d: chi2/dof %.3g on the training data", r.output, r.reduced_chi2
+                    )
         best_expressions = [r.expression for r in self.results]
         best_chi_squareds = [r.nchi2_test for r in self.results]
         results_dicts = [{**r.to_dict(), "result": r} for r in self.results]
@@ -472,6 +589,7 @@ class KANLEX:
                         "n_chi_squared": c.nchi2_test,
                         "complexity": c.complexity,
                         "accepted": c.accepted,
+                        "reduced_chi2": c.reduced_chi2_test,
                     }
                     for c in r.candidates
                 ),

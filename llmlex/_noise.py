@@ -91,7 +91,7 @@ def _pseudo_residuals(xs: np.ndarray, ys: np.ndarray, counts: np.ndarray, half: 
     return e / np.sqrt(var)
 
 
-def estimate_noise(x: np.ndarray, y: np.ndarray) -> float:
+def estimate_noise(x: np.ndarray, y: np.ndarray, *, weights: np.ndarray | None = None) -> float:
     """Standard deviation of iid additive noise on ``y`` around a smooth function of ``x``.
 
     The method, a difference-based estimator (Rice 1984; Gasser, Sroka &
@@ -125,15 +125,24 @@ def estimate_noise(x: np.ndarray, y: np.ndarray) -> float:
     from point to point (drifts) reads as part of the curve; a curve that wiggles on the
     scale of the point spacing reads as noise.
 
+    With ``weights`` (relative inverse variances, as scikit-learn's ``sample_weight``),
+    point ``i`` has noise variance ``s^2 / weights[i]``, as the mean of ``weights[i]``
+    observations would: a repeated ``x`` becomes the weighted mean of its ``y`` with the
+    summed weight, its deviations are divided by ``sqrt(1/w_k - 1/W)``, and each
+    pseudo-residual by its own standard deviation in units of ``s``.  The estimate is
+    then ``s``, the noise of a point of weight 1.
+
     Parameters
     ----------
     x, y : ndarray
         One-dimensional data of equal length (finite).
+    weights : ndarray, optional
+        Positive finite weights, one per point (validated by the caller).
 
     Returns
     -------
     float
-        The estimated noise standard deviation, positive.
+        The estimated noise standard deviation (of a point of weight 1), positive.
     """
     x = np.asarray(x, dtype=float).ravel()
     y = np.asarray(y, dtype=float).ravel()
@@ -150,19 +159,21 @@ def estimate_noise(x: np.ndarray, y: np.ndarray) -> float:
     floor = NOISE_FLOOR * float(np.sqrt(np.mean(u * u))) * y_top
     floor = max(floor, math.ulp(0.0))
 
+    w = np.ones(u.size) if weights is None else np.asarray(weights, dtype=float).ravel()
     order = np.argsort(t, kind="stable")
     xs, means = t[order], u[order]
     parts: list[np.ndarray] = []
     if np.all(xs[1:] > xs[:-1]):  # the common case, no repeated x: no grouping to do
-        counts = np.ones(xs.size)
+        counts = w[order]
     else:
         xs, inverse, n_in = np.unique(t, return_inverse=True, return_counts=True)
-        counts = n_in.astype(float)
-        means = np.bincount(inverse, weights=u, minlength=xs.size) / counts
-        repeated = counts[inverse] > 1
+        counts = np.bincount(inverse, weights=w, minlength=xs.size)
+        means = np.bincount(inverse, weights=w * u, minlength=xs.size) / counts
+        repeated = n_in[inverse] > 1
         if np.any(repeated):
-            m = counts[inverse][repeated]
-            parts.append((u[repeated] - means[inverse][repeated]) / np.sqrt(1.0 - 1.0 / m))
+            wk, total = w[repeated], counts[inverse][repeated]
+            dev = u[repeated] - means[inverse][repeated]
+            parts.append(dev / np.sqrt(1.0 / wk - 1.0 / total))
     half = _half_window(xs.size)
     with np.errstate(all="ignore"):
         if half:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-__all__ = ["ALPHA", "EPS", "decade", "nchi2", "nchi2_scale", "r2", "score"]
+__all__ = ["ALPHA", "EPS", "chi2", "decade", "nchi2", "nchi2_scale", "r2", "score"]
 
 #: Fraction of |y| below which the local scale does not shrink.
 ALPHA = 0.01
@@ -91,6 +91,39 @@ def nchi2(y: np.ndarray, yhat: np.ndarray, *, alpha: float = ALPHA, eps: float =
         if not math.isfinite(value) and np.all(np.isfinite(r)):  # the squares overflowed
             top = float(np.max(np.abs(r)))
             value = float(np.mean((r / top) ** 2)) * top * top  # inf only if truly so
+    return value if math.isfinite(value) else float("inf")
+
+
+def chi2(y: np.ndarray, yhat: np.ndarray, sigma: np.ndarray | float) -> float:
+    """Chi-squared ``sum(((y - yhat) / sigma)**2)`` of predictions against data with error bars.
+
+    Parameters
+    ----------
+    y, yhat : ndarray
+        Observed and predicted values.
+    sigma : ndarray or float
+        Standard deviations of ``y`` (positive; validated by the caller).
+
+    Returns
+    -------
+    float
+        ``inf`` if any prediction is non-finite or the sum exceeds the doubles.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chi2(np.array([1.0, 2.0]), np.array([1.5, 2.0]), 0.5)
+    1.0
+    """
+    y = np.asarray(y, dtype=float)
+    yhat = np.broadcast_to(np.asarray(yhat, dtype=float), y.shape)
+    if not np.all(np.isfinite(yhat)):
+        return float("inf")
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = (y - yhat) / sigma
+        if not np.all(np.isfinite(r)):  # y - yhat overflowed: divide first
+            r = y / sigma - yhat / sigma
+        value = float(np.sum(r * r))
     return value if math.isfinite(value) else float("inf")
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from llmlex._forms import POLYNOMIAL_LIBRARY
+from llmlex._noise import estimate_noise
 from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import MissingDependencyError
 from llmlex.fit import FitResult
@@ -152,8 +153,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         univariate search, or each KAN edge that the polynomial forms do not settle).
     temperature : float
         Selection temperature of the genetic algorithm.
-    exit_condition : float
-        Stop a univariate search at this nchi2.
+    exit_condition : float, optional
+        Stop a univariate search at this nchi2; by default (None) once the data are
+        explained to the noise (see :func:`llmlex.run_genetic`).
     hints : sequence of str
         Prior knowledge for the proposer ("periodic", "no exp").
     allowed_functions : sequence of str, optional
@@ -226,7 +228,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         population_size: int = 5,
         num_of_generations: int = 3,
         temperature: float = 1.0,
-        exit_condition: float = 1e-10,
+        exit_condition: float | None = None,
         hints: Sequence[str] = (),
         allowed_functions: Sequence[str] | None = None,
         random_state: Any = None,
@@ -272,7 +274,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any) -> LLMLExRegressor:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LLMLExRegressor:
         """Search for a formula ``y = f(X)``.
 
         Parameters
@@ -281,6 +283,20 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             Inputs; one column runs the univariate search, several the KAN pipeline.
         y : array_like of shape (n_samples,)
             Target.
+        sample_weight : array_like of shape (n_samples,) or float, optional
+            Non-negative weights, as inverse variances up to a common factor: every fit
+            to the data minimises ``sum(w * (y - f)**2)``, error bars proportional to
+            ``1/sqrt(w)``.  Only ratios of weights matter: equal weights are no weights
+            (the fit is the unweighted one), and samples of weight 0 are left out.
+            Univariate path: the error bars are ``s / sqrt(w)`` with ``s``, the noise of
+            a sample of weight 1, estimated from the data
+            (:func:`llmlex._noise.estimate_noise` with the weights), so that the
+            search's stop rule and its chi-squared per degree of freedom mean what they
+            do without weights; the parameters' covariance is scaled by the reduced
+            chi-squared (``absolute_sigma=False``).  KAN path: error bars
+            ``1/sqrt(w)`` weight the network's training, the constants' refits and the
+            held-out scores (:meth:`llmlex.kan.KANLEX.set_dataset`); the result's
+            ``chi2_train`` is then ``sum(w * (y - f)**2)``.
 
         Returns
         -------
@@ -290,13 +306,20 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            For unusable data (NaN/inf, fewer than 5 samples, shape mismatch) or options.
+            For unusable data (NaN/inf, fewer than 5 samples or 5 of nonzero weight,
+            shape mismatch, negative weights) or options.
         MissingDependencyError
             With several columns, when torch or pykan is missing.
         """
         X, y = validate_data(
             self, X, y, y_numeric=True, dtype=np.float64, ensure_min_samples=_MIN_SAMPLES
         )
+        w = _sample_weight(sample_weight, y.size)
+        if w is not None:
+            keep = w > 0
+            X, y, w = X[keep], y[keep], w[keep]
+            if np.all(w == w[0]):  # only ratios of weights matter: equal ones are none
+                w = None
         if self.kan_edges not in ("search", "polynomial"):
             raise ValueError(f"kan_edges must be 'search' or 'polynomial', got {self.kan_edges!r}")
         if not 0.0 < self.test_size < 1.0:
@@ -309,11 +332,13 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             self._fit_constant(float(y[0]), "constant target")
         elif X.shape[1] == 1:
             if np.ptp(X[:, 0]) == 0.0:  # a constant input carries no function of x
-                self._fit_constant(float(np.mean(y)), "constant input: mean of the target")
+                mean = float(np.average(y, weights=w))
+                self._fit_constant(mean, "constant input: mean of the target")
             else:
-                self._fit_univariate(X[:, 0], y, seed, names[0])
+                sigma = None if w is None else estimate_noise(X[:, 0], y, weights=w) / np.sqrt(w)
+                self._fit_univariate(X[:, 0], y, seed, names[0], sigma)
         else:
-            self._fit_kan(X, y, seed, names)
+            self._fit_kan(X, y, seed, names, None if w is None else 1.0 / np.sqrt(w))
         return self
 
     def _fit_constant(self, value: float, message: str) -> None:
@@ -326,12 +351,15 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.stats_ = None
         self._set_equation(nchi2_value=0.0)
 
-    def _fit_univariate(self, x: np.ndarray, y: np.ndarray, seed: int, name: str) -> None:
+    def _fit_univariate(
+        self, x: np.ndarray, y: np.ndarray, seed: int, name: str, sigma: np.ndarray | None
+    ) -> None:
         run = run_genetic(
             self.client,
             None,
             x,
             y,
+            sigma=sigma,
             population_size=self.population_size,
             num_of_generations=self.num_of_generations,
             temperature=self.temperature,
@@ -357,7 +385,14 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.pareto_front_ = _front(points)
         self.equation_ = str(self.expression_)
 
-    def _fit_kan(self, X: np.ndarray, y: np.ndarray, seed: int, names: list[str]) -> None:
+    def _fit_kan(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        names: list[str],
+        sigma: np.ndarray | None,
+    ) -> None:
         import time
 
         from llmlex._kan_sympy import parameterise
@@ -380,7 +415,14 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             variable_names=names,
         )
         try:
-            kl.set_dataset(X[train], y[train], X[test], y[test])
+            kl.set_dataset(
+                X[train],
+                y[train],
+                X[test],
+                y[test],
+                sigma_train=None if sigma is None else sigma[train],
+                sigma_test=None if sigma is None else sigma[test],
+            )
             kl.train_kan(
                 steps=int(self.kan_steps),
                 n_restarts=max(1, int(self.kan_restarts)),
@@ -471,6 +513,35 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         if isinstance(result, FitResult) and result.compiled is not None:
             state["result_"] = replace(result, compiled=None)
         return state
+
+
+def _sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
+    """Validated weights: ``n`` finite non-negative floats, at least 5 of them nonzero.
+
+    A scalar is the same weight for every sample.  Raises :class:`ValueError` naming the
+    problem (scikit-learn's checks expect "zero" and "weight" in the all-zero message).
+    """
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"sample_weight must be numbers: {err}") from None
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    positive = int(np.count_nonzero(w))
+    if positive == 0:
+        raise ValueError("sample_weight is zero for every sample")
+    if positive < _MIN_SAMPLES:
+        raise ValueError(
+            f"sample_weight leaves {positive} samples of nonzero weight; "
+            f"at least {_MIN_SAMPLES} are needed"
+        )
+    return w
 
 
 def _count_edges(n_in: int, hidden: Sequence[int]) -> int:

@@ -18,6 +18,13 @@ A trained KAN is a sum-and-compose network of univariate edge functions.  This m
    tolerance of the raw formula's; constants are snapped to simple values on the same rule;
 4. refits the constants of the chosen formula on the original data.
 
+Error bars of the data (``sigma_train``/``sigma_test`` of :meth:`KANLEX.set_dataset`, or
+of :func:`symbolic_from_edges`) weight every step that fits the data -- the network's
+training loss, the constants' refits (chi-squared) and the held-out score candidates are
+judged by (chi-squared per point) -- and each :class:`KANSymbolicResult` then reports
+``chi2_train``/``dof_train`` (``reduced_chi2``).  Step 1 fits the network's own curves,
+not the data, and takes none.
+
 :class:`KANLEX` wraps training (several seeds within a time budget, best by test loss) and
 the steps above behind the reference library's ``get_symbolic``.
 

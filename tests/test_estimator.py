@@ -112,6 +112,14 @@ EXPECTED_FAILURES = {
     "check_regressors_int": NOT_REPRODUCIBLE,
     "check_supervised_y_2d": NOT_REPRODUCIBLE,
     "check_regressor_data_not_an_array": NOT_REPRODUCIBLE,
+    # Fits integer-weighted samples and the same samples repeated, and compares the
+    # predictions bit for bit.  Every fit to the data does weigh a sample as that many
+    # repetitions would (sum(w * r**2)), but the KAN path holds out a random part of the
+    # samples (repeated rows are drawn into it one by one, weighted rows as a whole) and
+    # pykan's training is not bit-reproducible even on the same data.
+    "check_sample_weight_equivalence_on_dense_data": (
+        "a held-out split of the samples and " + NOT_REPRODUCIBLE
+    ),
 }
 
 
@@ -133,3 +141,71 @@ def test_sklearn_check_estimator():
     ]
     assert not failed
     assert sum(r["status"] == "passed" for r in results) >= 40
+
+
+def test_sample_weight_is_weighted_least_squares_and_zero_weights_drop_points():
+    from llmlex.estimator import LLMLExRegressor
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 1.0, 40)
+    y = 2.0 * x + 1.0 + rng.normal(0.0, 0.01, x.size)
+    y_bad = y.copy()
+    y_bad[::10] += 5.0  # outliers, weighted out
+    w = np.ones_like(x)
+    w[::10] = 0.0
+    est = LLMLExRegressor(population_size=3, num_of_generations=2, random_state=0, progress=False)
+    est.fit(x[:, None], y_bad, sample_weight=w)
+    np.testing.assert_allclose(est.predict(x[:, None]), 2.0 * x + 1.0, atol=0.02)
+    with pytest.raises(ValueError, match="non-negative"):
+        est.fit(x[:, None], y, sample_weight=-w)
+    with pytest.raises(ValueError, match=r"shape \(40,\)"):
+        est.fit(x[:, None], y, sample_weight=w[:-1])
+    with pytest.raises(ValueError, match="zero for every sample"):
+        est.fit(x[:, None], y, sample_weight=0.0 * w)
+    with pytest.raises(ValueError, match="4 samples of nonzero weight"):
+        est.fit(x[:, None], y, sample_weight=np.r_[np.ones(4), np.zeros(36)])
+
+
+def test_equal_weights_are_no_weights_and_only_ratios_of_weights_matter():
+    rng = np.random.default_rng(1)
+    x = np.linspace(0.1, 3.0, 50)
+    w = rng.uniform(0.5, 4.0, x.size)
+    y = 2.0 * np.exp(-0.8 * x) + rng.normal(0.0, 0.01, x.size) / np.sqrt(w)
+    X = x[:, None]
+
+    def fitted(sample_weight):
+        est = LLMLExRegressor(random_state=0, **FAST)
+        return est.fit(X, y, sample_weight=sample_weight)
+
+    plain = fitted(None)
+    for uniform in (np.ones(x.size), np.full(x.size, 3.0), 2.0):
+        np.testing.assert_array_equal(fitted(uniform).predict(X), plain.predict(X))
+    weighted, scaled = fitted(w), fitted(10.0 * w)
+    assert weighted.result_.ansatz == scaled.result_.ansatz
+    np.testing.assert_allclose(weighted.predict(X), scaled.predict(X), rtol=1e-8)
+    # The weighted search's chi2/dof is measured against the estimated unit-weight noise
+    # (not against sigma = 1/sqrt(w) taken literally): near 1 for the true formula.
+    assert 0.5 < weighted.result_.reduced_chi2 < 2.0
+    assert weighted.score(X, y) > 0.999
+
+
+@pytest.mark.kan
+def test_kan_path_with_sample_weights():
+    pytest.importorskip("torch")
+    pytest.importorskip("kan")
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (150, 2))
+    y = 1.5 * X[:, 0] + X[:, 1] ** 2
+    w = np.ones(150)
+    w[::10] = 0.0
+    y_bad = y.copy()
+    y_bad[::10] += 3.0  # outliers, weighted out
+    w[1::10] = 4.0  # and some points count more
+    reg = LLMLExRegressor(random_state=0, **{**TINY_KAN, "kan_steps": 20})
+    reg.fit(X, y_bad, sample_weight=w)
+    assert reg.method_ == "kan"
+    assert reg.score(X, y) > 0.95
+    r = reg.result_
+    # with weights the result reports its chi2 = sum(w * r**2) on the training part
+    assert np.isfinite(r.chi2_train) and r.dof_train > 0
+    assert np.isfinite(r.reduced_chi2_test)

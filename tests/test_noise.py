@@ -123,3 +123,33 @@ def test_the_remembered_estimate_is_the_estimate_of_the_same_data():
     assert first == estimate_noise(x, y) == remembered_noise(x.copy(), y.copy())
     y[0] += 1.0  # the same arrays changed in place: another data set
     assert remembered_noise(x, y) == estimate_noise(x, y) != first
+
+
+@pytest.mark.parametrize("name", CURVES)
+def test_weights_are_inverse_variances_and_the_estimate_is_the_unit_weight_noise(name):
+    ratios, plain = [], []
+    for seed in range(20):
+        x, y, rms = _sample(name, seed)
+        rng = np.random.default_rng(2000 + seed)
+        w = rng.uniform(0.2, 5.0, x.size)  # noise from 0.45 s to 2.2 s
+        s = 0.05 * rms
+        noisy = y + rng.normal(0.0, s / np.sqrt(w))
+        ratios.append(estimate_noise(x, noisy, weights=w) / s)
+        plain.append(estimate_noise(x, noisy) / s)
+    ratios = np.array(ratios)
+    assert np.all(np.abs(ratios - 1) < 0.3), ratios
+    assert abs(np.mean(ratios) - 1) < 0.1
+    # Without the weights the heteroscedastic noise reads as something else.
+    assert abs(np.mean(plain) - 1) > 2 * abs(np.mean(ratios) - 1)
+
+
+def test_weights_of_one_change_nothing_and_only_their_ratios_matter():
+    rng = np.random.default_rng(5)
+    x = np.r_[rng.uniform(0, 1, 40), np.full(5, 0.5)]  # with a repeated x
+    y = np.sin(3 * x) + rng.normal(0.0, 0.01, x.size)
+    assert estimate_noise(x, y, weights=np.ones(x.size)) == estimate_noise(x, y)
+    w = rng.uniform(0.5, 2.0, x.size)
+    # weights times c: each point's noise is s / sqrt(c w), so s grows by sqrt(c)
+    assert estimate_noise(x, y, weights=9.0 * w) == pytest.approx(
+        3.0 * estimate_noise(x, y, weights=w), rel=1e-12
+    )

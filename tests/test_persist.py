@@ -283,6 +283,7 @@ def assert_same_kan_result(a: KANSymbolicResult, b: KANSymbolicResult) -> None:
                     cb.accepted,
                 )
                 assert bits(ca.nchi2_test) == bits(cb.nchi2_test)
+                assert bits(ca.reduced_chi2_test) == bits(cb.reduced_chi2_test)
         else:
             assert type(vb) is type(va) and vb == va, f.name
 
@@ -306,9 +307,13 @@ def kan_result(expression: sympy.Expr, raw: sympy.Expr | None = None, **kw) -> K
         "llm_calls": 3,
         "llm_calls_saved": 2,
         "timings": {"edges": 1.5, "simplify": 1 / 3, "total": 0.1},
+        "chi2_train": 1 / 3,
+        "dof_train": -2,
+        "chi2_test": float("inf"),
+        "dof_test": 7,
         "candidates": (
             Candidate("raw", "x0 + 1", float("nan"), 5, False),
-            Candidate("sympy", "x0", -0.0, 1, True),
+            Candidate("sympy", "x0", -0.0, 1, True, 1 / 3),
             Candidate("final", "x0", float("inf"), 1, True),
         ),
     }
