@@ -345,3 +345,22 @@ def test_fail_fast_counts_a_custom_proposers_replies_too():
     with pytest.raises(NoValidAnsatzError, match="first 2 replies of proposer 'scripted'"):
         run_genetic(None, None, X, Y, 1, 10, proposer=proposer, max_unparseable=2, progress=False)
     assert len(proposer.requests) == 2
+
+
+def test_sigma_weights_every_fit_and_noise_sets_the_stop():
+    rng = np.random.default_rng(5)
+    x = np.linspace(-1.0, 1.0, 60)
+    sigma = np.full(x.size, 0.01)
+    y = 2.0 * x + 0.5 + rng.normal(0.0, 0.01, x.size)
+    y[::6] += 3.0  # wild points, with error bars that say so
+    sigma[::6] = 1e3
+    run = run_genetic(
+        None, None, x, y, 4, 3, sigma=sigma, absolute_sigma=True, seed=0, progress=False
+    )
+    best = run.best
+    np.testing.assert_allclose(best.predict(x), 2.0 * x + 0.5, atol=0.02)
+    assert best.noise == pytest.approx(float(np.sqrt(np.mean(sigma**2))))
+    assert 0.5 < best.reduced_chi2 < 1.6
+    assert "explained to the noise" in run.stop_reason
+    with pytest.raises(DataError, match="sigma"):
+        run_genetic(None, None, x, y, 2, 1, sigma=-sigma, progress=False)
