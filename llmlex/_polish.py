@@ -7,7 +7,7 @@ undefined where a simpler one is not (``sqrt(x)*sqrt(x)`` for ``x``).  For each 
 few results :func:`neighbours` writes
 
 - the ansatz as sympy prints it (the same function, spelled simply: ``sqrt(x)*sqrt(x)``
-  is ``x``, ``sin(u + pi/2)`` is ``cos(u)``);
+  is ``x``, ``sin(u + pi/2)`` is ``cos(u)``), and with its logarithms expanded;
 - the ansatz without each one of its top-level terms;
 - the ansatz with each parameter replaced by the simplest number within its error
   (zero, an integer, a small fraction, a multiple of pi/2), and with all of them at once;
@@ -115,6 +115,11 @@ def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
         with time_bound(AnsatzTooComplexError, f"the neighbours of {result.ansatz[:60]!r}"):
             expr = result.compiled.sympy
             add(expr)
+            # log(x/100) + p0 is log(x) + (p0 - log(100)) where it is defined at all: a
+            # rescaled logarithm leaves such a constant for the snapping to remove.
+            expanded = sympy.expand_log(expr, force=True)
+            if expanded != expr:
+                add(_absorb_numbers(expanded, n))
             if isinstance(expr, sympy.Add) and len(expr.args) > 1:
                 for term in expr.args:
                     add(expr - term)
@@ -133,6 +138,21 @@ def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
     except Exception:  # sympy on an exotic formula: no neighbours, not a failed run
         log.debug("no neighbours for %s", result.ansatz, exc_info=True)
     return out
+
+
+def _absorb_numbers(expr: Any, n: int) -> Any:
+    """``expr`` without its number-only terms when a bare parameter is also a term (the
+    parameter takes them up: ``p0 + log(x) - log(100)`` is ``p0 + log(x)``)."""
+    import sympy
+
+    from llmlex._symbolic import param
+
+    if not isinstance(expr, sympy.Add):
+        return expr
+    params = {param(k) for k in range(n)}
+    if not any(term in params for term in expr.args):
+        return expr
+    return sympy.Add(*(t for t in expr.args if t.free_symbols))
 
 
 def reduce_phases(result: FitResult) -> FitResult:

@@ -66,3 +66,11 @@ def test_a_run_ends_with_the_simple_form_of_a_scripted_overfit() -> None:
         None, None, X, y, 2, 1, proposer=Scripted(forms), seed=0, progress=False, polish=False
     )
     assert off.best.n_params == 4
+
+
+def test_a_rescaled_logarithm_comes_back_as_log_x() -> None:
+    # The search saw x/100; log(x/100) + p0 is log(x) once the logarithm is expanded and
+    # the constant taken up by p0, then snapped to 0.
+    x = np.linspace(1.0, 100.0, 60)
+    run = run_genetic(None, None, x, np.log(x), 6, 3, seed=0, progress=False)
+    assert run.best.ansatz == "np.log(x)"
