@@ -344,6 +344,9 @@ class GeneticLoop:
             sigma=self.user_sigma, noise=None if self.noise is None else self.noise * self.scaling.y
         )
         best = min((rank_key(r) for r in archive), default=None)
+        # Bounded by work (rounds, neighbours), not by the clock, so that a result does
+        # not depend on the machine's load; only a run's own time budget stops it early.
+        deadline = None if self.deadline is None else max(self.deadline, time.perf_counter() + 1.0)
         # A neighbour of a neighbour (two noise terms dropped, then a constant snapped):
         # go on while a round finds something better by the selection rule.
         for _ in range(POLISH_ROUNDS):
@@ -355,6 +358,7 @@ class GeneticLoop:
                 key=archive_key,
                 fit_options=options,
                 seed=self.settings.seed or 0,
+                deadline=deadline,
             )
             top = []
             for r in found:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
@@ -198,6 +199,7 @@ def polish(
     key: Callable[[FitResult], Any],
     fit_options: Mapping[str, Any],
     seed: int = 0,
+    deadline: float | None = None,
 ) -> list[FitResult]:
     """Fit the :func:`neighbours` of ``results`` that are not ``known`` (archive keys).
 
@@ -216,6 +218,8 @@ def polish(
         Keyword options of :func:`~llmlex.fit.fit_ansatz`.
     seed : int
         Seed of the fits.
+    deadline : float, optional
+        A :func:`time.perf_counter` value: no fit starts after it, and none runs past it.
 
     Returns
     -------
@@ -226,6 +230,12 @@ def polish(
     out: list[FitResult] = []
     for result in results:
         for ansatz, start in neighbours(result):
+            options = dict(fit_options)
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return out
+                options["timeout"] = min(float(options.get("timeout", left)), left)
             canonical = ansatz.canonical
             # A respelling of a known ansatz is fitted too: it may be defined where the
             # known spelling is not.
@@ -234,7 +244,7 @@ def polish(
             seen.add(canonical)
             try:
                 fitted = fit_ansatz(
-                    ansatz, x, y, initial=start, seed=seed, validate=False, **fit_options
+                    ansatz, x, y, initial=start, seed=seed, validate=False, **options
                 )
             except Exception:  # one neighbour's failure costs only that neighbour
                 log.debug("polishing %s failed", ansatz.text, exc_info=True)
