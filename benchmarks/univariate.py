@@ -46,8 +46,9 @@ most one constant more than the truth written with a coefficient per term.
   - the x-free factor of a product (``2*pi*x``: one constant 2*pi; ``0.3*x*sin(x)``: 1)
     -- except an exact +-1, a sign (``x - y``, ``-sin(x)`` have none; a Float ``-1.0``
     or ``1.0`` is a fitted number and counts);
-  - a non-rational exponent (``x**0.426``, ``x**pi``) -- rational exponents are
-    structure (``x**2``, ``1/x``, ``sqrt(x)``, ``x**(3/2)``);
+  - an exponent other than an integer or a multiple of 1/2 or 1/3 (``x**0.426``,
+    ``x**pi``, ``x**(31/10)``) -- those are structure (``x**2``, ``1/x``, ``sqrt(x)``,
+    ``x**(3/2)``, ``x**(1/3)``);
   - an x-free base of an x-dependent power (``2**x``);
   - a whole x-free expression.
 
@@ -512,7 +513,8 @@ def parametrize(expr: sympy.Expr) -> tuple[sympy.Expr, list[float]]:
         if e.is_Pow:
             base, ex = e.args
             if not ex.has(X):
-                return walk(base) ** (ex if ex.is_Rational else new(ex))
+                structure = ex.is_Integer or (ex.is_Rational and ex.q in (2, 3))
+                return walk(base) ** (ex if structure else new(ex))
             return (walk(base) if base.has(X) else new(base)) ** walk(ex)
         return e.func(*[walk(a) for a in e.args])
 
@@ -608,7 +610,6 @@ def score(p: Problem, o: Outcome, *, exact: bool = True) -> dict:
             and r2 > 0.5
             and is_recovered(p.truth, o.expr, nonnegative=p.nonnegative)
         )
-    form = form_found(p.truth, o.expr, p.x, p.y)
     cx = sum(1 for _ in sympy.preorder_traversal(o.expr)) if o.expr is not None else 0
     return {
         "text": o.text,
@@ -616,12 +617,19 @@ def score(p: Problem, o: Outcome, *, exact: bool = True) -> dict:
         "nchi2": o.nchi2,
         "r2": r2,
         "exact": rec,
+        **form_fields(p, o.expr),
+        "complexity": cx,
+        "time": o.time,
+    }
+
+
+def form_fields(p: Problem, expr: sympy.Expr | None) -> dict:
+    form = form_found(p.truth, expr, p.x, p.y)
+    return {
         "form": form.found,
         "n_const": form.n_cand,
         "n_truth": form.n_truth,
         "refit_nchi2": form.refit_nchi2,
-        "complexity": cx,
-        "time": o.time,
     }
 
 
@@ -692,6 +700,11 @@ def selftest() -> int:
         "sin(1.5*x) + 1 (candidate)": (sympy.sin(1.5 * X) + 1, 2, False),
         "-1.0*exp(-x) (candidate)": (-1.0 * sympy.exp(-X), 1, False),
         "2**x*sqrt(x) (candidate)": (2**X * sympy.sqrt(X), 1, False),
+        "x**(31/10) + x**(2/3) (candidate)": (
+            X ** sympy.Rational(31, 10) + X ** sympy.Rational(2, 3),
+            1,
+            False,
+        ),
     }
     for label, (e, want, is_truth) in counts.items():
         got = truth_constants(e) if is_truth else n_constants(e)
@@ -915,6 +928,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--selftest", action="store_true", help="check the form-found metric")
+    ap.add_argument(
+        "--rescore-form",
+        action="store_true",
+        help="recompute form found of logged runs from their stored formulas (new metric rules)",
+    )
     args = ap.parse_args(argv)
     if args.selftest:
         return 1 if selftest() else 0
@@ -957,7 +975,18 @@ def main(argv: list[str] | None = None) -> int:
                             cfg = method_config(m, args, level)
                             key = run_key(p.name, m, seed, level, unit, points, cfg)
                             if key in done:
-                                recs.append(done[key])
+                                rec = done[key]
+                                if args.rescore_form:
+                                    expr = rec["expr"]
+                                    expr = (
+                                        None
+                                        if expr is None
+                                        else sympy.sympify(expr, locals={"x": X})
+                                    )
+                                    rec = {**rec, **form_fields(p, expr)}
+                                    log.write(json.dumps(rec) + "\n")
+                                    log.flush()
+                                recs.append(rec)
                                 continue
                             c0 = time.process_time()
                             o = METHODS[m](p.x, y_train, seed, cfg)
