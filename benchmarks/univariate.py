@@ -36,8 +36,9 @@ Exact recovery (SRBench): with test R2 > 0.5, the candidate's floats are rounded
 
 Form found: the candidate's numeric constants all become free parameters and are refitted
 (``llmlex.fit.fit_ansatz``, starting from the candidate's values) to the clean training
-data; the form is found if that refit is exact (nchi2 < 1e-9) and the candidate has at
-most one constant more than the truth written with a coefficient per term.
+data; the form is found if that refit is exact (nchi2 < 1e-9, with the score's absolute
+floor 1e-4 scaled by RMS(y) so that it does not depend on the units of y) and the candidate
+has at most one constant more than the truth written with a coefficient per term.
 
 * Constants of an expression (the candidate's, and inside the truth's terms): every
   x-free subexpression in one of these places is one constant:
@@ -541,9 +542,20 @@ def truth_constants(truth: sympy.Expr) -> int:
 
 
 def refit(expr: sympy.Expr, x: np.ndarray, y: np.ndarray) -> float:
-    """nchi2 on (x, y) after refitting every constant of ``expr``, from its values."""
+    """nchi2 on (x, y) after refitting every constant of ``expr``, from its values.
+
+    The score's absolute floor (``eps``, 1e-4) is scaled by RMS(y), so that exactness does
+    not depend on the units of y (with y ~ 1e-6 the fixed floor would call a 0.1% misfit
+    exact).
+    """
     from llmlex.ansatz import ansatz_from_sympy
-    from llmlex.fit import fit_ansatz, nchi2
+    from llmlex.fit import EPS, fit_ansatz
+    from llmlex.fit import nchi2 as _nchi2
+
+    eps = EPS * float(np.sqrt(np.mean(y**2)))
+
+    def nchi2(y: np.ndarray, yhat: np.ndarray) -> float:
+        return _nchi2(y, yhat, eps=eps)
 
     form, values = parametrize(expr)
     ansatz = ansatz_from_sympy(form)
@@ -554,7 +566,7 @@ def refit(expr: sympy.Expr, x: np.ndarray, y: np.ndarray) -> float:
     before = nchi2(y, yhat) if np.all(np.isfinite(yhat)) else math.inf
     if ansatz.n_params == 0 or before < EXACT:
         return before
-    fit = fit_ansatz(ansatz, x, y, initial=init, seed=0, timeout=10.0)
+    fit = fit_ansatz(ansatz, x, y, initial=init, seed=0, timeout=10.0, eps=eps)
     return min(before, fit.nchi2)
 
 
@@ -685,6 +697,11 @@ def selftest() -> int:
             found(n1.xreplace({X: X / 1000}), "1e-9*x**3 + 1e-6*x**2 + 0.001*x", 1000 * x),
         ),
         ("y*1e6 truth of N1", found(10**6 * n1, "1e6*x**3 + 1e6*x**2 + 1e6*x")),
+        ("y*1e-6 truth of N1", found(n1 / 10**6, "1e-6*x**3 + 1e-6*x**2 + 1e-6*x")),
+        (
+            "y*1e-6 truth of N1 not by 1e-6*(x**3 + x**2 + sin(x)) (fixed eps: nchi2 1e-11)",
+            not found(n1 / 10**6, "1e-6*x**3 + 1e-6*x**2 + 1e-6*sin(x)"),
+        ),
     ]
     counts = {
         "x**3 + x**2 + x": (n1, 3, True),
