@@ -40,6 +40,7 @@ __all__ = [
     "ALIASES",
     "CONSTANTS",
     "FUNCTIONS",
+    "MAX_BESSEL_Y_ORDER",
     "NUMPY_BINOPS",
     "NUMPY_BOOLOPS",
     "NUMPY_COMPARISONS",
@@ -167,6 +168,18 @@ def _order(order: int, name: str) -> SympyBuilder:
 def _heaviside(x: Arr, h: Any = 0.5) -> Arr:
     # numpy's heaviside needs the value at 0; the one-argument form means 1/2 there.
     return np.heaviside(x, h)
+
+
+#: Largest order of ``yv`` computed (nan beyond): scipy computes an integer order n at a
+#: large argument by a recurrence of n steps, in C where no time bound reaches
+#: (``yv(1e9, 1e300)`` takes 20 s), and such orders are -inf or noise anyway.
+MAX_BESSEL_Y_ORDER = 1000.0
+
+
+def _yv(v: Arr, z: Arr) -> Arr:
+    """``scipy.special.yv``, nan for orders beyond :data:`MAX_BESSEL_Y_ORDER`."""
+    big = np.abs(v) > MAX_BESSEL_Y_ORDER
+    return np.where(big, np.nan, sps.yv(np.where(big, 0.0, v), z))
 
 
 def _heaviside_sympy(s: Any, a: Any, h: Any = None) -> Any:
@@ -448,7 +461,7 @@ _ROWS: tuple[Function, ...] = (
     ),
     # Bessel functions of any order: the order comes first, as in scipy.
     _row("jv", (2,), sps.jv, "scipy.special", sympy=_head("besselj"), latex=r"J_\nu"),
-    _row("yv", (2,), sps.yv, "scipy.special", sympy=_head("bessely"), latex=r"Y_\nu"),
+    _row("yv", (2,), _yv, "scipy.special", sympy=_head("bessely"), latex=r"Y_\nu"),
     _row("iv", (2,), sps.iv, "scipy.special", sympy=_head("besseli"), latex=r"I_\nu"),
     _row("kv", (2,), sps.kv, "scipy.special", sympy=_head("besselk"), latex=r"K_\nu"),
     _row("beta", (2,), sps.beta, "scipy.special", sympy=_head("beta"), latex=r"\mathrm{B}"),

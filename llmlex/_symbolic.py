@@ -12,6 +12,7 @@ re-checked by the whitelist.  This module imports nothing of llmlex but the tabl
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 import sys
 import time
@@ -23,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import sympy
+from sympy.logic.boolalg import Boolean, BooleanAtom
 from sympy.printing.numpy import SciPyPrinter
 
 from llmlex._functions import (
@@ -30,6 +32,7 @@ from llmlex._functions import (
     FUNCTIONS,
     NUMPY_BINOPS,
     NUMPY_BOOLOPS,
+    NUMPY_COMPARISONS,
     constant_name,
     function_name,
     param_index,
@@ -119,6 +122,79 @@ def _folded(value: float) -> sympy.Expr:
     return sympy.Float(value)
 
 
+def _double(e: sympy.Number) -> float:
+    """The double nearest to a sympy number (an infinity beyond the range of doubles)."""
+    try:
+        return float(e)
+    except OverflowError:  # an exact number of more than about 1e308
+        return math.inf if e > 0 else -math.inf
+
+
+def _truth(holds: bool) -> BooleanAtom:
+    return sympy.true if holds else sympy.false
+
+
+def _as_number(e: sympy.Basic) -> sympy.Expr:
+    """A condition used as a number (``(x > 1) + 1`` inside a condition) is 1 where it
+    holds and 0 elsewhere, as in the compiled ansatz; other expressions are unchanged."""
+    if isinstance(e, sympy.Expr):  # a Symbol is also a Boolean
+        return e
+    if isinstance(e, BooleanAtom):
+        return sympy.Integer(1 if e else 0)
+    return sympy.Piecewise((1, e), (0, True))
+
+
+def _as_condition(e: sympy.Basic, value: float | None) -> Boolean:
+    """An expression used as a condition holds where it is nonzero, nan included, as
+    ``np.where`` and ``np.logical_and`` read it; conditions are unchanged."""
+    if not isinstance(e, sympy.Expr):  # a relation or logic (a Symbol is also a Boolean)
+        return e
+    if value is not None:
+        return _truth(value != 0.0)  # nan != 0
+    if e is sympy.nan:
+        return sympy.true
+    if e.has(sympy.Piecewise):
+        # Each branch's condition, not Ne(Piecewise, 0): sympy rewrites a Piecewise inside
+        # a condition as sets and simplifies them, which takes seconds.
+        folded = sympy.piecewise_fold(e)
+        if isinstance(folded, sympy.Piecewise):
+            terms, earlier = [], []
+            for val, cond in folded.args:
+                here = _as_condition(val, None)
+                terms.append(sympy.And(cond, here, *(sympy.Not(c) for c in earlier)))
+                earlier.append(cond)
+            return sympy.Or(*terms)
+    return sympy.Ne(e, 0)
+
+
+def _is_nan(e: sympy.Basic, value: float | None) -> bool:
+    return e is sympy.nan or (value is not None and math.isnan(value))
+
+
+def _compare(op: type, a: sympy.Expr, va: float | None, b: sympy.Expr, vb: float | None) -> Any:
+    """The relation ``a op b`` as the compiled ansatz decides it, where it can be decided.
+
+    Numbers are compared as doubles (sympy would compare them exactly, and refuses to
+    compare nan or a non-real number such as ``acos(2)``, whose double is nan), and
+    anything compared with nan is false (``!=``: true).
+    """
+    if va is not None and vb is not None:
+        return _truth(bool(scalar_value(NUMPY_COMPARISONS[op], va, vb)))
+    if _is_nan(a, va) or _is_nan(b, vb):
+        return _truth(op is ast.NotEq)
+    return _SYMPY_CMP[op](a, b)
+
+
+def _max_min(name: str, args: list[sympy.Expr]) -> sympy.Expr:
+    """``Max`` / ``Min``, with nan propagated as ``np.maximum`` does (sympy refuses it)."""
+    return sympy.nan if sympy.nan in args else _SYMPY_FUNCS[name](*args)
+
+
+#: How sympy refuses to compare a nan or a number it knows is complex: the messages of its
+#: TypeError (relations) and ValueError (``Max``, ``Min``).
+_UNCOMPARABLE = ("Invalid NaN comparison", "Invalid comparison of non-real", "not comparable")
+
+
 class _Converter:
     """Builds sympy from a checked tree; subtrees free of ``x`` and parameters are exact
     only while their exact value stays small.
@@ -134,6 +210,14 @@ class _Converter:
 
     def conv(self, node: ast.expr) -> tuple[sympy.Expr, float | None]:
         """The sympy form of ``node`` and its double value if it is number-only."""
+        e, v = self._conv(node)
+        if v is None and isinstance(e, sympy.Number) and e is not sympy.zoo:
+            # sympy cancelled x (x - x + 1e300, a np.where with a constant condition):
+            # the number is folded from here on like any other.
+            v = _double(e)
+        return e, v
+
+    def _conv(self, node: ast.expr) -> tuple[sympy.Expr, float | None]:
         if isinstance(node, ast.Constant):
             return _number(node.value), float(node.value)
         if isinstance(node, ast.Name):
@@ -150,36 +234,59 @@ class _Converter:
             (a, va), (b, vb) = self.conv(node.left), self.conv(node.right)
             op = type(node.op)
             v = None if va is None or vb is None else scalar_value(_NUMPY_OPS[op], va, vb)
-            if op is ast.BitAnd:
-                return sympy.And(a, b), v
-            if op is ast.BitOr:
-                return sympy.Or(a, b), v
-            if v is not None and op is ast.Pow and power_too_big(a, b, va):
-                return _folded(v), v
-            return self._exact(_SYMPY_BINOPS[op](a, b), v)
+            if op in NUMPY_BOOLOPS:
+                f = sympy.And if op is ast.BitAnd else sympy.Or
+                return f(_as_condition(a, va), _as_condition(b, vb)), v
+            a, b = _as_number(a), _as_number(b)
+            if op is ast.Pow:
+                if v is not None and power_too_big(a, b, va):
+                    return _folded(v), v
+                b = _tame_exponent(b)
+            try:
+                e = _SYMPY_BINOPS[op](a, b)
+            except ZeroDivisionError:  # sympy 1.14: Float / Float(0) raises instead of zoo
+                # Only a division of two Floats raises: divide as the compiled ansatz does.
+                return _folded(scalar_value(_NUMPY_OPS[op], float(a), float(b))), v
+            return self._exact(e, v)
         if isinstance(node, ast.UnaryOp):
             a, va = self.conv(node.operand)
             if isinstance(node.op, ast.USub):
-                return -a, None if va is None else -va
+                return -_as_number(a), None if va is None else -va
             return a, va
         if isinstance(node, ast.Compare):
             pairs = [self.conv(t) for t in (node.left, *node.comparators)]
-            vals = [e for e, _ in pairs]
-            rels = [_SYMPY_CMP[type(op)](vals[k], vals[k + 1]) for k, op in enumerate(node.ops)]
-            return (rels[0] if len(rels) == 1 else sympy.And(*rels)), None
+            rels = [_compare(type(op), *pairs[k], *pairs[k + 1]) for k, op in enumerate(node.ops)]
+            # Numbers are compared as doubles: then every relation is true or false.
+            known = all(u is not None for _, u in pairs)
+            v = float(all(r is sympy.true for r in rels)) if known else None
+            return (rels[0] if len(rels) == 1 else sympy.And(*rels)), v
         if isinstance(node, ast.BoolOp):
-            f = sympy.And if isinstance(node.op, ast.And) else sympy.Or
-            return f(*(self.conv(v)[0] for v in node.values)), None
+            pairs = [self.conv(sub) for sub in node.values]
+            conds = [_as_condition(e, u) for e, u in pairs]
+            vals = [u for _, u in pairs]
+            is_and = isinstance(node.op, ast.And)
+            v = None
+            if all(u is not None for u in vals):
+                v = float(all(vals) if is_and else any(vals))  # type: ignore[arg-type]
+            return (sympy.And if is_and else sympy.Or)(*conds), v
         if isinstance(node, ast.Call):
             name = function_name(node.func)
             assert name is not None
             pairs = [self.conv(a) for a in node.args]
-            args = [e for e, _ in pairs]
             vals = [v for _, v in pairs]
-            if name == "where" or any(v is None for v in vals):
-                return _SYMPY_FUNCS[name](*args), None
             row = FUNCTIONS[name]
-            v = scalar_value(row.numpy, *vals)  # type: ignore[arg-type]
+            known = all(u is not None for u in vals)
+            v = scalar_value(row.numpy, *vals) if known else None  # type: ignore[arg-type]
+            if name == "where":
+                cond = _as_condition(pairs[0][0], vals[0])
+                return _SYMPY_FUNCS[name](cond, *(_as_number(e) for e, _ in pairs[1:])), v
+            args = [_as_number(e) for e, _ in pairs]
+            if name in ("maximum", "minimum"):
+                return _max_min(name, args), v
+            if not known:
+                if name == "power":
+                    args[1] = _tame_exponent(args[1])
+                return _SYMPY_FUNCS[name](*args), None
             # Special functions of numbers are folded whatever their size: even when sympy
             # leaves them unevaluated, printing sorts terms by their numeric value, and
             # mpmath takes seconds on some (besselk(1999/2, 999)).
@@ -188,13 +295,21 @@ class _Converter:
                 for u in vals
             ):
                 return _folded(v), v  # also nan arguments: nothing exact to gain
-            return self._exact(_SYMPY_FUNCS[name](*args), v)
+            return self._exact(_SYMPY_FUNCS[name](*args), v)  # type: ignore[arg-type]
         raise TypeError(f"cannot convert {type(node).__name__} to sympy")  # pragma: no cover
 
     @staticmethod
     def _exact(e: sympy.Expr, v: float | None) -> tuple[sympy.Expr, float | None]:
-        """``e``, or its double value if it is an exact number grown too large."""
-        if v is not None and e.is_Rational and _bits(e, v) > MAX_EXACT_BITS:
+        """``e``, or its double value if it is an exact number grown too large or one that
+        is not real."""
+        if v is None:
+            return e, v
+        if e.is_Rational and _bits(e, v) > MAX_EXACT_BITS:
+            return _folded(v), v
+        # sympy's complex numbers (acos(2), log(-2), cbrt(-8), 1/0 = zoo) are nan, a real
+        # root or an infinity in the ansatz; a complex value has no place in a real formula
+        # (and sympy refuses to compare it or take its Max).
+        if e is sympy.nan or e.is_extended_real is False:
             return _folded(v), v
         return e, v
 
@@ -211,14 +326,51 @@ def power_too_big(base: sympy.Expr, expo: sympy.Expr, base_value: float | None) 
     return abs(float(expo)) * max(bits, 1.0) > MAX_EXACT_BITS
 
 
-def ast_to_sympy(node: ast.expr) -> sympy.Expr:
+def _tame_exponent(expo: sympy.Expr) -> sympy.Expr:
+    """An exact exponent beyond :data:`MAX_EXACT_BITS` as a Float.
+
+    The checker bounds exponents it can evaluate; one that only sympy reduces to a number
+    (``np.where(x > 0, 4e16, 4e16)``) is exact, and sympy raises every branch of a
+    ``Piecewise`` base to it exactly: an integer of 10**17 bits, computed in one C call
+    that no time bound stops.
+    """
+    if expo.is_Rational and abs(expo) > MAX_EXACT_BITS:
+        return sympy.Float(_double(expo))
+    return expo
+
+
+def ast_to_sympy(node: ast.expr, error: type[Exception] = ValueError) -> sympy.Expr:
     """Convert a checked ansatz tree into a sympy expression (symbols ``x``, ``p<k>``).
 
     Subtrees free of ``x`` and parameters whose exact value would be huge (or costly, as
-    special functions of large numbers are) become the sympy Float of their double value,
-    the number the compiled ansatz computes (see :class:`_Converter`).
+    special functions of large numbers are) or not real (``acos(2)``) become the sympy
+    Float of their double value, the number the compiled ansatz computes (see
+    :class:`_Converter`).  Comparisons of numbers are decided in doubles too, and a
+    condition used as a number is 1 where it holds, 0 elsewhere.
+
+    Raises
+    ------
+    error
+        If the tree has no real sympy form: sympy would have to compare (or take the
+        ``Max`` of, or sort to print) a value it knows is not real (``np.sqrt(-x**2 - 1) >
+        0``) or a nan the ansatz computes (``np.log(-1)`` in a branch of ``np.where``),
+        which it refuses.  This module imports no llmlex error class, so the caller names
+        its own.
     """
-    return _Converter().conv(node)[0]
+    try:
+        out = _Converter().conv(node)[0]
+        if out is not sympy.nan and out.has(sympy.nan):
+            # sympy sorts the terms of a sum or a product to print them: a form that
+            # cannot be printed is no form.
+            str(out)
+    except (TypeError, ValueError) as err:
+        # sympy compares where the ansatz does, but also where it folds relations over
+        # the branches of a Piecewise (acosh(0) = I*pi/2 in a branch) and where it sorts
+        # terms to print them.
+        if not any(m in str(err) for m in _UNCOMPARABLE):
+            raise
+        raise error(f"sympy cannot compare a nan or complex value of it ({err})") from None
+    return out
 
 
 @contextmanager
@@ -231,7 +383,8 @@ def time_bound(
 
     sympy's evaluation has no deadline of its own and a thread cannot be stopped, so a
     profile hook of the current thread checks the clock every 64 Python calls and unwinds
-    the block with an exception that sympy's ``except Exception`` clauses do not catch.
+    the block with an exception that sympy's ``except Exception`` clauses do not catch,
+    raised in the first frame after the deadline that is not a generator's.
     A single long C operation (one huge integer power) is not interrupted: the size
     bounds of :class:`_Converter` and the ansatz checker keep those small.  Inside an
     enclosing bound, or under a profiler (``sys.getprofile()`` set), the block runs
@@ -254,11 +407,19 @@ def time_bound(
         seconds = SYMPY_SECONDS
     deadline = time.perf_counter() + seconds
     calls = 0
+    expired = False
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal calls
+        nonlocal calls, expired
         calls += 1
-        if not calls & 63 and time.perf_counter() > deadline:
+        if not expired:
+            if calls & 63 or time.perf_counter() <= deadline:
+                return
+            expired = True
+        # Never inside a generator: one closed by the garbage collector swallows the
+        # exception ("Exception ignored in ..."), and CPython then removes this hook, so
+        # the block would run unbounded.  The next ordinary frame raises instead.
+        if not frame.f_code.co_flags & _GENERATOR_FLAGS:
             raise _Expired
 
     sys.setprofile(hook)
@@ -268,6 +429,9 @@ def time_bound(
         raise error(f"{what} took longer than {seconds:g} s") from None
     finally:
         sys.setprofile(None)
+
+
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
 class _Expired(BaseException):

@@ -154,7 +154,7 @@ def _encode_float(node: sympy.Float) -> str:
         or sympy.Float(value)._mpf_ != node._mpf_
     ):
         raise PersistError(
-            f"the Float {node} ({getattr(node, '_prec', '?')} bits) is not a double-precision "
+            f"the Float {node!s} ({getattr(node, '_prec', '?')} bits) is not a double-precision "
             "number and cannot be stored exactly"
         )
     return repr(value)

@@ -326,6 +326,14 @@ def _attr(module: str, name: str) -> ast.expr:
     return ast.Attribute(value, name, ast.Load())
 
 
+def _truth(holds: Any) -> Arr:
+    """A condition's truth as 1.0 / 0.0: arithmetic on conditions (``-(x > 1)``,
+    ``(x > 1) - (x > 2)``) is then float arithmetic, as the checker and the sympy form
+    compute it, never numpy's boolean arithmetic (which refuses ``-`` and reads ``+`` as
+    *or*)."""
+    return np.asarray(holds, dtype=float)
+
+
 def _compile(node: ast.expr) -> Callable[[Arr, Arr], Any]:
     """Compile a normalised, checked tree into nested closures (no eval, no exec)."""
     if isinstance(node, ast.Constant):
@@ -341,8 +349,11 @@ def _compile(node: ast.expr) -> Callable[[Arr, Arr], Any]:
         v = CONSTANTS[c]
         return lambda x, p: v
     if isinstance(node, ast.BinOp):
-        op = _BINOPS.get(type(node.op)) or _BOOLOPS[type(node.op)]
         a, b = _compile(node.left), _compile(node.right)
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            lop = _BOOLOPS[type(node.op)]
+            return lambda x, p: _truth(lop(a(x, p), b(x, p)))
         return lambda x, p: op(a(x, p), b(x, p))
     if isinstance(node, ast.UnaryOp):
         a = _compile(node.operand)
@@ -358,7 +369,7 @@ def _compile(node: ast.expr) -> Callable[[Arr, Arr], Any]:
             out = ops[0](vals[0], vals[1])
             for k in range(1, len(ops)):
                 out = np.logical_and(out, ops[k](vals[k], vals[k + 1]))
-            return out
+            return _truth(out)
 
         return compare
     if isinstance(node, ast.BoolOp):
@@ -369,7 +380,7 @@ def _compile(node: ast.expr) -> Callable[[Arr, Arr], Any]:
             out = parts[0](x, p)
             for part in parts[1:]:
                 out = bop(out, part(x, p))
-            return out
+            return _truth(out)
 
         return boolop
     if isinstance(node, ast.Call):
@@ -454,22 +465,28 @@ class Ansatz:
 
         try:
             with time_bound(AnsatzTooComplexError, f"the sympy form of {_short(self._tree)!r}"):
-                return ast_to_sympy(self._tree)
+                return ast_to_sympy(self._tree, AnsatzError)
         except (AnsatzError, RecursionError, MemoryError) as err:
             return f"no sympy form: {err}"
+        except Exception as err:  # a sympy failure on exotic input: a bug, but not a crash
+            return f"no sympy form: sympy raised {type(err).__name__}: {err}"
 
     @property
     def sympy(self) -> sympy.Expr:
         """The expression as sympy, with symbols ``x`` and ``p0 .. p{n-1}``.
 
-        Numbers too large for sympy to evaluate exactly (``gamma(999999999)``) appear as
-        the Float the compiled ansatz computes.
+        Numbers too large for sympy to evaluate exactly (``gamma(999999999)``) or that
+        sympy would make complex (``arccos(2)``, ``log(-2)``) appear as the Float the
+        compiled ansatz computes (nan, for those two); comparisons of numbers are decided
+        as the compiled ansatz decides them, and a condition used as a number is 1 where
+        it holds, 0 elsewhere.
 
         Raises
         ------
         AnsatzTooComplexError
             If the conversion exceeds its time bound
-            (:data:`llmlex._symbolic.SYMPY_SECONDS`).
+            (:data:`llmlex._symbolic.SYMPY_SECONDS`), or there is no real sympy form (a
+            comparison with a value sympy knows is complex, ``np.sqrt(-x**2 - 1) > 0``).
         """
         out = self._sympy_or_error
         if isinstance(out, str):
@@ -487,9 +504,14 @@ class Ansatz:
         """
         from llmlex._symbolic import canonical_key, time_bound
 
+        # The sympy form first, under its own bound: inside this one its bound would not
+        # apply, and a conversion stopped by this one would not be cached as failed.
+        expr = self._sympy_or_error
+        if isinstance(expr, str):
+            return self.text
         try:
             with time_bound(AnsatzTooComplexError, "the canonical key"):
-                return canonical_key(self.sympy, self.n_params)
+                return canonical_key(expr, self.n_params)
         except Exception:  # sympy can fail on exotic input; de-dup is best effort
             return self.text
 
@@ -499,9 +521,12 @@ class Ansatz:
         syntax nodes if there is no sympy form."""
         from llmlex._symbolic import node_count, time_bound
 
+        expr = self._sympy_or_error  # under its own bound, as in canonical
+        if isinstance(expr, str):
+            return _node_count_ast(self._tree)
         try:
             with time_bound(AnsatzTooComplexError, "the complexity"):
-                return node_count(self.sympy)
+                return node_count(expr)
         except Exception:
             return _node_count_ast(self._tree)
 

@@ -180,7 +180,7 @@ def test_sympy_round_trip_preserves_values(text):
     from llmlex.ansatz import ansatz_from_sympy
 
     a = parse_ansatz(text)
-    if a.sympy.has(sympy.zoo, sympy.nan):  # e.g. x/(x - x): undefined, nothing to print
+    if a.sympy.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):  # x/(x - x), np.exp(np.exp(8))
         with pytest.raises(AnsatzError, match="undefined"):
             ansatz_from_sympy(a.sympy)
         return
@@ -259,6 +259,14 @@ HUGE_SPECIAL = [
     "params[0]*np.where(x > 1, scipy.special.gamma(999999999), np.exp2(99))",
     "params[0]*x + np.power(1e300*1e300, 99)",
     "params[0]*x + ((9**-99*9**-99)**99 * 9**-99)**99",
+    # Numbers only sympy sees (it cancels x, or collapses equal branches): found by fuzzing.
+    "params[0]*x + np.where(x > 0, 3, 4) ** np.where(x > 0, 4e16, 4e16)",
+    "params[0]*x + np.power(np.where(x > 0, 3, 4), np.where(x == 0.5, 4e16, 4e16))",
+    "params[0]*x + scipy.special.gamma(x - x + 999999999)",
+    "params[0]*np.exp(np.exp(x - x + 1e300))",
+    # scipy's yv of a huge integer order at a huge argument: a recurrence of 1e9 steps.
+    "params[0]*x + scipy.special.yv(1e9, 1e300)",
+    "params[0]*scipy.special.yv(1e9, 1e300*x)",
 ]
 
 
@@ -299,7 +307,7 @@ def test_a_slow_sympy_conversion_becomes_a_rejection(monkeypatch):
 
     import llmlex._symbolic as symbolic
 
-    def spin(node):
+    def spin(node, error=ValueError):
         while True:
             sympy.Integer(3) + 4  # Python-level work the time bound can stop
 
@@ -334,4 +342,122 @@ def test_time_bound_nests_and_cleans_up():
     assert sys.getprofile() is None
     with time_bound(ValueError, "quick", 1.0):
         assert sympy.Integer(3) + 4 == 7
+    assert sys.getprofile() is None
+
+
+# --- regressions found by tests/test_fuzz.py ----------------------------------------------
+
+_P0 = sympy.Symbol("p0", real=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "form"),
+    [
+        # Numbers are compared as doubles: acos(2) is nan there, and nan compares false.
+        ("np.where(0 > np.arccos(2), 0, 1)", sympy.Integer(1)),
+        ("np.where(x > np.arccos(2), 1, 2)", sympy.Integer(2)),
+        ("np.where(x != np.arccos(2), 1, 2)", sympy.Integer(1)),
+        # A condition that is an expression holds where it is nonzero, as np.where reads it.
+        ("np.where(x, 1, 2)", sympy.Piecewise((1, sympy.Ne(_X, 0)), (2, True))),
+        ("np.where(np.pi, x, 0)", _X),
+        (
+            "np.where((x > 1) | params[0], 1, 0)",
+            sympy.Piecewise((1, (_X > 1) | sympy.Ne(_P0, 0)), (0, True)),
+        ),
+        # A condition used as a number is 1 where it holds, 0 elsewhere.
+        ("np.where(-(x < 1), 0, x)", sympy.Piecewise((0, _X < 1), (_X, True))),
+        ("np.where(np.sqrt(x > 1), 1, 0)", sympy.Piecewise((1, _X > 1), (0, True))),
+        # sympy's Float / Float(0) raises ZeroDivisionError: divided as doubles.
+        ("scipy.special.gammaln(2) / scipy.special.gammaln(2)", sympy.nan),
+        # Numbers sympy makes complex are the double the ansatz computes.
+        ("np.maximum(x, np.log(-2))", sympy.nan),
+        ("np.cbrt(-8) * x", sympy.Float(-2.0) * _X),
+        # Numbers left when sympy cancels x are folded like any other (no huge exact values).
+        ("np.exp(np.exp(x - x + 1e300))", sympy.oo),
+        ("np.exp(np.exp(np.exp(np.where(1e-300, np.abs(1e300), x))))", sympy.oo),
+    ],
+)
+def test_sympy_form_of_conditions_and_odd_numbers(text, form):
+    a = parse_ansatz(text)
+    assert a.sympy == form
+    str(a.sympy)  # printable
+
+
+def test_arithmetic_on_conditions_evaluates_as_numbers():
+    # numpy refuses "-" on booleans and reads "+" as "or": conditions are 1.0 / 0.0.
+    x = np.array([0.0, 1.5, 3.0])
+    np.testing.assert_array_equal(parse_ansatz("np.where(-(x < 1), 0, x)")(x), [0.0, 1.5, 3.0])
+    a = parse_ansatz("np.where((x > 1) - (x > 2), 1, 0)")  # exactly one of them holds
+    np.testing.assert_array_equal(a(x), [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(parse_ansatz("np.where(x > 1, 1, 0) * 2")(x), [0.0, 2.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # sympy knows these are not real for any x (numpy computes nan).
+        "np.where(np.sqrt(-x**2 - 1) > 0, 1, 0)",
+        "np.maximum(x, np.sqrt(-x**2 - 1))",
+        # A complex number in a branch, compared: sympy folds the comparison over the
+        # branches (acosh(0) = I*pi/2).
+        "np.where(-np.arccosh(np.where(x > params[0], 0, params[0])) < x, x, -x)",
+        # A nan in a branch, compared.
+        "np.where(np.where(x > 1, np.log(-1), x) < np.sinh(x), 1, 0) * 2",
+        # A nan in two factors: sympy cannot sort them to print the product.
+        "np.where(x > 1, -np.pi, scipy.special.erfinv(2))"
+        " * np.where(x > 1, -np.pi, scipy.special.erfinv(0.5))",
+    ],
+)
+def test_no_real_sympy_form_is_an_ansatz_error(text):
+    a = parse_ansatz(text)
+    with pytest.raises(AnsatzTooComplexError, match="cannot compare a nan or complex"):
+        _ = a.sympy
+    assert a.canonical == a.text
+    assert a.complexity > 5
+    assert a(X, np.ones(a.n_params)).shape == X.shape  # the ansatz itself is fine
+
+
+def test_a_slow_sympy_conversion_costs_one_bound_whichever_property_asks_first(monkeypatch):
+    import llmlex._symbolic as symbolic
+
+    calls = []
+
+    def spin(node, error=ValueError):
+        calls.append(node)
+        while True:
+            sympy.Integer(3) + 4
+
+    monkeypatch.setattr(symbolic, "ast_to_sympy", spin)
+    monkeypatch.setattr(symbolic, "SYMPY_SECONDS", 0.1)
+    a = parse_ansatz("params[0]*x + params[1]")
+    assert a.canonical == a.text  # asked first: inside its own bound it used to be uncached
+    assert a.complexity >= 5
+    with pytest.raises(AnsatzTooComplexError, match="longer than"):
+        _ = a.sympy
+    assert len(calls) == 1
+
+
+def test_time_bound_survives_a_generator_closed_by_the_garbage_collector(monkeypatch):
+    # An exception raised in a generator being closed is printed and lost, and CPython
+    # then removes the profile hook: the block ran unbounded.
+    from llmlex._symbolic import time_bound
+
+    lost = []
+    monkeypatch.setattr(sys, "unraisablehook", lost.append)
+
+    def gen():
+        yield 1
+
+    for shift in range(8):  # the clock is read every 64 events: land on each kind
+        n = 0
+        with pytest.raises(KeyError), time_bound(KeyError, "closing generators", 0.0):
+            for _ in range(shift):
+                len(())
+            while n < 100_000:
+                g = gen()
+                next(g)
+                del g  # closed at once: its frame runs again
+                n += 1
+        assert n < 100, "the bound vanished"
+    assert not lost, lost[0].exc_value
     assert sys.getprofile() is None

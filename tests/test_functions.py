@@ -546,3 +546,17 @@ def test_parse_expression_of_huge_numbers_finishes():
         "AnsatzError",
     ]
     assert max(s for _, s in out) < 1.5
+
+
+def test_yv_of_a_huge_order_is_nan_at_once():
+    # scipy computes yv of a large integer order at a large argument by a recurrence of as
+    # many steps, in C where no time bound reaches: yv(1e9, 1e300) took 20 s (fuzzing).
+    import time
+
+    from scipy.special import yv
+
+    t0 = time.perf_counter()
+    out = FUNCTIONS["yv"].numpy(np.array([1e9, -1e9, 2.0, 1000.0]), np.full(4, 1e300))
+    assert time.perf_counter() - t0 < 0.5
+    assert np.isnan(out[:2]).all() and np.isfinite(out[2:]).all()
+    assert FUNCTIONS["yv"].numpy(2.5, 3.0) == yv(2.5, 3.0)  # ordinary orders untouched
