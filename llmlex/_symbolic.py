@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache, partial
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -408,6 +409,8 @@ def time_bound(
     deadline = time.perf_counter() + seconds
     calls = 0
     expired = False
+    # The file whose code entered the block may be unwound too (past contextmanager).
+    origin = sys._getframe(2).f_code.co_filename
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
         nonlocal calls, expired
@@ -416,10 +419,15 @@ def time_bound(
             if calls & 63 or time.perf_counter() <= deadline:
                 return
             expired = True
-        # Never inside a generator: one closed by the garbage collector swallows the
-        # exception ("Exception ignored in ..."), and CPython then removes this hook, so
-        # the block would run unbounded.  The next ordinary frame raises instead.
-        if not frame.f_code.co_flags & _GENERATOR_FLAGS:
+        # Never inside a generator, nor in code that is not sympy's (or mpmath's, or
+        # ours): a generator closed by the garbage collector, or a weakref callback the
+        # collector runs (WeakSet._remove), swallows the exception ("Exception ignored
+        # in ..."), and CPython then removes this hook, so the block would run
+        # unbounded.  The next such frame raises instead.
+        code = frame.f_code
+        if not code.co_flags & _GENERATOR_FLAGS and (
+            code.co_filename == origin or _interruptible(code.co_filename)
+        ):
             raise _Expired
 
     sys.setprofile(hook)
@@ -432,6 +440,13 @@ def time_bound(
 
 
 _GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+@cache
+def _interruptible(filename: str) -> bool:
+    """Whether a time bound may unwind a frame of this file: sympy, mpmath, llmlex."""
+    parts = set(Path(filename).parts)
+    return bool(parts & {"sympy", "mpmath", "llmlex"})
 
 
 class _Expired(BaseException):

@@ -56,7 +56,7 @@ def test_phases_are_reduced_without_changing_the_formula() -> None:
 
 
 def test_a_run_ends_with_the_simple_form_of_a_scripted_overfit() -> None:
-    from tests.test_genetic import Scripted
+    from test_genetic import Scripted  # tests/ is on sys.path (conftest)
 
     y = 2 * X + 1
     forms = ["params[0] * x + params[1] + params[2] * np.sin(params[3] * x)"]
