@@ -10,6 +10,10 @@ Problem sets (``--problems``, one or both):
 * ``heldout``: the univariate rows of ``dso_benchmarks.csv`` that are not Nguyen (and
   not Nguyen's duplicates under other names): 26 problems nobody tuned the offline
   proposer on.
+* ``dev``: 18 laws of the kind a scientist fits (decays, waves, Lorentzian, Kepler,
+  logistic, Michaelis-Menten, Planck...), 100 uniform points each (``DEV_LAWS``): the
+  tuning set.  llmlex's defaults are tuned on it, never on the two sets above, and its
+  figures are not results.
 
 Data (``--points``):
 
@@ -135,7 +139,7 @@ class Spec:
     truth: sympy.Expr
     train_spec: dict
     test_spec: dict | None
-    family: str  # "nguyen" or "heldout"
+    family: str  # "nguyen", "heldout" or "dev"
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,31 @@ def _sample(spec: dict, rng: np.random.Generator, n: int | None = None) -> np.nd
     return np.arange(lo, hi + 0.5 * step, step)
 
 
+#: The tuning set: laws of the kind a scientist fits, none of them a Nguyen or DSO row.
+#: llmlex's defaults are tuned on these (``--problems dev``); the tables of record are
+#: Nguyen and the held-out DSO rows, which nobody tuned on.
+DEV_LAWS: tuple[tuple[str, str, float, float], ...] = (
+    ("Dev-decay", "5*exp(-7*x/10)/2", 0.0, 5.0),
+    ("Dev-wave", "3*sin(2*x + 1/2)", -3.0, 3.0),
+    ("Dev-parabola", "13*x**2/10 - 2*x/5", -2.0, 2.0),
+    ("Dev-lorentz", "1/(x**2 + 1)", -4.0, 4.0),
+    ("Dev-kepler", "x**(3/2)", 0.1, 5.0),
+    ("Dev-damped", "exp(-x)*cos(3*x)", 0.0, 4.0),
+    ("Dev-logistic", "1/(1 + exp(2 - 2*x))", -3.0, 5.0),
+    ("Dev-log", "log(x + 1)", 0.0, 10.0),
+    ("Dev-michaelis", "3*x/(x + 2)", 0.0, 10.0),
+    ("Dev-cubic", "2*x**3 - x", -1.5, 1.5),
+    ("Dev-gauss", "exp(-x**2/2)", -3.0, 3.0),
+    ("Dev-hyperbola", "sqrt(x**2 + 1)", -3.0, 3.0),
+    ("Dev-gamma", "x*exp(-x)", 0.0, 6.0),
+    ("Dev-tanh", "5*tanh(x/2)", -4.0, 4.0),
+    ("Dev-planck", "x**3/(exp(x) - 1)", 0.05, 10.0),
+    ("Dev-trend", "x + 3*cos(x)", -5.0, 5.0),
+    ("Dev-inverse", "1/x**2", 1.0, 5.0),
+    ("Dev-line", "4*x + 2", 0.0, 10.0),
+)
+
+
 # Same expression and sampling as a Nguyen problem, or not a closed form.
 _NOT_HELD_OUT = ("Nguyen", "Neat", "Const-Test-2")
 
@@ -216,6 +245,10 @@ def problem_specs(shared: Path, families: list[str]) -> list[Spec]:
                     "nguyen",
                 )
             )
+    if "dev" in families:
+        for name, text, lo, hi in DEV_LAWS:
+            truth = sympy.sympify(text, locals={"x": X})
+            out.append(Spec(name, truth, {"all": {"U": [lo, hi, 100]}}, None, "dev"))
     if "heldout" in families:
         for name, row in rows.items():
             if row["variables"] != "1" or name.startswith(_NOT_HELD_OUT):
@@ -903,7 +936,9 @@ def units_tables(recs: list[dict], methods: list[str], seeds: list[int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-    ap.add_argument("--problems", nargs="+", default=["nguyen"], choices=["nguyen", "heldout"])
+    ap.add_argument(
+        "--problems", nargs="+", default=["nguyen"], choices=["nguyen", "heldout", "dev"]
+    )
     ap.add_argument("--only", nargs="*", default=None, help="problem names to run")
     ap.add_argument(
         "--methods",

@@ -288,6 +288,7 @@ class GeneticLoop:
                     progress=bar,
                     paid=self.paid[stage_no],
                     fit_options=self.fit_options,
+                    x_unit=self.scaling.x,
                 )
                 try:
                     stop = await self._run_stage(search)

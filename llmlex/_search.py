@@ -333,8 +333,10 @@ class Search:
         progress: Any,
         paid: bool,
         fit_options: Mapping[str, Any],
+        x_unit: float = 1.0,
     ) -> None:
         self.proposer = proposer
+        self.x_unit = x_unit
         self.paid = paid  # False: this stage costs nothing (offline) and has no budget
         self.budget_hit: str | None = None
         self.x, self.y = x, y
@@ -369,6 +371,7 @@ class Search:
             hints=self.hints,
             allowed_functions=self.allowed,
             seed=seed,
+            x_unit=self.x_unit,
         )
         ledger = self.tally.ledger
         async with self.sem:

@@ -100,8 +100,12 @@ def _nice(v: float) -> float:
     return float(f"{v:.3g}")
 
 
-def _primitives(f: DataFeatures) -> list[_Prim]:
-    """The primitive library, instantiated with starting values read off the data."""
+def _primitives(f: DataFeatures, x_unit: float = 1.0) -> list[_Prim]:
+    """The primitive library, instantiated with starting values read off the data.
+
+    ``x_unit`` is the power of ten the caller's x was divided by (see
+    :class:`~llmlex.proposer.ProposalRequest`).
+    """
     span = max(f.xmax - f.xmin, 1e-12)
     sx = max(abs(f.xmin), abs(f.xmax), 1e-12)
     # A shift that keeps x + c positive on the data, for logs, roots and poles.
@@ -145,9 +149,18 @@ def _primitives(f: DataFeatures) -> list[_Prim]:
         add(f"sin{w}", ("np.sin(", w, "*x)"), per * sym_odd, "trig", "odd")
         add(f"cos{w}", ("np.cos(", w, "*x)"), per * sym_even, "trig", "even")
         add(f"sinph{w}", ("np.sin(", w, "*x + ", 0.5, ")"), per, "trig")
-    add("sinx2", ("np.sin(", 1.0, "*x**2)"), 0.8 * sym_even, "trig", "even")
-    add("cosx2", ("np.cos(", 1.0, "*x**2)"), 0.6 * sym_even, "trig", "even")
-    add("sinquad", ("np.sin(", 1.0, "*x**2 + ", 1.0, "*x)"), 0.7, "trig")
+    # Oscillations that the sampling aliases (sin(x**2) on a grid of step 0.2) leave no
+    # frequency to read off the data: only a start near the truth fits them.  Constants of
+    # order one in the caller's units are the natural guess, besides those in the search's.
+    units = [1.0] if abs(math.log10(x_unit)) < 0.5 else [1.0, x_unit]
+    for u in units:
+        tag = "" if u == 1.0 else "u"
+        if u != 1.0:
+            add(f"sin{tag}", ("np.sin(", u, "*x)"), per * sym_odd, "trig", "odd")
+            add(f"cos{tag}", ("np.cos(", u, "*x)"), per * sym_even, "trig", "even")
+        add(f"sinx2{tag}", ("np.sin(", u * u, "*x**2)"), 0.8 * sym_even, "trig", "even")
+        add(f"cosx2{tag}", ("np.cos(", u * u, "*x**2)"), 0.6 * sym_even, "trig", "even")
+        add(f"sinquad{tag}", ("np.sin(", u * u, "*x**2 + ", u, "*x)"), 0.7, "trig")
     add("expsin", ("np.exp(np.sin(", freqs[0], "*x))"), 0.5 * per, "trig", "exp")
     add("tanh", ("np.tanh(", width, "*(x - ", mid, "))"), 1.0 * mono, "sigmoid")
     add("sigmoid", ("1/(1 + np.exp(-", width, "*(x - ", mid, ")))"), 0.8 * mono, "sigmoid")
@@ -368,7 +381,7 @@ class OfflineProposer:
     # The synchronous core is public for callers without an event loop (and for tests).
     def propose_sync(self, request: ProposalRequest) -> tuple[Proposal, ...]:
         """Synchronous version of :meth:`propose`, returning the proposals."""
-        data = self._prepare(request.x, request.y, request.allowed_functions)
+        data = self._prepare(request.x, request.y, request.allowed_functions, request.x_unit)
         mix = 0 if self.seed is None else int(self.seed)
         rng = np.random.default_rng([int(request.seed) & 0xFFFFFFFF, mix & 0xFFFFFFFF, 7])
         allowed = request.allowed_functions
@@ -389,11 +402,17 @@ class OfflineProposer:
 
     # -- data ---------------------------------------------------------------------
 
-    def _prepare(self, x: np.ndarray, y: np.ndarray, allowed: tuple[str, ...] | None) -> _Data:
+    def _prepare(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        allowed: tuple[str, ...] | None,
+        x_unit: float = 1.0,
+    ) -> _Data:
         x = np.asarray(x, dtype=float).ravel()
         y = np.asarray(y, dtype=float).ravel()
         h = hashlib.blake2b(x.tobytes() + b"|" + y.tobytes(), digest_size=16)
-        h.update(repr(allowed).encode())
+        h.update(repr((allowed, float(x_unit))).encode())
         key = h.digest()
         with self._lock:
             hit = self._data.get(key)
@@ -406,7 +425,7 @@ class OfflineProposer:
         feats = compute_features(x, y)
         w = 1.0 / nchi2_scale(y)
         prims, cols = [], []
-        for p in _primitives(feats):
+        for p in _primitives(feats, float(x_unit)):
             if not self._valid(_render(p.tokens)[0], allowed):
                 continue
             col = _column(p.tokens, x)

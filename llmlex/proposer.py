@@ -73,6 +73,11 @@ class ProposalRequest:
         If given, the only functions an ansatz may use.
     seed : int
         A seed private to this request (proposers must not share global randomness).
+    x_unit : float
+        The search works on ``x`` divided by this power of ten (see
+        :mod:`llmlex._units`): a constant of order one in the caller's units (a
+        frequency of 1 per unit of their ``x``) is ``x_unit`` times larger here.  A
+        proposer may use it as a prior; 1.0 when the data are searched as given.
     """
 
     x: np.ndarray
@@ -83,6 +88,7 @@ class ProposalRequest:
     hints: tuple[str, ...] = ()
     allowed_functions: tuple[str, ...] | None = None
     seed: int = 0
+    x_unit: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -194,3 +194,18 @@ def test_rejects_bad_options():
         OfflineProposer(candidates_per_request=0)
     with pytest.raises(ValueError):
         OfflineProposer(fits_per_request=0)
+
+
+def test_constants_of_order_one_in_the_callers_units_are_a_prior():
+    # sin(x**2) on a grid of step 0.2 over [-10, 10] is aliased: no frequency can be read
+    # off the data, only a start near the truth fits it.  The search sees x / 10.
+    xs = np.linspace(-10.0, 10.0, 100) / 10.0
+    y = xs * 10.0 + np.sin((10.0 * xs) ** 2)
+
+    def best(x_unit):
+        props = OfflineProposer(seed=0).propose_sync(_request(xs, y, seed=1, x_unit=x_unit))
+        fits = [fit_ansatz(p.text, xs, y, initial=p.initial, n_starts=2) for p in props]
+        return min(r.nchi2 for r in fits)
+
+    assert best(10.0) < 1e-20
+    assert best(1.0) > 1e-3  # without the prior the aliased term is out of reach
