@@ -69,6 +69,15 @@ T = TypeVar("T")
 POLISH_TOP = 5
 #: Most rounds of the polish (each fits the neighbours of the last round's best).
 POLISH_ROUNDS = 8
+#: Results within this many nats of the shortest (at most POLISH_BAND_SIZE of them) get
+#: their constants snapped before the rounds.
+POLISH_BAND_NATS = 25.0
+POLISH_BAND_SIZE = 40
+#: The default stop waits this many generations after the reported result last got
+#: shorter by more than SETTLE_NATS: on noisy data many forms explain the data to the
+#: noise, and the first found is seldom the shortest.
+SETTLE_GENERATIONS = 1
+SETTLE_NATS = 1.0
 
 
 class GeneticLoop:
@@ -141,6 +150,9 @@ class GeneticLoop:
         self.rng = np.random.default_rng(s.seed)
         # Where the run stands (what a checkpoint records as its position).
         self.stage_no = self.gen = self.stale = 0
+        # Generations since the result the run would report last got shorter (see _reached).
+        self.settled = 0
+        self.chosen_dl = math.inf
         self.deadline: float | None = None
         self.ckpt = self._open_checkpoint()
 
@@ -246,6 +258,13 @@ class GeneticLoop:
         self.tally.restore(stats_from_dict(doc["stats"]), doc.get("errors", []))
         self.rng.bit_generator.state = doc["rng"]
         self.stage_no, self.gen, self.stale = stage, gen, stale
+        settled = position.get("settled", 0)  # absent from files of earlier versions
+        if not _count(settled):
+            raise PersistError(f"the recorded count of settled generations {settled!r} is invalid")
+        self.settled = settled
+        if self.archive:
+            chosen = choose(self._final_archive(), self.settings.parsimony_rtol)
+            self.chosen_dl = chosen.description_length
 
     # -- the run ---------------------------------------------------------------------
 
@@ -276,6 +295,7 @@ class GeneticLoop:
             for stage_no in range(start_stage, len(self.stages)):
                 if stage_no != start_stage:
                     self.stage_no, self.gen, self.stale = stage_no, 0, 0
+                    self.settled = 0
                 self.ledger.set_price(self.stage_prices[stage_no])
                 search = Search(
                     self.stages[stage_no],
@@ -348,6 +368,32 @@ class GeneticLoop:
         # Bounded by work (rounds, neighbours), not by the clock, so that a result does
         # not depend on the machine's load; only a run's own time budget stops it early.
         deadline = None if self.deadline is None else max(self.deadline, time.perf_counter() + 1.0)
+        # First every constant of each result near the best snapped at once: on noisy
+        # data the true form (x**3 + x**2 + x) may sit a few nats behind a shorter fit of
+        # the noise with its constants free, out of the rounds' reach below.
+        dls = [r.description_length for r in archive if math.isfinite(r.description_length)]
+        if dls:
+            cut = min(dls) + POLISH_BAND_NATS
+            band = sorted(
+                (r for r in archive if r.description_length <= cut),
+                key=lambda r: (r.description_length, r.ansatz),
+            )[:POLISH_BAND_SIZE]
+            for r in polish(
+                band,
+                self.x,
+                self.y,
+                known=known,
+                key=archive_key,
+                fit_options=options,
+                seed=self.settings.seed or 0,
+                deadline=deadline,
+                kinds=("snap_all", "numbers"),
+            ):
+                key = archive_key(r)
+                if key not in known:
+                    self.polished[key] = known[key] = r
+                    top.append(r)
+            top = sorted(top, key=lambda r: (*rank_key(r), len(r.ansatz)))[: 2 * POLISH_TOP]
         # A neighbour of a neighbour (two noise terms dropped, then a constant snapped):
         # go on while a round finds something better by the selection rule.
         for _ in range(POLISH_ROUNDS):
@@ -452,7 +498,9 @@ class GeneticLoop:
         With ``exit_condition`` set: the best nchi2 is at or below it.  By default: the
         result the run would report explains the data to the noise, its chi-squared no
         more than two standard deviations above its expectation (``chi2 <= dof +
-        2*sqrt(2*dof)``) -- any further improvement would be fitting the noise.
+        2*sqrt(2*dof)``) -- any further improvement would be fitting the noise -- and its
+        description length not shortened by a nat in the last ``SETTLE_GENERATIONS``
+        generations (a shorter form may still turn up).
         """
         s = self.settings
         if s.exit_condition is not None:
@@ -463,6 +511,8 @@ class GeneticLoop:
             return None
         chosen = choose(self._final_archive(), s.parsimony_rtol)
         dof = chosen.dof
+        if self.settled < SETTLE_GENERATIONS:
+            return None
         if dof > 0 and chosen.chi2 <= dof + 2.0 * math.sqrt(2.0 * dof):
             return f"data explained to the noise (chi2/dof {chosen.reduced_chi2:.3g})"
         return None
@@ -491,6 +541,16 @@ class GeneticLoop:
         pop.sort(key=lambda r: r.nchi2)
         self.populations.append(tuple(pop))
         self.stale = self.stale + 1 if search.best_nchi2() > 0.99 * before else 0
+        dl = (
+            choose(self._final_archive(), s.parsimony_rtol).description_length
+            if self.archive
+            else math.inf
+        )
+        # A gain under a nat is a respelling or a constant's last digits, not a new form.
+        if dl < self.chosen_dl - SETTLE_NATS:
+            self.chosen_dl, self.settled = dl, 0
+        else:
+            self.settled += 1
         # Written before the callback, so that a callback that raises (or a kill) loses
         # nothing already paid for.
         self._save(None)
@@ -556,7 +616,12 @@ class GeneticLoop:
         body.update(
             stats=stats_to_dict(self.tally.snapshot()),
             errors=[list(e) for e in self.tally.errors[-50:]],
-            position={"stage": self.stage_no, "generation": self.gen, "stale": self.stale},
+            position={
+                "stage": self.stage_no,
+                "generation": self.gen,
+                "stale": self.stale,
+                "settled": self.settled,
+            },
             rng=self.rng.bit_generator.state,
             proposer=self._proposer_name(),
             finished=stop_reason is not None,

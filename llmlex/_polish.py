@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
@@ -86,10 +86,20 @@ def _tolerance(result: FitResult, k: int) -> float:
     return max(2.0 * e, floor) if math.isfinite(e) else floor
 
 
-def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
+#: The kinds of neighbour (see :func:`neighbours`).
+KINDS = frozenset({"spelling", "logs", "numbers", "drop", "snap_all", "snap_each"})
+
+
+def neighbours(
+    result: FitResult, *, kinds: Collection[str] = KINDS
+) -> list[tuple[Ansatz, np.ndarray | None]]:
     """Simpler ansätze near a fitted one, each with the start values it inherits.
 
-    Returns an empty list when sympy cannot handle the ansatz in its time bound.
+    ``kinds`` chooses which are written: ``"spelling"`` (sympy's), ``"logs"`` (logarithms
+    expanded), ``"numbers"`` (numbers on x taken up by the parameters), ``"drop"`` (each
+    top-level term dropped), ``"snap_all"`` (every constant at its simplest value at once),
+    ``"snap_each"`` (one constant at a time).  Returns an empty list when sympy cannot
+    handle the ansatz in its time bound.
     """
     import sympy
 
@@ -101,7 +111,7 @@ def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
     values = np.asarray(result.params, dtype=float)
     out: list[tuple[Ansatz, np.ndarray | None]] = []
 
-    def add(expr: sympy.Expr) -> None:
+    def add(expr: sympy.Expr, start_values: np.ndarray = values) -> None:
         try:
             a = ansatz_from_sympy(expr)
         except (AnsatzError, ValueError, TypeError):
@@ -109,33 +119,48 @@ def neighbours(result: FitResult) -> list[tuple[Ansatz, np.ndarray | None]]:
         if a.text == result.ansatz or len(out) >= MAX_NEIGHBOURS:
             return
         # The sympy form keeps the symbols p<k>: the parser's renumbering says which.
-        start = values[list(a.source_indices)] if a.n_params else None
+        start = start_values[list(a.source_indices)] if a.n_params else None
         out.append((a, start))
 
     try:
         with time_bound(AnsatzTooComplexError, f"the neighbours of {result.ansatz[:60]!r}"):
             expr = result.compiled.sympy
-            add(expr)
+            if "spelling" in kinds:
+                add(expr)
             # log(x/100) + p0 is log(x) + (p0 - log(100)) where it is defined at all: a
             # rescaled logarithm leaves such a constant for the snapping to remove.
-            expanded = sympy.expand_log(expr, force=True)
+            expanded = sympy.expand_log(expr, force=True) if "logs" in kinds else expr
             if expanded != expr:
                 add(_absorb_numbers(expanded, n))
-            if isinstance(expr, sympy.Add) and len(expr.args) > 1:
+            # p0/(p1 + x/10) is 10*p0/(10*p1 + x): the parameters take up the number (a
+            # search in rescaled units leaves such factors on x).
+            pulled, moved, factor = _absorb_factors(_pull_numbers(expr), values)
+            if "numbers" in kinds and pulled != expr:
+                add(pulled, moved)
+            if "drop" in kinds and isinstance(expr, sympy.Add) and len(expr.args) > 1:
                 for term in expr.args:
                     add(expr - term)
-            simple = {
-                k: [sympy.nsimplify(v, [sympy.pi]) if v else sympy.Integer(0) for v in found]
-                for k in range(n)
-                if (found := _simple_values(float(values[k]), _tolerance(result, k)))
-            }
-            if len(simple) > 1:
-                # Every constant at its simplest value at once: one step where one at a
-                # time would take a round per constant (x**6 + ... + x from seven fits).
-                add(expr.xreplace({param(k): numbers[0] for k, numbers in simple.items()}))
-            for k, numbers in simple.items():
-                for number in numbers:
-                    add(expr.xreplace({param(k): number}))
+            errors = np.array([_tolerance(result, k) for k in range(n)])
+            forms = [(expr, values, errors)]
+            if pulled != expr:  # its constants may be simple where expr's are not
+                forms.append((pulled, moved, errors * np.abs(factor)))
+            for form, vals, tol in forms:
+                simple = {
+                    k: [sympy.nsimplify(v, [sympy.pi]) if v else sympy.Integer(0) for v in found]
+                    for k in range(n)
+                    if form.has(param(k)) and (found := _simple_values(float(vals[k]), tol[k]))
+                }
+                if "snap_all" in kinds and (
+                    len(simple) > 1 or (simple and "snap_each" not in kinds) or form is pulled
+                ):
+                    # Every constant at its simplest value at once: one step where one at
+                    # a time would take a round per constant (x**6 + ... + x: seven fits).
+                    snapped = form.xreplace({param(k): nums[0] for k, nums in simple.items()})
+                    add(snapped, vals)
+                if form is expr and "snap_each" in kinds:
+                    for k, numbers in simple.items():
+                        for number in numbers:
+                            add(expr.xreplace({param(k): number}))
     except Exception:  # sympy on an exotic formula: no neighbours, not a failed run
         log.debug("no neighbours for %s", result.ansatz, exc_info=True)
     return out
@@ -154,6 +179,86 @@ def _absorb_numbers(expr: Any, n: int) -> Any:
     if not any(term in params for term in expr.args):
         return expr
     return sympy.Add(*(t for t in expr.args if t.free_symbols))
+
+
+def _pull_numbers(expr: Any) -> Any:
+    """``expr`` with a number shared by the x-terms of a sum taken out of a power or a
+    logarithm: ``(p1 + x/10)**-1`` is ``10*(10*p1 + x)**-1``, ``log(p1 + x/10)`` is
+    ``log(10*p1 + x) - log(10)`` (valid where the original is defined: the number is
+    positive, or the exponent an integer)."""
+    import sympy
+
+    from llmlex._symbolic import X
+
+    def shared(arg: Any) -> Any:
+        if not isinstance(arg, sympy.Add) or not arg.has(X):
+            return None
+        coeffs = {t.as_coeff_Mul()[0] for t in arg.args if t.has(X)}
+        if len(coeffs) != 1:
+            return None
+        (c,) = coeffs
+        return c if c.is_Number and c not in (0, 1, -1) else None
+
+    def visit(e: Any) -> Any:
+        if e.is_Atom:
+            return e
+        e = e.func(*(visit(a) for a in e.args))
+        if isinstance(e, sympy.Pow) and e.exp.is_Number:
+            c = shared(e.base)
+            if c is not None and (c > 0 or e.exp.is_integer):
+                inner = sympy.Add(*(t / c for t in e.base.args))
+                return c**e.exp * inner**e.exp
+        if isinstance(e, sympy.log):
+            c = shared(e.args[0])
+            if c is not None and c > 0:
+                return sympy.log(c) + sympy.log(sympy.Add(*(t / c for t in e.args[0].args)))
+        return e
+
+    return visit(expr)
+
+
+def _absorb_factors(expr: Any, values: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``expr`` with every number that multiplies or adds to a parameter used once taken
+    up by that parameter (``10*p1 + x`` -> ``p1 + x``, ``p0 - log(10)`` -> ``p0``),
+    the values that keep the function the same, and the factor each parameter was
+    multiplied by (its error scales with it)."""
+    import sympy
+
+    from llmlex._symbolic import param
+
+    vals = np.array(values, dtype=float)
+    factor = np.ones_like(vals)
+    params = {param(k): k for k in range(vals.size)}
+    for _ in range(8):  # each pass removes at least one number; formulas are small
+        uses: dict[Any, int] = {}
+        for a in sympy.preorder_traversal(expr):
+            if a in params:
+                uses[a] = uses.get(a, 0) + 1
+        found = None
+        for node in sympy.preorder_traversal(expr):
+            if not isinstance(node, sympy.Mul | sympy.Add):
+                continue
+            once = [a for a in node.args if a in params and uses.get(a) == 1]
+            numbers = [a for a in node.args if a.is_number]
+            if once and numbers:
+                found = node, once[0], numbers
+                break
+        if found is None:
+            break
+        node, p, numbers = found
+        number = sympy.Mul(*numbers) if isinstance(node, sympy.Mul) else sympy.Add(*numbers)
+        k = params[p]
+        folded = float(number)
+        if not math.isfinite(folded):
+            break
+        if isinstance(node, sympy.Mul):
+            vals[k] *= folded
+            factor[k] *= folded
+        else:
+            vals[k] += folded
+        rest = [a for a in node.args if not a.is_number]
+        expr = expr.xreplace({node: node.func(*rest)})
+    return expr, vals, factor
 
 
 def reduce_phases(result: FitResult) -> FitResult:
@@ -200,6 +305,7 @@ def polish(
     fit_options: Mapping[str, Any],
     seed: int = 0,
     deadline: float | None = None,
+    kinds: Collection[str] = KINDS,
 ) -> list[FitResult]:
     """Fit the :func:`neighbours` of ``results`` that are not ``known`` (archive keys).
 
@@ -220,6 +326,8 @@ def polish(
         Seed of the fits.
     deadline : float, optional
         A :func:`time.perf_counter` value: no fit starts after it, and none runs past it.
+    kinds : collection of str
+        The kinds of neighbour to fit (see :func:`neighbours`).
 
     Returns
     -------
@@ -229,7 +337,9 @@ def polish(
     seen = set(known)
     out: list[FitResult] = []
     for result in results:
-        for ansatz, start in neighbours(result):
+        if deadline is not None and time.perf_counter() >= deadline:
+            return out
+        for ansatz, start in neighbours(result, kinds=kinds):
             options = dict(fit_options)
             if deadline is not None:
                 left = deadline - time.perf_counter()

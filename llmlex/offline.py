@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import threading
 import zlib
 from collections.abc import Sequence
@@ -139,6 +140,8 @@ def _primitives(f: DataFeatures, x_unit: float = 1.0) -> list[_Prim]:
         add("sqrt", ("np.sqrt(x)",), 1.5, "root")
     add("sqrtshift", ("np.sqrt(x + ", shift, ")"), 0.8 * mono, "root")
     add("cbrt", ("np.cbrt(x)",), 0.6 * sym_odd, "root", "odd")
+    # Distances and relativistic energies: sqrt(x**2 + c).
+    add("hypot", ("np.sqrt(x**2 + ", 1.0, ")"), 0.8 * sym_even, "root", "even")
     add("logshift", ("np.log(x + ", shift, ")"), 1.2 * mono, "log")
     add("log1px2", ("np.log(x**2 + ", 1.0, ")"), 1.0 * sym_even, "log", "even")
     add("exp", ("np.exp(", rate, "*x)"), 2.5 if f.semilog_slope else 1.2, "exp")
@@ -180,6 +183,37 @@ def _poly_template(coeffs: Sequence[float]) -> Template:
         power = d - k
         toks.append(float(c))
         toks.append(f"*x**{power} + " if power > 1 else ("*x + " if power == 1 else ""))
+    return tuple(toks)
+
+
+def _snapped_poly_template(coeffs: Sequence[float], errors: Sequence[float]) -> Template | None:
+    """The polynomial with each coefficient within two errors of 0 dropped and of a small
+    integer written as that integer (others stay free); None if nothing snaps.
+
+    On noisy data ``x**3 + x**2 + x`` is then a candidate of its own, where its free
+    form, three fitted coefficients, would lose to a shorter fit of the noise.
+    """
+    d = len(coeffs) - 1
+    terms: list[list[Token]] = []
+    snapped = False
+    for k, (c, e) in enumerate(zip(coeffs, errors, strict=True)):
+        power = d - k
+        mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
+        tol = 2.0 * float(e)
+        n = round(float(c))
+        if math.isfinite(tol) and abs(c) <= tol:
+            snapped = True
+            continue
+        if math.isfinite(tol) and abs(n - c) <= tol and 0 < abs(n) <= 100:
+            snapped = True
+            terms.append([f"{n}*{mono}" if mono else str(n)])
+        else:
+            terms.append([float(c), f"*{mono}"] if mono else [float(c)])
+    if not snapped or not terms:
+        return None
+    toks: list[Token] = []
+    for i, t in enumerate(terms):
+        toks += ([" + "] if i else []) + t
     return tuple(toks)
 
 
@@ -330,7 +364,8 @@ class OfflineProposer:
         Mixed into every request's seed, so that two proposers with different seeds
         explore differently on the same requests.
     candidates_per_request : int
-        Most proposals returned per request (the best-ranked fitted candidates).
+        Proposals returned per request: the best-ranked fitted candidates, plus the best
+        of a family of functions none of them uses (when there is one).
     fits_per_request : int
         Candidates fitted per request to rank them (bounds the work of one call).
     n_starts : int
@@ -452,14 +487,21 @@ class OfflineProposer:
 
     @staticmethod
     def _polynomials(x: np.ndarray, y: np.ndarray) -> tuple[_Cand, ...]:
-        """Full polynomials of degree 1..6 started at their weighted least-squares fit."""
+        """Full polynomials of degree 1..6 started at their weighted least-squares fit,
+        and each with its coefficients snapped to simple values within their errors."""
         w = 1.0 / nchi2_scale(y)
         out = []
         for d in range(1, 7):
             if x.size <= d + 1:
                 break
-            coeffs = np.polyfit(x, y, d, w=w)
+            coeffs, cov = np.polyfit(x, y, d, w=w, cov="unscaled")
             out.append(_Cand(*_text_init(_poly_template(coeffs))))
+            resid = (np.polyval(coeffs, x) - y) * w
+            with np.errstate(invalid="ignore"):
+                err = np.sqrt(np.diag(cov) * float(resid @ resid) / (x.size - d - 1))
+            snapped = _snapped_poly_template(coeffs, err)
+            if snapped is not None:
+                out.append(_Cand(*_text_init(snapped)))
         return tuple(out)
 
     @staticmethod
@@ -741,18 +783,29 @@ class OfflineProposer:
         head = results[: 4 * self.candidates_per_request + 8]
         head = [r for r in head if _complexity(r) <= _MAX_COMPLEXITY]
         head.sort(key=lambda r: (*rank(r), r.ansatz))
-        results = head
-        out: list[Proposal] = []
+        picked: list[FitResult] = []
         keys: set[str] = set()
-        for r in results:
+        for r in head:
             k = r.compiled.canonical if r.compiled is not None else r.ansatz
             if k in keys:
                 continue
             keys.add(k)
-            out.append(Proposal(r.ansatz, tuple(float(v) for v in r.params)))
-            if len(out) >= self.candidates_per_request:
-                break
-        return tuple(out)
+            picked.append(r)
+        out = picked[: self.candidates_per_request]
+        # One more: the best of another family.  On noisy data many forms fit alike and
+        # the simplest family would otherwise take every place, so the true one (a pole
+        # where a logarithm is shorter) would never reach the search.
+        families = {_family(r.ansatz) for r in out}
+        other = [r for r in picked[len(out) :] if _family(r.ansatz) not in families]
+        out += other[:1]
+        return tuple(Proposal(r.ansatz, tuple(float(v) for v in r.params)) for r in out)
+
+
+def _family(text: str) -> frozenset[str]:
+    """The functions of an ansatz text, and whether it divides or raises to a power."""
+    names = set(re.findall(r"np\.(\w+)", text))
+    names |= {op for op in ("/", "**") if op in text}
+    return frozenset(names)
 
 
 def _complexity(r: FitResult) -> int:

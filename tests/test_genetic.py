@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from llmlex import GeneticRun, run_genetic, single_call
+from llmlex._genetic_loop import SETTLE_GENERATIONS
 from llmlex.exceptions import (
     DataError,
     LLMAuthenticationError,
@@ -88,7 +89,8 @@ def test_exit_condition_stops_early():
     run = run_genetic(
         None, None, X, Y, 4, 10, proposer=Scripted(FORMS[2:3]), seed=0, progress=False
     )
-    assert len(run) == 1
+    # Found in the first generation; the stop waits SETTLE_GENERATIONS for a shorter form.
+    assert len(run) == 1 + SETTLE_GENERATIONS
     assert "explained to the noise" in run.stop_reason
     run = run_genetic(
         None,

@@ -34,10 +34,11 @@ def _search(x, y, *, seed=0, pop=4, gens=4, exit=1e-14):
                 r = fit_ansatz(p.text, x, y, initial=p.initial, n_starts=2)
                 if r.success:
                     archive[r.ansatz] = r
-        ranked = sorted(archive.values(), key=lambda r: (max(r.nchi2, 1e-20), r.complexity))
-        parents = tuple(ranked[:3])
-        if ranked[0].nchi2 < exit:
+        ranked = sorted(archive.values(), key=lambda r: (max(r.nchi2, exit), r.complexity))
+        # As the library's stop: exact, and no simpler exact form in the next generation.
+        if ranked[0].nchi2 < exit and parents and parents[0] is ranked[0]:
             break
+        parents = tuple(ranked[:3])
     return parents[0]
 
 
@@ -49,7 +50,7 @@ def test_is_a_proposer_and_async_returns_batch():
     batch = asyncio.run(prop.propose(_request(X, y, seed=3)))
     assert isinstance(batch, ProposalBatch)
     assert batch.calls == 0 and batch.failure is None
-    assert 1 <= len(batch.proposals) <= prop.candidates_per_request
+    assert 1 <= len(batch.proposals) <= prop.candidates_per_request + 1
 
 
 def test_deterministic_for_a_seed_and_varies_with_request_seed():
@@ -209,3 +210,26 @@ def test_constants_of_order_one_in_the_callers_units_are_a_prior():
 
     assert best(10.0) < 1e-20
     assert best(1.0) > 1e-3  # without the prior the aliased term is out of reach
+
+
+def test_one_proposal_comes_from_a_family_the_others_do_not_use():
+    rng = np.random.default_rng(3)
+    x = np.linspace(0.0, 10.0, 100)
+    y = 3 * x / (x + 2) + 0.2 * rng.standard_normal(x.size)
+    props = OfflineProposer(seed=0).propose_sync(_request(x, y, seed=1))
+    from llmlex.offline import _family
+
+    head = {_family(p.text) for p in props[:-1]}
+    assert len(props) == 5
+    assert _family(props[-1].text) not in head
+
+
+def test_polynomials_snapped_within_their_errors_are_candidates():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 100)
+    y = x**3 + x**2 + x
+    texts = [c.text for c in OfflineProposer._polynomials(x, y + 0.1 * rng.standard_normal(100))]
+    assert "1*x**3 + 1*x**2 + 1*x" in texts
+    # Noise-free non-integer coefficients are known too well to snap.
+    clean = [c.text for c in OfflineProposer._polynomials(x, 1.3 * x**2 - 0.4 * x + 0.7)]
+    assert all("params" in t for t in clean)

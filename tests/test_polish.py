@@ -74,3 +74,50 @@ def test_a_rescaled_logarithm_comes_back_as_log_x() -> None:
     x = np.linspace(1.0, 100.0, 60)
     run = run_genetic(None, None, x, np.log(x), 6, 3, seed=0, progress=False)
     assert run.best.ansatz == "np.log(x)"
+
+
+def test_numbers_on_x_inside_a_power_or_log_are_taken_up_by_the_parameters() -> None:
+    # A search in units of x/10 leaves 1/10 on x: p0/(p1 + x/10) is 10*p0/(10*p1 + x).
+    x = np.linspace(0.0, 10.0, 80)
+    cases = [
+        ("params[2] + params[0] / (params[1] + x / 10)", 3 * x / (x + 2), [-6.0, 2.0, 3.0]),
+        ("params[0] + np.log(params[1] + x / 10)", np.log(x + 1), [0.0, 1.0]),
+        ("params[0] * np.sqrt(params[1] + x / 10)", np.sqrt(x + 1), [1.0, 1.0]),
+    ]
+    for text, y, expected in cases:
+        r = fit_ansatz(text, x, y)
+        found = {a.text: start for a, start in neighbours(r) if "/ 10" not in a.text}
+        assert len(found) >= 1, text
+        # The same function, with the start values that say so.
+        (a_text, start), *_ = [
+            (t, s) for t, s in found.items() if s is not None and len(s) == len(expected)
+        ]
+        np.testing.assert_allclose(sorted(start), sorted(expected), atol=1e-6)
+        refit = fit_ansatz(a_text, x, y, initial=start)
+        assert refit.nchi2 < 1e-20
+
+
+def test_a_number_is_not_taken_up_by_a_parameter_used_twice() -> None:
+    # p0*log(p0 + x/10): scaling p0 to absorb the 10 would change its other use.
+    import sympy
+
+    from llmlex._polish import _absorb_factors, _pull_numbers
+    from llmlex._symbolic import X as SX
+    from llmlex._symbolic import param
+
+    r = fit_ansatz("params[0] * np.log(params[0] + x / 10)", X + 3, np.log(2 + (X + 3) / 10))
+    expr = r.compiled.sympy
+    pulled, values, _ = _absorb_factors(_pull_numbers(expr), r.params)
+    assert pulled.count(param(0)) == 2
+    f = sympy.lambdify((SX, param(0)), pulled)
+    g = sympy.lambdify((SX, param(0)), expr)
+    np.testing.assert_allclose(f(X + 3, values[0]), g(X + 3, r.params[0]), rtol=1e-12)
+
+
+def test_constants_simple_only_after_the_numbers_are_taken_up_are_snapped() -> None:
+    # In the search's units the pole of 3 - 6/(x + 2) sits at 0.2 with 1/10 on x: only
+    # once the 10 is taken up are its constants the integers they are.
+    x = np.linspace(0.0, 10.0, 80)
+    r = fit_ansatz("params[2] + params[0] / (params[1] + x / 10)", x, 3 - 6 / (x + 2))
+    texts = _texts(r)
+    assert "3 - 6 / (x + 2)" in texts or "-6 / (x + 2) + 3" in texts, texts
