@@ -233,3 +233,26 @@ def test_polynomials_snapped_within_their_errors_are_candidates():
     # Noise-free non-integer coefficients are known too well to snap.
     clean = [c.text for c in OfflineProposer._polynomials(x, 1.3 * x**2 - 0.4 * x + 0.7)]
     assert all("params" in t for t in clean)
+
+
+def test_rational_functions_come_from_the_linearised_fit():
+    from llmlex.fit import nchi2_scale
+    from llmlex.offline import _rationals
+
+    y = (X + 1) ** 3 / (X**2 - X + 1)
+    texts = [c.text for c in _rationals(X, y, 1.0 / nchi2_scale(y))]
+    # Noise-free integer coefficients are exact to rounding: written as integers.
+    assert "(1*x**3 + 3*x**2 + 3*x + 1)/(1 + 1*x**2 + -1*x)" in texts
+    fit = fit_ansatz(texts[0], X, y)
+    assert fit.nchi2 < 1e-20
+
+
+def test_no_rational_start_has_a_pole_among_the_data():
+    from llmlex.fit import nchi2_scale
+    from llmlex.offline import _rationals
+
+    y = np.sin(3 * X) + X
+    for c in _rationals(X, y, 1.0 / nchi2_scale(y)):
+        a = parse_ansatz(c.text)
+        values = [c.initial[k] for k in sorted(c.initial)]
+        assert np.all(np.isfinite(a(X, np.array(values))))
