@@ -56,7 +56,7 @@ from llmlex.exceptions import (
     NoValidAnsatzError,
     PersistError,
 )
-from llmlex.fit import FitResult
+from llmlex.fit import FitResult, fit_ansatz
 from llmlex.proposer import Proposer
 
 __all__ = ["GeneticLoop", "make_proposer", "select_parents"]
@@ -78,6 +78,8 @@ POLISH_BAND_SIZE = 40
 #: noise, and the first found is seldom the shortest.
 SETTLE_GENERATIONS = 1
 SETTLE_NATS = 1.0
+#: Fewest degrees of freedom of a fit that may revise the noise level (_revise_noise).
+MIN_REVISION_DOF = 8
 
 
 class GeneticLoop:
@@ -127,6 +129,8 @@ class GeneticLoop:
         self.sigma = self.scaling.sigma(sigma)
         # Without error bars, the noise level is estimated once, on what the search sees.
         self.noise = estimate_noise(self.xs, self.ys) if sigma is None else None
+        #: The estimate from the data alone (``noise`` may be revised down: _revise_noise).
+        self.noise_estimate = self.noise
         #: Options of every fit of the run (the search's and the polish's).
         self.fit_options: dict[str, Any] = {
             "n_starts": s.fit_starts,
@@ -262,6 +266,7 @@ class GeneticLoop:
         if not _count(settled):
             raise PersistError(f"the recorded count of settled generations {settled!r} is invalid")
         self.settled = settled
+        self._revise_noise()
         if self.archive:
             chosen = choose(self._final_archive(), self.settings.parsimony_rtol)
             self.chosen_dl = chosen.description_length
@@ -420,6 +425,48 @@ class GeneticLoop:
                 break
             best = rank_key(top[0])
 
+    def _revise_noise(self) -> bool:
+        """Lower the estimated noise level to what the closest fit leaves, when that is
+        far below it; rescore the archive.  True if the level changed.
+
+        The estimate reads structure the sampling does not resolve as noise (sin(x**2)
+        on a coarse grid: 0.7 where the data are exact).  A formula whose residuals are
+        far below it shows that it is too high: its chi-squared is more than three
+        standard deviations below its expectation, and below half of it (a fit to noise
+        with nonlinear constants earns more than its count of parameters, not that).
+        The level is then that formula's residual scale, so the formula has chi2 = dof.
+        A function of the archive alone, so a resumed run revises as the first did.
+        """
+        if self.noise_estimate is None or not self.archive:
+            return False
+        base = self.noise_estimate
+        best = math.inf
+        for r in self.archive.values():
+            if r.success and r.dof >= MIN_REVISION_DOF and math.isfinite(r.chi2):
+                ratio = r.chi2 * (r.noise / base) ** 2 / r.dof
+                if ratio < min(0.5, 1.0 - 3.0 * math.sqrt(2.0 / r.dof)):
+                    best = min(best, ratio)
+        floor = 1e-12 * float(np.sqrt(np.mean(self.ys**2)))
+        level = base if not math.isfinite(best) else max(base * math.sqrt(best), floor)
+        # Small changes are not worth refitting the archive for.
+        if abs(level - self.noise) <= 0.3 * self.noise:
+            return False
+        log.info("noise level revised from %.3g to %.3g (scaled units)", self.noise, level)
+        self.noise = level
+        self.fit_options["noise"] = level
+        options = {**self.fit_options, "n_starts": 1}
+        for key, r in list(self.archive.items()):
+            if r.compiled is None or not r.success:
+                continue
+            again = fit_ansatz(
+                r.compiled, self.xs, self.ys, initial=r.params, seed=0, validate=False, **options
+            )
+            # The same optimum (the refit starts there), rescored at the new level.
+            self.archive[key] = again if again.success else r
+        swap = {id(r): self.archive.get(archive_key(r), r) for p in self.populations for r in p}
+        self.populations = [tuple(swap[id(r)] for r in p) for p in self.populations]
+        return True
+
     def interrupted(self, what: str) -> str:
         """The stop reason of a run interrupted by ``what`` (e.g. ``"KeyboardInterrupt"``)."""
         return f"interrupted by {what} after {len(self.populations)} generation(s)"
@@ -541,6 +588,9 @@ class GeneticLoop:
         pop.sort(key=lambda r: r.nchi2)
         self.populations.append(tuple(pop))
         self.stale = self.stale + 1 if search.best_nchi2() > 0.99 * before else 0
+        if self._revise_noise():
+            # Every description length moved with the noise: a new scale, not a gain.
+            self.chosen_dl = math.inf
         dl = (
             choose(self._final_archive(), s.parsimony_rtol).description_length
             if self.archive

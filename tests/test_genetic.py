@@ -366,3 +366,19 @@ def test_sigma_weights_every_fit_and_noise_sets_the_stop():
     assert "explained to the noise" in run.stop_reason
     with pytest.raises(DataError, match="sigma"):
         run_genetic(None, None, x, y, 2, 1, sigma=-sigma, progress=False)
+
+
+def test_a_noise_level_that_exact_fits_belie_is_revised_down():
+    # sin(x**2) on a grid of step 0.2 is aliased: the estimate reads it as noise of ~0.7.
+    from llmlex._noise import estimate_noise
+
+    x = np.linspace(-10.0, 10.0, 100)
+    y = x + 1 / 3 + np.sin(x**2)
+    assert estimate_noise(x, y) > 0.5
+    run = run_genetic(None, None, x, y, 4, 3, seed=0, progress=False)
+    best = run.best
+    assert best.nchi2 < 1e-20
+    # The level is what the exact fit leaves, not the estimate, and every result of the
+    # run is scored at it.
+    assert best.noise < 1e-6
+    assert {r.noise for r in run.archive if r.success} == {best.noise}
