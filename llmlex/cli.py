@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ import numpy as np
 from llmlex._jsonio import write_atomic
 from llmlex._uncertainty import format_value
 from llmlex._validation import check_sigma, check_xy
+from llmlex._version import __version__
 from llmlex.exceptions import LLMLExError, UsageError
 from llmlex.genetic import run_genetic
 
@@ -57,7 +59,13 @@ def read_table(path: str | os.PathLike[str], x: str, y: str) -> tuple[np.ndarray
     return xs, ys
 
 
-def read_columns(path: str | os.PathLike[str], *columns: str) -> list[np.ndarray]:
+#: Cells that mean "no value" (``--dropna`` drops their rows; otherwise they are errors).
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?"})
+
+
+def read_columns(
+    path: str | os.PathLike[str], *columns: str, dropna: bool = False
+) -> list[np.ndarray]:
     """Read numeric columns from a CSV or whitespace-separated table.
 
     Parameters
@@ -66,6 +74,10 @@ def read_columns(path: str | os.PathLike[str], *columns: str) -> list[np.ndarray
         The file (as in :func:`read_table`).
     *columns : str
         Column names (with a header) or 0-based column indices.
+    dropna : bool
+        Drop the rows where one of ``columns`` is missing (an empty cell, ``NA``, ``NaN``,
+        ``null``, ``-``, ``?``) or not finite, instead of raising.  Other non-numeric
+        cells are errors either way.
 
     Returns
     -------
@@ -103,14 +115,28 @@ def read_columns(path: str | os.PathLike[str], *columns: str) -> list[np.ndarray
     for r, row in enumerate(rows):
         for k, c in enumerate(cols):
             if c >= len(row):
+                if dropna:
+                    out[r, k] = np.nan
+                    continue
                 raise UsageError(f"{p}: row {r + 1 + (header is not None)} has no column {c}")
             try:
                 out[r, k] = float(row[c])
             except ValueError:
+                if dropna and row[c].strip().lower() in MISSING:
+                    out[r, k] = np.nan
+                    continue
                 line_no = r + 1 + (header is not None)
+                hint = " (--dropna drops rows with missing values)" if not dropna else ""
                 raise UsageError(
-                    f"{p}: non-numeric cell {row[c]!r} at line {line_no}, column {columns[k]!r}"
+                    f"{p}: non-numeric cell {row[c]!r} at line {line_no}, column "
+                    f"{columns[k]!r}{hint}"
                 ) from None
+    if dropna:
+        keep = np.all(np.isfinite(out), axis=1)
+        dropped = int(out.shape[0] - keep.sum())
+        if dropped:
+            log.warning("%s: dropped %d row(s) with missing values", p, dropped)
+        out = out[keep]
     return [out[:, k] for k in range(len(cols))]
 
 
@@ -230,6 +256,9 @@ def _run(
             seed=args.seed,
             progress=not args.quiet,
             patience=args.patience,
+            time_budget=args.time_budget,
+            hints=tuple(args.hints or ()),
+            allowed_functions=args.allowed_functions,
         )
     except (KeyboardInterrupt, LLMLExError) as exc:
         # Ctrl-C or a fatal error (a key rejected mid-run): what was found is shown and
@@ -264,8 +293,12 @@ def _show(
     )
     if args.out:
         payload = {
+            "formula": best.formula(),
             "best": best.to_dict(),
             "complexity": best.complexity,
+            "columns": _columns(args),
+            "seed": args.seed,
+            "llmlex_version": __version__,
             "pareto_front": [r.to_dict() for r in run.pareto_front],
             "stats": {
                 "calls": stats.calls,
@@ -280,8 +313,31 @@ def _show(
             "partial": partial,
         }
         # Atomic: a second Ctrl-C while writing leaves the old file or the new, not a part.
-        write_atomic(args.out, json.dumps(payload, indent=2) + "\n")
+        # Strict JSON: a value that is not finite (an undetermined error) is written as
+        # the string "nan", "inf" or "-inf", as llmlex's own files do.
+        text = json.dumps(_finite_json(payload), indent=2, allow_nan=False)
+        write_atomic(args.out, text + "\n")
         sys.stdout.write(f"  result:     {args.out}\n")
+
+
+def _columns(args: argparse.Namespace) -> dict[str, str] | None:
+    if getattr(args, "file", None) is None:
+        return None
+    cols = {"x": args.x, "y": args.y}
+    if args.yerr is not None:
+        cols["yerr"] = args.yerr
+    return cols
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every float that is not finite replaced by its name."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -299,10 +355,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     if args.yerr is None:
-        x, y = read_table(args.file, args.x, args.y)
+        x, y = read_columns(args.file, args.x, args.y, dropna=args.dropna)
         sigma = None
     else:
-        x, y, sigma = read_columns(args.file, args.x, args.y, args.yerr)
+        x, y, sigma = read_columns(args.file, args.x, args.y, args.yerr, dropna=args.dropna)
     x, y = check_xy(x, y)
     if sigma is not None:
         sigma = check_sigma(sigma, x.size)
@@ -316,12 +372,26 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that names each option's default, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS:
+            return text
+        if "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmlex",
         description="Symbolic regression with vision LLMs; offline unless --model is given.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"llmlex {__version__}")
+    sub = parser.add_subparsers(dest="command")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="LLM model name; omit to run offline")
@@ -351,15 +421,39 @@ def _parser() -> argparse.ArgumentParser:
             help="stop after this many generations without improvement",
         )
         p.add_argument("--retries", type=int, default=3, help="API retries per call")
+        p.add_argument(
+            "--time-budget",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="stop the search after this many seconds (default: no limit)",
+        )
+        p.add_argument(
+            "--hints",
+            nargs="+",
+            metavar="HINT",
+            help='prior knowledge for the model, e.g. --hints periodic "decays to zero"',
+        )
+        p.add_argument(
+            "--allowed-functions",
+            nargs="+",
+            metavar="NAME",
+            help="the only functions an ansatz may use, e.g. --allowed-functions exp sin",
+        )
         p.add_argument("--out", help="write the result as JSON to this file")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    demo = sub.add_parser("demo", help="run a built-in example end to end (offline)")
+    fmt = _DefaultsShown
+    demo = sub.add_parser(
+        "demo", help="run a built-in example end to end (offline)", formatter_class=fmt
+    )
     common(demo)
     demo.add_argument("--png", default="llmlex-demo.png", help="plot of data and fit")
     demo.set_defaults(func=_demo)
 
-    fit = sub.add_parser("fit", help="find a formula y = f(x) for two columns of a table")
+    fit = sub.add_parser(
+        "fit", help="find a formula y = f(x) for two columns of a table", formatter_class=fmt
+    )
     fit.add_argument("file", help="CSV or whitespace-separated table (header optional)")
     fit.add_argument("--x", required=True, help="x column: header name or 0-based index")
     fit.add_argument("--y", required=True, help="y column: header name or 0-based index")
@@ -367,6 +461,11 @@ def _parser() -> argparse.ArgumentParser:
         "--yerr",
         help="column of the error bars of y (absolute, one standard deviation); without "
         "it the noise level is estimated from the data",
+    )
+    fit.add_argument(
+        "--dropna",
+        action="store_true",
+        help="drop rows with a missing value (empty, NA, NaN, null) in these columns",
     )
     fit.add_argument("--png", help="also write a plot of data and fit")
     common(fit)
@@ -376,7 +475,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmlex`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `llmlex` alone: what it can do
+        parser.print_help()
+        return 0
     logging.basicConfig(level=logging.WARNING, format="llmlex: %(message)s")
     try:
         return int(args.func(args))

@@ -97,11 +97,15 @@ def _constant_result(value: float, message: str) -> FitResult:
     )
 
 
-def _univariate_sympy(result: FitResult, name: str) -> sympy.Expr:
+def _univariate_sympy(result: FitResult, name: str, *, display: bool = False) -> sympy.Expr:
+    """The result's formula in the variable ``name``; ``display``: each constant to the
+    digits its error justifies (:attr:`FitResult.display_expression`)."""
     import sympy
 
     from llmlex._symbolic import X, param
 
+    if display:
+        return result.display_expression.xreplace({X: sympy.Symbol(name, real=True)})
     a = result.compiled if result.compiled is not None else None
     if a is None:
         a = parse_ansatz(result.ansatz)
@@ -191,9 +195,11 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     equation_ : str
-        The fitted formula (sympy's notation, variables ``x0, x1, ...``).
+        The fitted formula for reading: sympy's notation, the columns' names when ``X``
+        had them (``feature_names_in_``; else ``x0, x1, ...``), each constant written to
+        the digits its error justifies (else to 6 significant digits).
     expression_ : sympy.Expr
-        The same as a sympy expression.
+        The formula to compute with: variables ``x0, x1, ...``, constants in full.
     params_ : ndarray
         The fitted constants of the formula.
     pareto_front_ : tuple of ParetoPoint
@@ -383,7 +389,11 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             for r in run.pareto_front
         ]
         self.pareto_front_ = _front(points)
-        self.equation_ = str(self.expression_)
+        try:  # the digits each constant's error justifies
+            readable = _univariate_sympy(best, name, display=True)
+        except Exception:  # no sympy form in its time bound: the full one
+            readable = self.expression_
+        self.equation_ = self._readable(readable)
 
     def _fit_kan(
         self,
@@ -470,13 +480,28 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             ParetoPoint(c.complexity, c.nchi2_test, c.text) for c in result.candidates if c.accepted
         ]
         self.pareto_front_ = _front(points)
-        self.equation_ = str(self.expression_)
+        self.equation_ = self._readable(self.expression_)
         # A formula worse than the network would be unusual but possible on noise: say so.
         log.info("KAN formula %s (held-out nchi2 %.3g)", self.equation_, result.nchi2_test)
 
     def _set_equation(self, *, nchi2_value: float) -> None:
-        self.equation_ = str(self.expression_)
+        self.equation_ = self._readable(self.expression_)
         self.pareto_front_ = (ParetoPoint(1, nchi2_value, self.equation_),)
+
+    def _readable(self, expr: Any) -> str:
+        """``expr`` as text: floats to 6 significant digits (shorter ones stay as they
+        are), ``x<k>`` named by ``feature_names_in_`` when ``X`` had column names."""
+        import sympy
+
+        short = {f: sympy.Float(f"{float(f):.6g}") for f in expr.atoms(sympy.Float)}
+        expr = expr.xreplace(short)
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            expr = expr.xreplace(
+                {sympy.Symbol(f"x{k}", real=True): sympy.Symbol(str(n), real=True)
+                 for k, n in enumerate(names)}
+            )  # fmt: skip
+        return str(expr)
 
     # ------------------------------------------------------------------ predict
 

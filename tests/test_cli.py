@@ -16,7 +16,7 @@ from _child import reaped
 from fake_openai import FakeReply
 
 import llmlex
-from llmlex.cli import UsageError, main, read_table
+from llmlex.cli import UsageError, main, read_columns, read_table
 
 ROOT = Path(llmlex.__file__).resolve().parents[1]
 
@@ -238,3 +238,57 @@ def test_fit_with_error_bars_reports_uncertainties(tmp_path, capsys):
     assert all(0 < e < 1 for e in best["param_errors"])
     assert abs(best["reduced_chi2"] - 1) < 0.6
     assert main(["fit", str(path), "--x", "t", "--y", "n", "--yerr", "missing", "-q"]) == 2
+
+
+# -- ergonomics ---------------------------------------------------------------------------
+
+
+def test_version_and_bare_command_print_and_exit_cleanly(capsys):
+    from llmlex import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert __version__ in capsys.readouterr().out
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "usage: llmlex" in out and "fit" in out and "demo" in out
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "children per generation (default: 8)" in out
+    assert "random seed (default: 0)" in out
+    for option in ("--time-budget", "--hints", "--allowed-functions", "--dropna"):
+        assert option in out
+
+
+def test_dropna_drops_rows_with_missing_values_and_out_is_strict_json(tmp_path, capsys):
+    x = np.linspace(0.5, 5.0, 12)
+    rows = [f"{a},{3.0 * a + 1.0},0.1" for a in x]
+    rows[3] = f"{x[3]},,0.1"
+    rows[7] = f"{x[7]},NA,0.1"
+    path = tmp_path / "gaps.csv"
+    path.write_text("t,n,dn\n" + "\n".join(rows) + "\n")
+    args = ["fit", str(path), "--x", "t", "--y", "n", "-q", "--generations", "2"]
+    assert main(args) == 2
+    assert "--dropna" in capsys.readouterr().err
+    out = tmp_path / "r.json"
+    more = ["--dropna", "--yerr", "dn", "--out", str(out), "--time-budget", "30"]
+    assert main([*args, *more, "--allowed-functions", "exp", "--hints", "a line"]) == 0
+    text = out.read_text()
+    doc = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert doc["best"]["dof"] == 10 - len(doc["best"]["params"])
+    assert doc["formula"] == "3 * x + 1"
+    assert doc["columns"] == {"x": "t", "y": "n", "yerr": "dn"}
+    assert doc["seed"] == 0 and doc["llmlex_version"]
+    assert len(doc["best"]["param_errors"]) == len(doc["best"]["params"])
+
+
+def test_a_non_numeric_cell_is_an_error_even_with_dropna(tmp_path):
+    path = tmp_path / "typo.csv"
+    path.write_text("a,b\n1,2\n2,3x\n3,4\n")
+    with pytest.raises(UsageError, match="non-numeric cell '3x'"):
+        read_columns(path, "a", "b", dropna=True)

@@ -209,3 +209,21 @@ def test_kan_path_with_sample_weights():
     # with weights the result reports its chi2 = sum(w * r**2) on the training part
     assert np.isfinite(r.chi2_train) and r.dof_train > 0
     assert np.isfinite(r.reduced_chi2_test)
+
+
+def test_equation_names_the_columns_and_writes_constants_to_their_digits():
+    import re
+
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(1)
+    t = np.linspace(0.1, 5.0, 60)
+    y = 2.437 * np.exp(-0.7213 * t) + 0.02 * rng.standard_normal(t.size)
+    reg = LLMLExRegressor(random_state=0, **FAST).fit(pd.DataFrame({"time": t}), y)
+    assert "time" in reg.equation_ and "x0" not in reg.equation_
+    assert "x0" in str(reg.expression_)  # the expression to compute with keeps x0
+    # No constant longer than its error justifies (at 1% noise: a few digits, not 16).
+    digits = [len(m.replace(".", "").lstrip("0")) for m in re.findall(r"\d+\.\d+", reg.equation_)]
+    assert max(digits, default=0) <= 6
+    np.testing.assert_allclose(
+        reg.predict(pd.DataFrame({"time": t[:5]})), reg.result_.predict(t[:5])
+    )
