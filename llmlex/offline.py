@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from llmlex._features import DataFeatures, compute_features
+from llmlex._offline_linear import Template, Token, linear_templates
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import AnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2_scale
@@ -56,10 +57,6 @@ __all__ = ["OfflineProposer"]
 
 log = logging.getLogger(__name__)
 
-# A template is a sequence of text pieces and floats; each float becomes a new parameter
-# whose starting value it is.  Rendering numbers them in order of appearance.
-Token = str | float
-Template = tuple[Token, ...]
 
 # Fits below this nchi2 are exact to rounding: differences under it say nothing.
 _EXACT = 1e-20
@@ -173,129 +170,6 @@ def _primitives(f: DataFeatures, x_unit: float = 1.0) -> list[_Prim]:
     add("lorentz", ("1/(x**2 + ", 1.0, ")"), 0.8 * sym_even, "rational", "even")
     add("xlorentz", ("x/(x**2 + ", 1.0, ")"), 0.6 * sym_odd, "rational", "odd")
     return prims
-
-
-def _poly_template(coeffs: Sequence[float]) -> Template:
-    """``c_d*x**d + ... + c_1*x + c_0`` with the given starts (highest degree first)."""
-    d = len(coeffs) - 1
-    toks: list[Token] = []
-    for k, c in enumerate(coeffs):
-        power = d - k
-        toks.append(float(c))
-        toks.append(f"*x**{power} + " if power > 1 else ("*x + " if power == 1 else ""))
-    return tuple(toks)
-
-
-#: Rational functions P/Q tried: near the diagonal of the Pade table (deg Q from 1 to
-#: 4, deg P from deg Q - 1 to deg Q + 2, at most 6), the best RATIONALS_KEPT by the fit
-#: of their linearised start.
-RATIONAL_DEGREES = tuple((m, n) for n in range(1, 5) for m in range(n - 1, n + 3) if m <= 6)
-RATIONALS_KEPT = 3
-
-
-def _rationals(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[_Cand, ...]:
-    """Rational functions ``P(x)/(1 + x*R(x))`` started at the linearised least squares
-    ``y*Q = P`` (Levy's method), the best few by their fit, each also with its
-    coefficients snapped to simple values within their errors."""
-    scored: list[tuple[float, int, int, np.ndarray, np.ndarray]] = []
-    for m, n in RATIONAL_DEGREES:
-        k = m + 1 + n
-        if x.size <= k + 1:
-            continue
-        cols = [x**i for i in range(m + 1)] + [-y * x**j for j in range(1, n + 1)]
-        a = np.column_stack(cols) * w[:, None]
-        with np.errstate(all="ignore"):
-            coef, *_ = np.linalg.lstsq(a, y * w, rcond=None)
-            q = 1.0 + sum(coef[m + j] * x**j for j in range(1, n + 1))
-            fit = sum(coef[i] * x**i for i in range(m + 1)) / q
-            # A pole among the data is not a start: the fit cannot cross it.
-            if not np.all(np.isfinite(fit)) or np.any(q * q[0] <= 0):
-                continue
-            r = (fit - y) * w
-            lin = a @ coef - y * w
-            cov = np.linalg.pinv(a.T @ a) * float(lin @ lin) / (x.size - k)
-            err = np.sqrt(np.abs(np.diag(cov)))
-        scored.append((float(r @ r), m, n, coef, err))
-    # Exact to rounding ties with exact: the fewer coefficients first.
-    floor = 1e-20 * float(np.sum((y * w) ** 2))
-    scored.sort(key=lambda t: (max(t[0], floor), t[1] + t[2]))
-    out: list[_Cand] = []
-    for _, m, _n, coef, err in scored[:RATIONALS_KEPT]:
-        num, den = coef[: m + 1][::-1], coef[m + 1 :][::-1]
-        num_err, den_err = err[: m + 1][::-1], err[m + 1 :][::-1]
-        nan = np.full_like
-        full = _rational_template(num, den, nan(num, np.nan), nan(den, np.nan))
-        out.append(_Cand(*_text_init(full)))
-        snapped = _rational_template(num, den, num_err, den_err)
-        if snapped != full:
-            out.append(_Cand(*_text_init(snapped)))
-    return tuple(out)
-
-
-def _rational_template(
-    num: np.ndarray, den: np.ndarray, num_err: np.ndarray, den_err: np.ndarray
-) -> Template:
-    """``(P)/(1 + ...)`` (coefficients highest degree first; the denominator's constant
-    is 1), each coefficient within two errors of 0 dropped and of a small integer written
-    as that integer (the rest free).  A nan error snaps nothing."""
-
-    def terms(coeffs: np.ndarray, errors: np.ndarray, lowest: int) -> list[list[Token]]:
-        d = len(coeffs) - 1 + lowest
-        out: list[list[Token]] = []
-        for k, (c, e) in enumerate(zip(coeffs, errors, strict=True)):
-            power = d - k
-            mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
-            # Two errors, at least rounding where the data are exact; nan: no snapping.
-            tol = max(2.0 * float(e), 1e-9 * max(1.0, abs(c))) if math.isfinite(e) else math.nan
-            n = round(float(c))
-            if math.isfinite(tol) and abs(c) <= tol:
-                continue
-            if math.isfinite(tol) and abs(n - c) <= tol and 0 < abs(n) <= 100:
-                out.append([f"{n}*{mono}" if mono else str(n)])
-            else:
-                out.append([float(c), f"*{mono}"] if mono else [float(c)])
-        return out
-
-    def join(parts: list[list[Token]]) -> list[Token]:
-        toks: list[Token] = []
-        for i, t in enumerate(parts):
-            toks += ([" + "] if i else []) + t
-        return toks
-
-    top = terms(num, num_err, 0) or [["0"]]
-    bottom = [["1"], *terms(den, den_err, 1)]
-    return ("(", *join(top), ")/(", *join(bottom), ")")
-
-
-def _snapped_poly_template(coeffs: Sequence[float], errors: Sequence[float]) -> Template | None:
-    """The polynomial with each coefficient within two errors of 0 dropped and of a small
-    integer written as that integer (others stay free); None if nothing snaps.
-
-    On noisy data ``x**3 + x**2 + x`` is then a candidate of its own, where its free
-    form, three fitted coefficients, would lose to a shorter fit of the noise.
-    """
-    d = len(coeffs) - 1
-    terms: list[list[Token]] = []
-    snapped = False
-    for k, (c, e) in enumerate(zip(coeffs, errors, strict=True)):
-        power = d - k
-        mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
-        # Two errors; at least rounding, where the data are exact.
-        tol, n = max(2.0 * float(e), 1e-9 * max(1.0, abs(c))), round(float(c))
-        if math.isfinite(tol) and abs(c) <= tol:
-            snapped = True
-            continue
-        if math.isfinite(tol) and abs(n - c) <= tol and 0 < abs(n) <= 100:
-            snapped = True
-            terms.append([f"{n}*{mono}" if mono else str(n)])
-        else:
-            terms.append([float(c), f"*{mono}"] if mono else [float(c)])
-    if not snapped or not terms:
-        return None
-    toks: list[Token] = []
-    for i, t in enumerate(terms):
-        toks += ([" + "] if i else []) + t
-    return tuple(toks)
 
 
 @lru_cache(maxsize=4096)
@@ -568,22 +442,10 @@ class OfflineProposer:
 
     @staticmethod
     def _polynomials(x: np.ndarray, y: np.ndarray) -> tuple[_Cand, ...]:
-        """Full polynomials of degree 1..6 started at their weighted least-squares fit,
-        and each with its coefficients snapped to simple values within their errors."""
+        """Polynomials and rational functions from linear least squares (see
+        :mod:`llmlex._offline_linear`), started at their fitted coefficients."""
         w = 1.0 / nchi2_scale(y)
-        out = []
-        for d in range(1, 7):
-            if x.size <= d + 1:
-                break
-            coeffs, cov = np.polyfit(x, y, d, w=w, cov="unscaled")
-            out.append(_Cand(*_text_init(_poly_template(coeffs))))
-            resid = (np.polyval(coeffs, x) - y) * w
-            with np.errstate(invalid="ignore"):
-                err = np.sqrt(np.diag(cov) * float(resid @ resid) / (x.size - d - 1))
-            snapped = _snapped_poly_template(coeffs, err)
-            if snapped is not None:
-                out.append(_Cand(*_text_init(snapped)))
-        return tuple(out) + _rationals(x, y, w)
+        return tuple(_Cand(*_text_init(t)) for t in linear_templates(x, y, w))
 
     @staticmethod
     def _fresh(data: _Data, rng: np.random.Generator, n: int) -> list[_Cand]:
