@@ -30,7 +30,7 @@ class Interrupted(Exception):
 
 
 def stop_after_second(generation: int, population: tuple) -> None:
-    print(f"  generation {generation}: best nchi2 {population[0].nchi2:.3g}")
+    print(f"  generation {generation}: best nchi2 {population[-1].nchi2:.3g}")
     if generation == 1:
         raise Interrupted
 
@@ -53,7 +53,7 @@ run = llmlex.run_genetic(
     x,
     y,
     checkpoint=checkpoint,
-    callback=lambda g, pop: print(f"  generation {g}: best nchi2 {pop[0].nchi2:.3g}"),
+    callback=lambda g, pop: print(f"  generation {g}: best nchi2 {pop[-1].nchi2:.3g}"),
     **options,
 )
 print("resumed run:", run)

@@ -256,7 +256,8 @@ class GeneticLoop:
                 raise PersistError(f"the recorded {name} {value!r} is out of range")
         if not _count(stale):
             raise PersistError(f"the recorded count of stale generations {stale!r} is invalid")
-        self.populations = list(saved_pops)
+        # Files of earlier versions hold their populations best first.
+        self.populations = [_ascending(p) for p in saved_pops]
         for r in saved_archive:
             self.archive[archive_key(r)] = r
         self.tally.restore(stats_from_dict(doc["stats"]), doc.get("errors", []))
@@ -291,7 +292,10 @@ class GeneticLoop:
         stop_reason = "all generations done"
         halt = False  # a time or money budget ends the whole run, not only the stage
         self.deadline = None if s.time_budget is None else time.perf_counter() + s.time_budget
+        # Children per stage: with the elite, one place fewer after the first generation.
         per_stage = s.population_size * s.num_of_generations
+        if s.elite and s.population_size > 1:
+            per_stage -= max(s.num_of_generations - 1, 0)
         bar = progress_bar(per_stage * len(self.stages), s.progress, "llmlex")
         if bar is not None and self.populations:
             bar.update(s.population_size * len(self.populations))
@@ -570,8 +574,11 @@ class GeneticLoop:
         seeds = seed_ints(int(self.rng.integers(2**63)), s.population_size)
         ranked = search.ranked()[: s.population_size]
         before = search.best_nchi2()
+        # As the reference library: the elite takes one place of the population (from the
+        # second generation on), so a population keeps its size.
+        elite = ranked[:1] if s.elite and s.population_size > 1 else []
         tasks = []
-        for k in range(s.population_size):
+        for k in range(s.population_size - len(elite)):
             parents = (
                 select_parents(ranked, s.num_parents, temperature=s.temperature, rng=self.rng)
                 if ranked
@@ -582,11 +589,10 @@ class GeneticLoop:
         self.tally.generations += 1
         self.gen += 1
         pop = [c for c in children if c is not None]
-        if s.elite and ranked:
+        if elite:
             keys = {c.ansatz for c in pop}
-            pop.extend(r for r in ranked[:1] if r.ansatz not in keys)
-        pop.sort(key=lambda r: r.nchi2)
-        self.populations.append(tuple(pop))
+            pop.extend(r for r in elite if r.ansatz not in keys)
+        self.populations.append(_ascending(pop))
         self.stale = self.stale + 1 if search.best_nchi2() > 0.99 * before else 0
         if self._revise_noise():
             # Every description length moved with the noise: a new scale, not a gain.
@@ -715,6 +721,12 @@ class GeneticLoop:
             stop_reason=stop_reason,
             parsimony_rtol=self.settings.parsimony_rtol,
         )
+
+
+def _ascending(population: Iterable[FitResult]) -> tuple[FitResult, ...]:
+    """A population in the reference library's order: ascending score, so that
+    ``population[-1]`` is its best by nchi2 (ties keep their order)."""
+    return tuple(sorted(population, key=lambda r: r.score))
 
 
 def _count(value: Any) -> bool:

@@ -204,13 +204,15 @@ def within(value: float, best: float, rtol: float) -> bool:
 class GeneticRun(Sequence[tuple[FitResult, ...]]):
     """The outcome of :func:`run_genetic`.
 
-    Behaves as the sequence of populations the reference library returned
-    (``run[-1]`` is the last generation, each a tuple of :class:`FitResult`, best first).
+    Behaves as the sequence of populations the reference library returned: ``run[-1]``
+    is the last generation, each a tuple of :class:`FitResult` in ascending score (worst
+    first), so ``run[-1][-1]`` is the last generation's best by nchi2, as there.
+    :attr:`best` is the run's answer (the lowest description length over every fit).
 
     Attributes
     ----------
     populations : tuple of tuple of FitResult
-        Each generation's population, best first.
+        Each generation's population in ascending score (its best last).
     archive : tuple of FitResult
         The best result of every distinct ansatz seen, best first.
     stats : RunStats

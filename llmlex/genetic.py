@@ -150,7 +150,8 @@ def run_genetic(
         chi-squared (under ``sigma``, or the estimated noise level) at most two standard
         deviations above its expectation, ``chi2 <= dof + 2*sqrt(2*dof)``.
     elite : bool
-        Carry the best result so far into every population.
+        Carry the best result so far into every population after the first, in one of
+        its ``population_size`` places (as the reference library: the size is kept).
     proposer : Proposer, optional
         Overrides the proposer chosen from ``client``.
     max_concurrency : int

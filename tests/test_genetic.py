@@ -72,11 +72,13 @@ def test_run_returns_populations_best_and_stats():
     )
     assert isinstance(run, GeneticRun)
     assert len(run) == len(run.populations) >= 1
-    assert all([r.nchi2 for r in pop] == sorted(r.nchi2 for r in pop) for pop in run.populations)
+    # Ascending score, as the reference library returns them: the best of each last.
+    assert all([r.score for r in pop] == sorted(r.score for r in pop) for pop in run.populations)
     best = run.best
     assert best["ansatz"] == "params[0] * np.sin(params[1] * x)"
     assert best["score"] > -1e-10
-    assert run.stats.calls == 4 * len(run)
+    # The elite (on by default) takes one of the four places after the first generation.
+    assert run.stats.calls == 4 + 3 * (len(run) - 1)
     assert run.stats.prompt_tokens == 100 * run.stats.calls
     assert run.stats.total_tokens == 120 * run.stats.calls
     # The Pareto front runs from simple and poor to complex and good.
@@ -192,7 +194,7 @@ def test_an_exception_while_fitting_a_candidate_is_that_candidates_failure(monke
         None, None, X, Y, 3, 2, proposer=proposer, seed=0, progress=False, polish=False
     )
     assert run.best.ansatz == "params[0] * np.sin(params[1] * x)"
-    assert run.stats.failures["fitting"] == 3 * len(run)
+    assert run.stats.failures["fitting"] == 3 + 2 * (len(run) - 1)  # the elite's place
     assert run.stats.last_error.startswith("TypeError: an argument the function rejects")
 
 
@@ -382,3 +384,30 @@ def test_a_noise_level_that_exact_fits_belie_is_revised_down():
     # run is scored at it.
     assert best.noise < 1e-6
     assert {r.noise for r in run.archive if r.success} == {best.noise}
+
+
+def test_populations_ascend_in_score_as_the_reference_returns_them():
+    run = run_genetic(
+        None, None, X, Y, 6, 3, proposer=Scripted(FORMS), exit_condition=0.0, seed=1,
+        progress=False, polish=False,
+    )  # fmt: skip
+    for pop in run:
+        scores = [r["score"] for r in pop]
+        assert scores == sorted(scores)
+    # A notebook's "best of the last generation" is the last item.
+    assert run[-1][-1]["score"] == max(r["score"] for r in run[-1])
+
+
+def test_the_elite_takes_a_place_so_a_population_keeps_its_size():
+    proposer = Scripted(FORMS)
+    run = run_genetic(
+        None, None, X, Y, 6, 3, proposer=proposer, exit_condition=0.0, elite=True, seed=1,
+        progress=False, polish=False,
+    )  # fmt: skip
+    assert [len(p) <= 6 for p in run] == [True] * len(run)
+    # First generation: six children; after it, five children and the elite.
+    assert len(proposer.requests) == 6 + 5 * (len(run) - 1)
+    best_so_far = min(run[0], key=lambda r: r.nchi2).nchi2
+    for pop in run[1:]:
+        assert min(r.nchi2 for r in pop) <= best_so_far
+        best_so_far = min(r.nchi2 for r in pop)
