@@ -377,6 +377,16 @@ class GeneticLoop:
         # Bounded by work (rounds, neighbours), not by the clock, so that a result does
         # not depend on the machine's load; only a run's own time budget stops it early.
         deadline = None if self.deadline is None else max(self.deadline, time.perf_counter() + 1.0)
+        neighbours_of = functools.partial(
+            polish,
+            x=self.x,
+            y=self.y,
+            known=known,
+            key=archive_key,
+            fit_options=options,
+            seed=self.settings.seed or 0,
+            deadline=deadline,
+        )
         # First every constant of each result near the best snapped at once: on noisy
         # data the true form (x**3 + x**2 + x) may sit a few nats behind a shorter fit of
         # the noise with its constants free, out of the rounds' reach below.
@@ -387,17 +397,7 @@ class GeneticLoop:
                 (r for r in archive if r.description_length <= cut),
                 key=lambda r: (r.description_length, r.ansatz),
             )[:POLISH_BAND_SIZE]
-            for r in polish(
-                band,
-                self.x,
-                self.y,
-                known=known,
-                key=archive_key,
-                fit_options=options,
-                seed=self.settings.seed or 0,
-                deadline=deadline,
-                kinds=("snap_all", "numbers"),
-            ):
+            for r in neighbours_of(band, kinds=("snap_all", "numbers")):
                 key = archive_key(r)
                 if key not in known:
                     self.polished[key] = known[key] = r
@@ -406,16 +406,7 @@ class GeneticLoop:
         # A neighbour of a neighbour (two noise terms dropped, then a constant snapped):
         # go on while a round finds something better by the selection rule.
         for _ in range(POLISH_ROUNDS):
-            found = polish(
-                top,
-                self.x,
-                self.y,
-                known=known,
-                key=archive_key,
-                fit_options=options,
-                seed=self.settings.seed or 0,
-                deadline=deadline,
-            )
+            found = neighbours_of(top)
             top = []
             for r in found:
                 key = archive_key(r)
