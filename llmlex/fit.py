@@ -82,7 +82,10 @@ _MAPPING_KEYS = (
     "param_errors",
     "covariance",
     "description_length",
+    "Num_params",
 )
+#: Reference-library names of fields: ``result["Num_params"]`` is ``result.n_params``.
+_ALIASES = {"Num_params": "n_params"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -339,7 +342,7 @@ class FitResult:
     def __getitem__(self, key: str) -> Any:
         if key not in _MAPPING_KEYS:
             raise KeyError(key)
-        return getattr(self, key)
+        return getattr(self, _ALIASES.get(key, key))
 
     def __contains__(self, key: object) -> bool:
         return key in _MAPPING_KEYS
@@ -350,7 +353,7 @@ class FitResult:
 
     def get(self, key: str, default: Any = None) -> Any:
         """``result[key]`` or ``default``."""
-        return getattr(self, key) if key in _MAPPING_KEYS else default
+        return self[key] if key in _MAPPING_KEYS else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(_MAPPING_KEYS)

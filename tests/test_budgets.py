@@ -28,6 +28,8 @@ def server(fake_openai):
 
 def run(server, population_size, generations, **kw):
     kw.setdefault("exit_condition", 0.0)
+    # Full populations (no elite taking a place) keep the call counts below simple.
+    kw.setdefault("elite", False)
     return llmlex.run_genetic(
         server.client(),
         "QUJD",

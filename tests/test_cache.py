@@ -51,6 +51,7 @@ def run(client, cache, **kw):
         progress=False,
         exit_condition=0.0,
         cache=cache,
+        elite=kw.pop("elite", False),  # full populations: simple call counts
         **kw,
     )
 

@@ -503,3 +503,9 @@ def test_reports_write_constants_to_the_digits_their_errors_justify():
     # The slope is known to ~0.002: four decimals at most, never sixteen digits.
     assert "1.23" in line and "1.2345678" not in line and "+ -" not in line
     np.testing.assert_allclose(float(r.expression.coeff(sympy.Symbol("x", real=True))), r.params[0])
+
+
+def test_the_reference_librarys_num_params_key():
+    r = fit_ansatz("params[0] * x + params[1]", np.linspace(0, 1, 20), np.linspace(0, 1, 20))
+    assert r["Num_params"] == r.get("Num_params") == r.n_params == 2
+    assert "Num_params" in r and "Num_params" in set(r.keys())
