@@ -151,7 +151,9 @@ def curve(tmp_path):
 
 def test_fatal_error_mid_run_prints_and_saves_the_best_so_far(curve, tmp_path, capsys, fake_openai):
     def reply(body):
-        if len(fake_openai.requests) > 4:  # two generations answered, then the key is revoked
+        # Four replies (generations of 2, 1 and 1 children: the elite takes a place from
+        # the second on), then the key is revoked.
+        if len(fake_openai.requests) > 4:
             return FakeReply(status=401, message="Incorrect API key provided")
         return (LINE, SINE)[len(fake_openai.requests) % 2]
 
@@ -166,8 +168,8 @@ def test_fatal_error_mid_run_prints_and_saves_the_best_so_far(curve, tmp_path, c
     assert "LLMAuthenticationError" in captured.err and "best found so far" in captured.err
     result = json.loads(out.read_text())
     assert result["partial"] is True
-    assert result["stop_reason"].startswith("stopped by LLMAuthenticationError after 2")
-    assert result["stats"]["generations"] == 2
+    assert result["stop_reason"].startswith("stopped by LLMAuthenticationError after 3")
+    assert result["stats"]["generations"] == 3
     assert np.isfinite(result["best"]["nchi2"])
 
 
