@@ -34,7 +34,7 @@ import numpy as np
 import sympy
 
 from llmlex._forms import SLICE_LIBRARY
-from llmlex.exceptions import DataError, NoValidAnsatzError
+from llmlex.exceptions import AnsatzTooComplexError, DataError, NoValidAnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2
 from llmlex.genetic import run_genetic
 
@@ -200,7 +200,10 @@ def _transformed_fits(x: np.ndarray, g: np.ndarray, seed: int) -> list[_Formula]
             r = fit_ansatz(text, x, h, seed=seed, validate=False, n_starts=4)
             if not (r.success and math.isfinite(r.nchi2)):
                 continue
-            e = tr.inverse(r.expression, sign)
+            try:  # sympy is time-bounded: on a loaded machine a form may not make it
+                e = tr.inverse(r.expression, sign)
+            except AnsatzTooComplexError:
+                continue
             with np.errstate(all="ignore"):
                 pred = evaluate(e, [XSYM], x[:, None])
             if np.all(np.isfinite(pred)):
@@ -220,11 +223,16 @@ def _regress(ctx: _Context, x: np.ndarray, g: np.ndarray, tol: float, key: int) 
     seed = (ctx.seed * 1_000_003 + key) % 2**32
 
     def formulas(results: Sequence[FitResult]) -> list[_Formula]:
-        return [
-            _Formula(r.expression, node_count(r.expression), float(r.nchi2))
-            for r in results
-            if r.success and math.isfinite(r.nchi2)
-        ]
+        out = []
+        for r in results:
+            if not (r.success and math.isfinite(r.nchi2)):
+                continue
+            try:  # sympy is time-bounded: on a loaded machine a form may not make it
+                expr = r.expression
+            except AnsatzTooComplexError:
+                continue
+            out.append(_Formula(expr, node_count(expr), float(r.nchi2)))
+        return out
 
     ok = formulas(
         [fit_ansatz(t, x, g, seed=seed, validate=False, n_starts=4) for t in SLICE_LIBRARY]

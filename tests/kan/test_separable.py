@@ -89,3 +89,17 @@ def test_decompose_single_variable_and_mismatched_names_give_nothing():
     assert decompose(lambda Z: Z[:, 0] ** 2, X, X[:, 0] ** 2, [x0]) == []
     X2 = _data(np.array([1.0, 1.0]), np.array([2.0, 2.0]))
     assert decompose(lambda Z: Z[:, 0] * Z[:, 1], X2, X2[:, 0] * X2[:, 1], [x0]) == []
+
+
+def test_a_form_sympy_cannot_build_in_time_is_skipped_not_a_crash(monkeypatch):
+    # The sympy conversion is time-bounded: on a loaded machine any form may miss it.
+    from llmlex.exceptions import AnsatzTooComplexError
+    from llmlex.fit import FitResult
+
+    def too_slow(self):
+        raise AnsatzTooComplexError("took longer than 1 s")
+
+    monkeypatch.setattr(FitResult, "expression", property(too_slow))
+    X = _data(np.array([1.0, 1.0]), np.array([3.0, 3.0]))
+    f, data = _surrogate(sympy.exp(x0) / x1, [x0, x1])
+    assert decompose(f, X, data(X), [x0, x1], seed=0, time_budget=10) == []
