@@ -46,15 +46,42 @@ def linear_templates(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> list[Templa
     return out + rational_templates(x, y, w)
 
 
+def _terms(
+    coeffs: Sequence[float], errors: Sequence[float], lowest: int = 0
+) -> tuple[list[list[Token]], bool]:
+    """The terms ``c*x**k`` of a polynomial (coefficients highest degree first, the last of
+    degree ``lowest``), and whether any snapped: a coefficient within two errors of 0 is
+    dropped, one within two errors of a small integer is written as that integer, the rest
+    stay free.  A nan error snaps nothing."""
+    d = len(coeffs) - 1 + lowest
+    out: list[list[Token]] = []
+    snapped = False
+    for k, (c, e) in enumerate(zip(coeffs, errors, strict=True)):
+        power = d - k
+        mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
+        # Two errors, at least rounding where the data are exact.
+        tol = max(2.0 * float(e), 1e-9 * max(1.0, abs(c))) if math.isfinite(e) else math.nan
+        n = round(float(c))
+        if abs(c) <= tol:
+            snapped = True
+        elif abs(n - c) <= tol and 0 < abs(n) <= 100:
+            snapped = True
+            out.append([f"{n}*{mono}" if mono else str(n)])
+        else:
+            out.append([float(c), f"*{mono}"] if mono else [float(c)])
+    return out, snapped
+
+
+def _join(parts: list[list[Token]]) -> list[Token]:
+    toks: list[Token] = []
+    for i, t in enumerate(parts):
+        toks += ([" + "] if i else []) + t
+    return toks
+
+
 def _poly_template(coeffs: Sequence[float]) -> Template:
     """``c_d*x**d + ... + c_1*x + c_0`` with the given starts (highest degree first)."""
-    d = len(coeffs) - 1
-    toks: list[Token] = []
-    for k, c in enumerate(coeffs):
-        power = d - k
-        toks.append(float(c))
-        toks.append(f"*x**{power} + " if power > 1 else ("*x + " if power == 1 else ""))
-    return tuple(toks)
+    return tuple(_join(_terms(coeffs, [math.nan] * len(coeffs))[0]))
 
 
 #: Rational functions P/Q tried: near the diagonal of the Pade table (deg Q from 1 to
@@ -107,63 +134,17 @@ def _rational_template(
     num: np.ndarray, den: np.ndarray, num_err: np.ndarray, den_err: np.ndarray
 ) -> Template:
     """``(P)/(1 + ...)`` (coefficients highest degree first; the denominator's constant
-    is 1), each coefficient within two errors of 0 dropped and of a small integer written
-    as that integer (the rest free).  A nan error snaps nothing."""
-
-    def terms(coeffs: np.ndarray, errors: np.ndarray, lowest: int) -> list[list[Token]]:
-        d = len(coeffs) - 1 + lowest
-        out: list[list[Token]] = []
-        for k, (c, e) in enumerate(zip(coeffs, errors, strict=True)):
-            power = d - k
-            mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
-            # Two errors, at least rounding where the data are exact; nan: no snapping.
-            tol = max(2.0 * float(e), 1e-9 * max(1.0, abs(c))) if math.isfinite(e) else math.nan
-            n = round(float(c))
-            if math.isfinite(tol) and abs(c) <= tol:
-                continue
-            if math.isfinite(tol) and abs(n - c) <= tol and 0 < abs(n) <= 100:
-                out.append([f"{n}*{mono}" if mono else str(n)])
-            else:
-                out.append([float(c), f"*{mono}"] if mono else [float(c)])
-        return out
-
-    def join(parts: list[list[Token]]) -> list[Token]:
-        toks: list[Token] = []
-        for i, t in enumerate(parts):
-            toks += ([" + "] if i else []) + t
-        return toks
-
-    top = terms(num, num_err, 0) or [["0"]]
-    bottom = [["1"], *terms(den, den_err, 1)]
-    return ("(", *join(top), ")/(", *join(bottom), ")")
+    is 1), snapped as :func:`_terms` says."""
+    top = _terms(num, num_err)[0] or [["0"]]
+    bottom = [["1"], *_terms(den, den_err, lowest=1)[0]]
+    return ("(", *_join(top), ")/(", *_join(bottom), ")")
 
 
 def _snapped_poly_template(coeffs: Sequence[float], errors: Sequence[float]) -> Template | None:
-    """The polynomial with each coefficient within two errors of 0 dropped and of a small
-    integer written as that integer (others stay free); None if nothing snaps.
+    """The polynomial snapped as :func:`_terms` says; None if nothing snaps.
 
     On noisy data ``x**3 + x**2 + x`` is then a candidate of its own, where its free
     form, three fitted coefficients, would lose to a shorter fit of the noise.
     """
-    d = len(coeffs) - 1
-    terms: list[list[Token]] = []
-    snapped = False
-    for k, (c, e) in enumerate(zip(coeffs, errors, strict=True)):
-        power = d - k
-        mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
-        # Two errors; at least rounding, where the data are exact.
-        tol, n = max(2.0 * float(e), 1e-9 * max(1.0, abs(c))), round(float(c))
-        if math.isfinite(tol) and abs(c) <= tol:
-            snapped = True
-            continue
-        if math.isfinite(tol) and abs(n - c) <= tol and 0 < abs(n) <= 100:
-            snapped = True
-            terms.append([f"{n}*{mono}" if mono else str(n)])
-        else:
-            terms.append([float(c), f"*{mono}"] if mono else [float(c)])
-    if not snapped or not terms:
-        return None
-    toks: list[Token] = []
-    for i, t in enumerate(terms):
-        toks += ([" + "] if i else []) + t
-    return tuple(toks)
+    terms, snapped = _terms(coeffs, errors)
+    return tuple(_join(terms)) if snapped and terms else None
