@@ -12,6 +12,7 @@ a :class:`~llmlex._llmcall.Ledger`, which also holds the budgets.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -42,6 +43,7 @@ from llmlex._search import (
     Stop,
     Tally,
     archive_key,
+    given_parents,
     make_proposer,
     progress_bar,
     rank_key,
@@ -158,6 +160,10 @@ class GeneticLoop:
         self.settled = 0
         self.chosen_dl = math.inf
         self.deadline: float | None = None
+        #: The parents every child of the first generation is shown (``function_list``).
+        self.given_parents = given_parents(
+            s.function_list or (), self.scaling.search_text, self.xs, self.ys, self.noise
+        )
         self.ckpt = self._open_checkpoint()
 
     # -- setup -----------------------------------------------------------------------
@@ -178,6 +184,12 @@ class GeneticLoop:
         if s.hybrid and client is not None:
             return [make_proposer(None, model=s.model, seed=s.seed), main]
         return [main]
+
+    def _constant(self) -> FitResult:
+        """The fitted constant, in the archive (``constant_on_failure``)."""
+        r = fit_ansatz("params[0]", self.xs, self.ys, seed=0, validate=False, **self.fit_options)
+        self.archive[archive_key(r)] = r
+        return r
 
     def _stage_prices(self) -> list[tuple[float, float] | None]:
         s = self.settings
@@ -456,7 +468,10 @@ class GeneticLoop:
             again = fit_ansatz(
                 r.compiled, self.xs, self.ys, initial=r.params, seed=0, validate=False, **options
             )
-            # The same optimum (the refit starts there), rescored at the new level.
+            if again.success:
+                # The same optimum (the refit starts there), rescored at the new level;
+                # set on the new, unshared result (replace would drop its cached values).
+                object.__setattr__(again, "origin", r.origin)
             self.archive[key] = again if again.success else r
         swap = {id(r): self.archive.get(archive_key(r), r) for p in self.populations for r in p}
         self.populations = [tuple(swap[id(r)] for r in p) for p in self.populations]
@@ -564,6 +579,7 @@ class GeneticLoop:
         s = self.settings
         seeds = seed_ints(int(self.rng.integers(2**63)), s.population_size)
         ranked = search.ranked()[: s.population_size]
+        first = self.given_parents if not self.populations else ()
         before = search.best_nchi2()
         # As the reference library: the elite takes one place of the population (from the
         # second generation on), so a population keeps its size.
@@ -573,7 +589,7 @@ class GeneticLoop:
             parents = (
                 select_parents(ranked, s.num_parents, temperature=s.temperature, rng=self.rng)
                 if ranked
-                else ()
+                else first
             )
             tasks.append(functools.partial(search.child, parents, len(self.populations), seeds[k]))
         children = await self._gather(tasks)
@@ -648,9 +664,18 @@ class GeneticLoop:
             # Keyed by identity; the result itself is kept so that its id stays its own.
             hit = self._user.get(id(r))
             if hit is None or hit[0] is not r:
-                hit = self._user[id(r)] = (r, self.scaling.to_user(r, self.x, self.y))
+                hit = self._user[id(r)] = (r, self._to_user(r))
             out.append(hit[1])
         return tuple(out)
+
+    def _to_user(self, r: FitResult) -> FitResult:
+        mapped = self.scaling.to_user(r, self.x, self.y)
+        origin = mapped.origin
+        if origin is None or not origin.parents:
+            return mapped
+        # The parents it was shown, in the user's units too (each mapped once).
+        parents = self.user_units(origin.parents)
+        return dataclasses.replace(mapped, origin=dataclasses.replace(origin, parents=parents))
 
     def _proposer_name(self) -> str:
         return "+".join(stage.name for stage in self.stages[: self.stage_no + 1])
@@ -684,6 +709,13 @@ class GeneticLoop:
 
     def _finish(self, stop_reason: str) -> GeneticRun:
         stats = self.tally.snapshot()
+        if not self.archive and self.settings.constant_on_failure:
+            log.warning(
+                "no valid ansatz (%s); returning the fitted constant (constant_on_failure)",
+                _no_result_error(stats, self.tally.errors),
+            )
+            self.populations.append((self._constant(),))
+            stop_reason += "; no valid ansatz: the fitted constant (constant_on_failure)"
         if not self.archive:
             err = _no_result_error(stats, self.tally.errors)
             err.partial_run = None  # type: ignore[attr-defined]  # nothing was fitted

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from llmlex._checkpoint import CheckpointFile, options_mismatch
+from llmlex._fit_result import fit_result_from_dict, fit_result_to_dict
 from llmlex._jsonio import data_fingerprint, decode_float, encode_float
 from llmlex._kan_types import EdgeResult, EdgeTask, Key
 from llmlex.exceptions import PersistError
-from llmlex.fit import fit_result_from_dict, fit_result_to_dict
 
 __all__ = ["EDGES_CHECKPOINT_KIND", "EdgeCheckpoint", "edge_from_dict", "edge_to_dict"]
 

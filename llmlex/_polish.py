@@ -332,7 +332,8 @@ def polish(
     Returns
     -------
     list of FitResult
-        The successful fits, phases reduced; failures are left out (logged at debug).
+        The successful fits, phases reduced, each with the ``origin`` of the result it
+        is a neighbour of; failures are left out (logged at debug).
     """
     seen = set(known)
     out: list[FitResult] = []
@@ -360,5 +361,7 @@ def polish(
                 log.debug("polishing %s failed", ansatz.text, exc_info=True)
                 continue
             if fitted.success:
+                # A neighbour is the proposal it came from, simplified: same provenance.
+                object.__setattr__(fitted, "origin", result.origin)
                 out.append(reduce_phases(fitted))
     return out

@@ -15,7 +15,7 @@ import concurrent.futures
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -35,7 +35,7 @@ from llmlex.exceptions import (
     LLMError,
     NoValidAnsatzError,
 )
-from llmlex.fit import FitResult, fit_ansatz
+from llmlex.fit import FitResult, Provenance, fit_ansatz, nchi2
 from llmlex.offline import OfflineProposer
 from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
 
@@ -45,6 +45,7 @@ __all__ = [
     "Stop",
     "Tally",
     "archive_key",
+    "given_parents",
     "make_proposer",
     "progress_bar",
     "rank_key",
@@ -120,6 +121,49 @@ def make_proposer(
     return LLMProposer(client, **options)
 
 
+def given_parents(
+    function_list: Sequence[tuple[str, Sequence[float]]],
+    to_search: Callable[[str], str],
+    x: np.ndarray,
+    y: np.ndarray,
+    noise: float | None,
+) -> tuple[FitResult, ...]:
+    """``function_list`` (``[(ansatz, params), ...]`` in the user's units) as results on
+    the search's data, with the given values (``to_search`` maps a text there).
+
+    Raises
+    ------
+    ValueError
+        For an ansatz that does not parse or does not match its values.
+    """
+    out = []
+    for text, values in function_list:
+        try:
+            compiled = parse_ansatz(to_search(text))
+        except AnsatzError as err:
+            raise ValueError(f"function_list: {text[:80]!r} is not an ansatz: {err}") from None
+        if compiled.n_params and len(values) <= max(compiled.source_indices):
+            raise ValueError(
+                f"function_list: {text[:80]!r} uses params[{max(compiled.source_indices)}] "
+                f"but {len(values)} value(s) are given"
+            )
+        params = np.array([values[k] for k in compiled.source_indices], dtype=float)
+        with np.errstate(all="ignore"):
+            value = nchi2(y, compiled(x, params))
+        out.append(
+            FitResult(
+                ansatz=compiled.text,
+                params=params,
+                nchi2=value if math.isfinite(value) else math.inf,
+                success=math.isfinite(value),
+                message="given in function_list",
+                compiled=compiled,
+                noise=math.nan if noise is None else noise,
+            )
+        )
+    return tuple(out)
+
+
 def _fit_batch(
     batch: ProposalBatch,
     x: np.ndarray,
@@ -128,8 +172,10 @@ def _fit_batch(
     allowed: tuple[str, ...] | None,
     seed: int,
     fit_options: Mapping[str, Any],
+    origin: Provenance | None = None,
 ) -> tuple[list[FitResult], list[tuple[str, str]], bool]:
-    """Parse and fit every proposal of a batch (runs in a worker thread).
+    """Parse and fit every proposal of a batch (runs in a worker thread); each result
+    carries ``origin``.
 
     Any exception raised for one proposal (a parser, numpy or scipy error, a function
     that rejects its arguments) is that proposal's failure, counted at the stage where it
@@ -159,6 +205,10 @@ def _fit_batch(
                 ansatz, x, y, initial=initial, seed=seed, validate=False, **fit_options
             )
             if result.success:
+                if origin is not None:
+                    # Set on the new, unshared result rather than copied with
+                    # dataclasses.replace, which would drop its cached properties.
+                    object.__setattr__(result, "origin", origin)
                 # Computed here, off the event loop and inside this guard: the archive
                 # key and the parsimony rule read them (both go through sympy).
                 archive_key(result)
@@ -341,7 +391,7 @@ class Search:
         self.budget_hit: str | None = None
         self.x, self.y = x, y
         self.image = image
-        self.hints = settings.hints
+        self.hints = settings.prompt_hints
         self.allowed = settings.allowed_functions
         self.sem = asyncio.Semaphore(settings.max_concurrency)
         self.fit_options = fit_options
@@ -392,7 +442,7 @@ class Search:
                 if self.paid:
                     ledger.release()
         self.tally.add_batch(batch)
-        best, parsed = await self._fit(batch, seed) if batch.proposals else (None, False)
+        best, parsed = await self._fit(batch, seed, parents) if batch.proposals else (None, False)
         if self.progress is not None:
             self.progress.update(1)
             if self.archive:
@@ -403,9 +453,14 @@ class Search:
                 raise stop
         return best
 
-    async def _fit(self, batch: ProposalBatch, seed: int) -> tuple[FitResult | None, bool]:
+    async def _fit(
+        self, batch: ProposalBatch, seed: int, parents: tuple[FitResult, ...]
+    ) -> tuple[FitResult | None, bool]:
         """Fit a batch off the event loop; archive every fit; the best, and if any parsed."""
         loop = asyncio.get_running_loop()
+        origin = Provenance(
+            proposer=self.proposer.name, response=batch.reply, prompt=batch.prompt, parents=parents
+        )
         results, failures, parsed = await loop.run_in_executor(
             self.pool,
             lambda: _fit_batch(
@@ -415,6 +470,7 @@ class Search:
                 allowed=self.allowed,
                 seed=seed,
                 fit_options=self.fit_options,
+                origin=origin,
             ),
         )
         self.tally.fits += len(results)

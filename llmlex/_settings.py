@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from llmlex._llmcall import Budgets, check_prices
 from llmlex._results import PARSIMONY_RTOL
@@ -26,12 +29,88 @@ if TYPE_CHECKING:
     from llmlex.fit import FitResult
     from llmlex.proposer import Proposer
 
-__all__ = ["COMPAT_OPTIONS", "DEFAULTS", "OPTIONS", "GeneticSettings", "check_keywords"]
+__all__ = [
+    "COMPAT_OPTIONS",
+    "DEFAULTS",
+    "OPTIONS",
+    "GeneticSettings",
+    "check_imports",
+    "check_keywords",
+]
 
 log = logging.getLogger(__name__)
 
-#: Keywords of the reference library that are accepted and ignored.
-COMPAT_OPTIONS = ("use_async", "for_kan", "demonstrate_parent_plotting", "plot_parents")
+#: Keywords of the reference library that are accepted and ignored: llmlex always runs
+#: its calls concurrently (``use_async``), has one prompt for every data set
+#: (``for_kan``), draws the parents whenever it shows them (``plot_parents``,
+#: ``demonstrate_parent_plotting``), and never warns per unparseable reply -- they are
+#: counted in ``run.stats.failures`` -- so there is nothing to disable
+#: (``disable_parse_warnings``).
+COMPAT_OPTIONS = (
+    "use_async",
+    "for_kan",
+    "demonstrate_parent_plotting",
+    "plot_parents",
+    "disable_parse_warnings",
+)
+
+#: ``imports=`` lines llmlex accepts: numpy and scipy.special under any name.  They are
+#: never executed -- the ansatz language already reads ``np.``, ``numpy.``, ``special.``,
+#: ``scipy.special.`` and any alias of them -- only shown to the model.
+_SAFE_IMPORT = re.compile(
+    r"^(?:import\s+(?:numpy|scipy|scipy\.special)(?:\s+as\s+[A-Za-z_]\w*)?"
+    r"|from\s+scipy\s+import\s+special(?:\s+as\s+[A-Za-z_]\w*)?"
+    r"|from\s+(?:numpy|scipy\.special)\s+import\s+[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)$"
+)
+
+
+def check_imports(imports: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """The reference's ``imports=`` lines, checked: numpy and scipy.special only.
+
+    Raises
+    ------
+    ValueError
+        For any other line (``import os``, ``from math import *``, a statement), naming it
+        and saying why: the reference executes these lines, llmlex never runs model
+        output or caller strings as code.
+    """
+    if imports is None:
+        return None
+    lines = (imports,) if isinstance(imports, str) else tuple(imports)
+    out = []
+    for line in lines:
+        if not isinstance(line, str):
+            raise ValueError(f"imports must be strings, got {type(line).__name__}")
+        text = " ".join(line.split())
+        if not _SAFE_IMPORT.match(text):
+            raise ValueError(
+                f"imports: {line!r} is not accepted.  llmlex never executes import lines "
+                "(the reference library does); it accepts imports of numpy and "
+                "scipy.special, such as 'import numpy as np', 'from scipy import special' "
+                "or 'import scipy.special as sp', whose functions the ansatz language "
+                "already knows, and shows them to the model"
+            )
+        out.append(text)
+    return tuple(out)
+
+
+def _check_function_list(items: Any) -> tuple[tuple[str, tuple[float, ...]], ...] | None:
+    """``[(ansatz, params), ...]`` as a tuple of (text, values); parsed later, with data."""
+    if items is None:
+        return None
+    out = []
+    for item in items:
+        try:
+            text, params = item
+            values = tuple(float(v) for v in np.ravel(np.asarray(params, dtype=float)))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"function_list entries must be (ansatz, params) pairs, got {item!r:.80}"
+            ) from None
+        if not isinstance(text, str):
+            raise ValueError(f"function_list: an ansatz must be a string, got {text!r:.80}")
+        out.append((text, values))
+    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,11 +134,11 @@ class GeneticSettings:
     temperature: float = 1.0
     model: str = "openai/gpt-4o"
     exit_condition: float | None = None
+    system_prompt: str | None = None
     elite: bool = True
     absolute_sigma: bool = False
     proposer: Proposer | None = None
     max_concurrency: int = 8
-    system_prompt: str | None = None
     hints: tuple[str, ...] = ()
     allowed_functions: tuple[str, ...] | None = None
     llm_temperature: float | None = None
@@ -83,6 +162,9 @@ class GeneticSettings:
     prices: Mapping[str, tuple[float, float]] | None = None
     max_unparseable: int | None = 4
     polish: bool = True
+    function_list: tuple[tuple[str, tuple[float, ...]], ...] | None = None
+    imports: tuple[str, ...] | None = None
+    constant_on_failure: bool = False
 
     def __post_init__(self) -> None:
         if self.population_size < 1 or self.num_of_generations < 1:
@@ -99,11 +181,20 @@ class GeneticSettings:
             "prices": None if self.prices is None else MappingProxyType(check_prices(self.prices)),
             "hints": (hints,) if isinstance(hints, str) else tuple(hints),
             "allowed_functions": None if allowed is None else tuple(allowed),
+            "function_list": _check_function_list(self.function_list),
+            "imports": check_imports(self.imports),
         }
         if self.cache is not None and self.seed is None:
             normalised["seed"] = 0
         for name, value in normalised.items():
             object.__setattr__(self, name, value)  # frozen: set once, here
+
+    @property
+    def prompt_hints(self) -> tuple[str, ...]:
+        """``hints``, plus the ``imports`` the model may use."""
+        if not self.imports:
+            return self.hints
+        return (*self.hints, "You may use the functions of: " + "; ".join(self.imports))
 
     @property
     def budgets(self) -> Budgets:

@@ -90,6 +90,19 @@ class Scaling:
             tree = ast.BinOp(left=ast.Constant(self.y), op=ast.Mult(), right=tree)
         return ast.unparse(ast.fix_missing_locations(tree))
 
+    def search_text(self, text: str) -> str:
+        """``f(x * sx) / sy`` for an ansatz text ``f`` in the user's units: the same
+        function of its parameters on the data the search sees (the inverse of
+        :meth:`ansatz_text`)."""
+        if self.identity:
+            return text
+        tree = parse_expression_tree(text)
+        if self.x != 1.0:
+            tree = _SubstituteX(1.0 / self.x).visit(tree)
+        if self.y != 1.0:
+            tree = ast.BinOp(left=tree, op=ast.Div(), right=ast.Constant(self.y))
+        return ast.unparse(ast.fix_missing_locations(tree))
+
     def to_user(self, result: FitResult, x: np.ndarray, y: np.ndarray) -> FitResult:
         """``result`` (fitted on the scaled data) in the units of ``x`` and ``y``.
 

@@ -23,6 +23,8 @@ children in :mod:`llmlex._search`); language-model calls and their accounting li
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,13 +32,15 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from llmlex._aio import run_sync
+from llmlex._callstats import APICallStats
 from llmlex._genetic_loop import GeneticLoop
 from llmlex._results import GeneticRun, RunStats
 from llmlex._search import make_proposer, select_parents
 from llmlex._settings import DEFAULTS, OPTIONS, GeneticSettings, check_keywords
 from llmlex._validation import check_sigma, check_xy
 from llmlex.cache import ReplyCache
-from llmlex.fit import FitResult
+from llmlex.exceptions import LLMConnectionError, NoValidAnsatzError
+from llmlex.fit import FitResult, Provenance
 from llmlex.proposer import Proposer
 
 __all__ = [
@@ -49,9 +53,23 @@ __all__ = [
     "single_call",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Options ``single_call`` passes on (it sets the population and generations itself).
 _SINGLE_CALL_OPTIONS = (
-    *(n for n in OPTIONS if n not in ("population_size", "num_of_generations", "model")),
+    *(
+        n
+        for n in OPTIONS
+        if n
+        not in (
+            "population_size",
+            "num_of_generations",
+            "model",
+            "system_prompt",
+            "function_list",
+            "imports",
+        )
+    ),
     "sigma",
 )
 
@@ -92,13 +110,13 @@ def run_genetic(
     temperature: float = DEFAULTS.temperature,
     model: str = DEFAULTS.model,
     exit_condition: float = DEFAULTS.exit_condition,
+    system_prompt: str | None = DEFAULTS.system_prompt,
     elite: bool = DEFAULTS.elite,
     *,
     sigma: ArrayLike | float | None = None,
     absolute_sigma: bool = DEFAULTS.absolute_sigma,
     proposer: Proposer | None = DEFAULTS.proposer,
     max_concurrency: int = DEFAULTS.max_concurrency,
-    system_prompt: str | None = DEFAULTS.system_prompt,
     hints: Sequence[str] | str = DEFAULTS.hints,
     allowed_functions: Sequence[str] | None = DEFAULTS.allowed_functions,
     llm_temperature: float | None = DEFAULTS.llm_temperature,
@@ -122,6 +140,9 @@ def run_genetic(
     prices: Mapping[str, Sequence[float]] | None = DEFAULTS.prices,
     max_unparseable: int | None = DEFAULTS.max_unparseable,
     polish: bool = DEFAULTS.polish,
+    function_list: Sequence[tuple[str, ArrayLike]] | None = DEFAULTS.function_list,
+    imports: Sequence[str] | None = DEFAULTS.imports,
+    constant_on_failure: bool = DEFAULTS.constant_on_failure,
     **compat: Any,
 ) -> GeneticRun:
     """Evolve a population of fitted ansätze (FunSearch-style genetic algorithm).
@@ -149,6 +170,8 @@ def run_genetic(
         stops once the result it would report explains the data to the noise: its
         chi-squared (under ``sigma``, or the estimated noise level) at most two standard
         deviations above its expectation, ``chi2 <= dof + 2*sqrt(2*dof)``.
+    system_prompt : str, optional
+        Replaces the default system prompt.
     elite : bool
         Carry the best result so far into every population after the first, in one of
         its ``population_size`` places (as the reference library: the size is kept).
@@ -156,8 +179,6 @@ def run_genetic(
         Overrides the proposer chosen from ``client``.
     max_concurrency : int
         Most proposal calls in flight at once.
-    system_prompt : str, optional
-        Replaces the default system prompt.
     hints : str or sequence of str
         Prior knowledge for the proposer ("periodic", "decays to zero", "no exp").
     allowed_functions : sequence of str, optional
@@ -255,10 +276,25 @@ def run_genetic(
         term dropped, each constant replaced by the simplest number within its error,
         the sympy spelling of the formula: ``sqrt(x)*sqrt(x)`` is ``x``) and let the
         selection rule decide between them and the originals; costs no LLM call.
+    function_list : sequence of (str, array_like), optional
+        Parents for the first generation, as the reference's ``function_list``:
+        ``[(ansatz, params), ...]``.  Every child of the first generation is shown them
+        (in the prompt and drawn over the data) with the given parameter values; they
+        are not results of the run.
+    imports : sequence of str, optional
+        The reference's import lines, shown to the model: imports of numpy and
+        scipy.special only (``"import numpy as np"``, ``"from scipy import special"``,
+        ``"import scipy.special as sp"``), which the ansatz language reads under those
+        names.  They are never executed; any other line is a :class:`ValueError`.
+    constant_on_failure : bool
+        When no proposal of the whole run gave a fitted ansatz, return a run whose one
+        population is the fitted constant ``params[0]`` instead of raising.
     **compat
         Keywords of the reference library that are accepted and ignored
-        (``use_async``, ``for_kan``, ``demonstrate_parent_plotting``, ``plot_parents``);
-        any other unknown keyword is a :class:`TypeError` that names the nearest option.
+        (``use_async``, ``for_kan``, ``demonstrate_parent_plotting``, ``plot_parents``,
+        ``disable_parse_warnings``: see :data:`llmlex._settings.COMPAT_OPTIONS` for
+        why each has nothing to do here); any other unknown keyword is a
+        :class:`TypeError` that names the nearest option.
 
     Returns
     -------
@@ -319,13 +355,13 @@ async def arun_genetic(
     temperature: float = DEFAULTS.temperature,
     model: str = DEFAULTS.model,
     exit_condition: float = DEFAULTS.exit_condition,
+    system_prompt: str | None = DEFAULTS.system_prompt,
     elite: bool = DEFAULTS.elite,
     *,
     sigma: ArrayLike | float | None = None,
     absolute_sigma: bool = DEFAULTS.absolute_sigma,
     proposer: Proposer | None = DEFAULTS.proposer,
     max_concurrency: int = DEFAULTS.max_concurrency,
-    system_prompt: str | None = DEFAULTS.system_prompt,
     hints: Sequence[str] | str = DEFAULTS.hints,
     allowed_functions: Sequence[str] | None = DEFAULTS.allowed_functions,
     llm_temperature: float | None = DEFAULTS.llm_temperature,
@@ -349,6 +385,9 @@ async def arun_genetic(
     prices: Mapping[str, Sequence[float]] | None = DEFAULTS.prices,
     max_unparseable: int | None = DEFAULTS.max_unparseable,
     polish: bool = DEFAULTS.polish,
+    function_list: Sequence[tuple[str, ArrayLike]] | None = DEFAULTS.function_list,
+    imports: Sequence[str] | None = DEFAULTS.imports,
+    constant_on_failure: bool = DEFAULTS.constant_on_failure,
     **compat: Any,
 ) -> GeneticRun:
     """Asynchronous :func:`run_genetic`; await it inside a running event loop.
@@ -380,11 +419,18 @@ def single_call(
     x: ArrayLike,
     y: ArrayLike,
     model: str = DEFAULTS.model,
+    function_list: Sequence[tuple[str, ArrayLike]] | None = None,
+    system_prompt: str | None = DEFAULTS.system_prompt,
+    max_retries: int = 3,
+    stats: APICallStats | None = None,
+    imports: Sequence[str] | None = None,
     *,
     n_calls: int = 1,
     **options: Any,
 ) -> FitResult:
     """Ask the proposer once (or ``n_calls`` times concurrently) and return the best fit.
+
+    The reference library's signature, positional order included.
 
     Parameters
     ----------
@@ -396,33 +442,76 @@ def single_call(
         The data.
     model : str
         Model name sent to the API.
+    function_list : sequence of (str, array_like), optional
+        Parents to show the model, ``[(ansatz, params), ...]`` (see :func:`run_genetic`).
+    system_prompt : str, optional
+        Replaces the default system prompt.
+    max_retries : int
+        Further attempts, each a new call, when an attempt gives no fitted ansatz (no
+        usable reply, or the server unreachable after the client's own retries).  A
+        rejected key or an unknown model is not retried.
+    stats : APICallStats, optional
+        Counters the calls of every attempt are added to (the reference's ``stats``).
+    imports : sequence of str, optional
+        Import lines shown to the model: numpy and scipy.special only (see
+        :func:`run_genetic`).
     n_calls : int
-        Independent proposals to ask for.
+        Independent proposals to ask for in each attempt.
     **options
         Any keyword option of :func:`run_genetic` but ``population_size`` and
-        ``num_of_generations`` (``system_prompt``, ``hints``, ``allowed_functions``,
-        ``llm_temperature``, ``seed``, ``progress``, ...); ``progress`` defaults to False.
+        ``num_of_generations`` (``hints``, ``allowed_functions``, ``llm_temperature``,
+        ``seed``, ``progress``, ...); ``progress`` defaults to False.
 
     Returns
     -------
     FitResult
-        Readable as ``result['ansatz']``, ``result['params']``, ``result['score']``.
+        Readable as the reference's dict: ``result['ansatz']``, ``['params']``,
+        ``['score']``, ``['Num_params']``, ``['response']`` (the reply text),
+        ``['prompt']``, ``['function_list']`` and ``['stats']`` (an
+        :class:`~llmlex.response.APICallStats` of this call when ``stats`` was not
+        given, else None, as in the reference).
 
     Raises
     ------
     TypeError
         For an unknown option (the message names the nearest one).
+    NoValidAnsatzError, LLMConnectionError
+        When every attempt failed (the last attempt's error).
     """
     check_keywords(options, known=_SINGLE_CALL_OPTIONS, func="single_call")
+    if isinstance(max_retries, bool) or int(max_retries) != max_retries or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
     options.setdefault("progress", False)
-    run = run_genetic(
-        client,
-        base64_img,
-        x,
-        y,
-        population_size=n_calls,
-        num_of_generations=1,
-        model=model,
-        **options,
-    )
-    return run.best
+    seed = options.pop("seed", DEFAULTS.seed)
+    counts = APICallStats() if stats is None else stats
+    for attempt in range(int(max_retries) + 1):
+        try:
+            run = run_genetic(
+                client,
+                base64_img,
+                x,
+                y,
+                population_size=n_calls,
+                num_of_generations=1,
+                model=model,
+                system_prompt=system_prompt,
+                function_list=function_list,
+                imports=imports,
+                # A new call on a retry: a fixed seed would replay a cached failure.
+                seed=None if seed is None else seed + attempt,
+                **options,
+            )
+        except (NoValidAnsatzError, LLMConnectionError) as err:
+            stage = "api_call" if isinstance(err, LLMConnectionError) else "ansatz_extraction"
+            counts.stage_failure(stage, err)
+            if attempt == max_retries:
+                raise
+            log.info("single_call: attempt %d gave no ansatz (%s); retrying", attempt + 1, err)
+            continue
+        counts.add_run(run.stats)
+        best = run.best
+        if stats is not None:
+            return best
+        origin = best.origin or Provenance()
+        return dataclasses.replace(best, origin=dataclasses.replace(origin, stats=counts))
+    raise AssertionError("unreachable")  # the loop returns or raises

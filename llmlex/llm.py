@@ -24,6 +24,7 @@ search, not the run (see :class:`LLMProposer`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -512,10 +513,11 @@ class LLMProposer:
                 prompt_tokens=spent.prompt_tokens,
                 completion_tokens=spent.completion_tokens,
                 failure=("api", reply.failure or reply.refused or "no reply"),
+                prompt=text,
             )
         # Reading a long reply is CPU work: off the event loop, so that the other calls
         # in flight keep being served while it runs (it is also bounded, see _extract).
-        return await asyncio.to_thread(
+        batch = await asyncio.to_thread(
             self._batch_from_reply,
             reply.content,
             reply.finish_reason,
@@ -524,6 +526,7 @@ class LLMProposer:
             completion_tokens=spent.completion_tokens,
             cache_hits=spent.cache_hits,
         )
+        return dataclasses.replace(batch, prompt=text)
 
     def _batch_from_reply(
         self,

@@ -32,6 +32,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from llmlex._fit_result import fit_result_from_dict, fit_result_to_dict
 from llmlex._jsonio import (
     SCHEMA,
     check_envelope,
@@ -63,7 +64,7 @@ from llmlex._results import (
     stats_to_dict,
 )
 from llmlex.exceptions import CheckpointError, PersistError
-from llmlex.fit import FitResult, fit_result_from_dict, fit_result_to_dict
+from llmlex.fit import FitResult
 
 Saveable = FitResult | GeneticRun | KANSymbolicResult
 

@@ -107,6 +107,8 @@ class ProposalBatch:
         Why the call produced nothing usable, if it did not.
     reply : str or None
         The raw reply text, kept for inspection.
+    prompt : str or None
+        The user prompt that was sent (None for a proposer that sends none).
     """
 
     proposals: tuple[Proposal, ...] = ()
@@ -115,6 +117,7 @@ class ProposalBatch:
     completion_tokens: int = 0
     failure: tuple[FailureStage, str] | None = None
     reply: str | None = field(default=None, repr=False)
+    prompt: str | None = field(default=None, repr=False)
 
 
 @runtime_checkable

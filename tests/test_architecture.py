@@ -33,7 +33,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # the expression language
         "_functions ansatz _symbolic _sympy_json _formula",
         # numerics and result types
-        "fit _kan_sympy _results _kan_results _forms _units",
+        "_fit_result _callstats fit _kan_sympy _results _kan_results _forms _units",
         # persistence
         "persist",
         # proposers: offline, LLM (one call module), images, reply cache

@@ -439,7 +439,7 @@ def test_to_dict_and_mapping_access_have_the_new_fields():
 
 
 def test_new_fields_round_trip_and_old_documents_still_load():
-    from llmlex.fit import fit_result_from_dict, fit_result_to_dict
+    from llmlex._fit_result import fit_result_from_dict, fit_result_to_dict
     from llmlex.persist import from_json, to_json
 
     r = fit_ansatz("params[0]*np.exp(params[1]*x)", X, 2 * np.exp(-X) + 0.01 * np.sin(9 * X))
@@ -484,7 +484,7 @@ def test_new_fields_round_trip_and_old_documents_still_load():
 )
 def test_damaged_new_fields_are_a_persist_error(field, value):
     from llmlex.exceptions import PersistError
-    from llmlex.fit import fit_result_from_dict, fit_result_to_dict
+    from llmlex._fit_result import fit_result_from_dict, fit_result_to_dict
 
     data = fit_result_to_dict(fit_ansatz("params[0]*x + params[1]", X, 2 * X + 1))
     data[field] = value

@@ -72,6 +72,7 @@ def test_signatures_are_the_settings_fields_with_their_defaults(func):
         "temperature",
         "model",
         "exit_condition",
+        "system_prompt",
         "elite",
     ]
     assert inspect.signature(func).parameters["compat"].kind is inspect.Parameter.VAR_KEYWORD
@@ -79,10 +80,16 @@ def test_signatures_are_the_settings_fields_with_their_defaults(func):
 
 def test_known_options_are_derived_from_the_fields():
     assert tuple(f.name for f in dataclasses.fields(GeneticSettings)) == OPTIONS
+    # single_call names these in its signature (the reference's positional order).
+    named = set(inspect.signature(single_call).parameters)
+    assert {"model", "system_prompt", "function_list", "imports"} <= named
     assert set(genetic._SINGLE_CALL_OPTIONS) == {"sigma", *OPTIONS} - {
         "population_size",
         "num_of_generations",
         "model",
+        "system_prompt",
+        "function_list",
+        "imports",
     }
 
 
