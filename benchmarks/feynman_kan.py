@@ -170,20 +170,21 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
     width = [[n, 0], [1, 1], [1, 0]] if eq.get("width") is None else eq["width"]
     kl = KANLEX(None, width, grid=args.grid, k=3, seed=seed, mult_arity=n)
     kl.set_dataset(X, y, Xt, yt)
-    rep = kl.train_kan(
+    kl.train_kan(
         steps=args.steps,
         n_restarts=args.restarts,
         time_budget=args.train_budget,
         lamb=args.lamb,
         prune=args.prune,
     )
+    rep = kl.training
     row["train_time"] = time.perf_counter() - t0
     row["kan_test_rmse"] = rep.best_test_loss
     row["restarts"] = len(rep.runs)
 
     t1 = time.perf_counter()
     try:
-        exprs, _, results, _ = kl.get_symbolic(
+        _, _, results, _ = kl.get_symbolic(
             client=None,
             population=args.population,
             generations=args.generations,
@@ -192,7 +193,7 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
             snap_time=args.snap_time,
         )
         res = results[0]["result"]
-        ours = exprs[0]
+        ours = res.expression  # sympy (exprs[0] is the same formula as numpy text)
         row["ours_r2"] = res.r2_test
         row["ours_expr"] = str(ours)
         row["ours_assembly_error"] = res.assembly_error

@@ -285,11 +285,12 @@ def edge_alternatives(
 def kan_to_symbolic(
     model: Any,
     client: Any = None,
-    gpt_model: str = "openai/gpt-4o",
-    exit_condition: float | None = DEFAULT_EXIT_CONDITION,
     population: int | None = None,
     generations: int | None = None,
     temperature: float = 0.1,
+    gpt_model: str = "openai/gpt-4o",
+    exit_condition: float | None = DEFAULT_EXIT_CONDITION,
+    verbose: int = 0,
     use_async: bool = True,
     *,
     population_size: int | None = None,
@@ -301,7 +302,6 @@ def kan_to_symbolic(
     max_concurrency: int = 4,
     parsimony_rtol: float = EDGE_PARSIMONY_RTOL,
     regressor: EdgeRegressor | None = None,
-    verbose: int = 0,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = True,
     search: bool = True,
@@ -324,10 +324,6 @@ def kan_to_symbolic(
     client : openai client or None
         ``None`` runs offline; with a client the LLM is asked only for edges that the
         constant, the line and the offline proposer leave above ``exit_condition``.
-    gpt_model : str
-        Model name for the LLM.
-    exit_condition : float or None
-        nchi2 at which an edge counts as solved (``None``: the default).
     population, generations : int, optional
         Children per generation and generations of each edge's genetic search (default
         10 and 3).  ``population_size`` and ``num_of_generations`` (the names of
@@ -335,6 +331,12 @@ def kan_to_symbolic(
         spellings of one setting is a ``TypeError``.
     temperature : float
         Selection temperature of each edge's genetic search.
+    gpt_model : str
+        Model name for the LLM.
+    exit_condition : float or None
+        nchi2 at which an edge counts as solved (``None``: the default).
+    verbose : int
+        Log edge formulas at INFO level when positive.
     use_async : bool
         Regress edges concurrently (True) or one after another.
     x : array_like, optional
@@ -354,8 +356,6 @@ def kan_to_symbolic(
     regressor : callable, optional
         ``EdgeTask -> EdgeFit``, replacing :func:`regress_edge` (e.g. ``regress_edge``
         with other options through :func:`functools.partial`).
-    verbose : int
-        Log edge formulas at INFO level when positive.
     checkpoint : str or path-like, optional
         A JSON file every finished edge is written to as soon as it is done (atomically:
         a temporary file then :func:`os.replace`; no pickle): its fitted ansatz and
@@ -393,7 +393,9 @@ def kan_to_symbolic(
     -------
     KANEdges
         ``(layer, i, j) -> EdgeResult`` with totals of LLM calls made and saved (over
-        every session of a resumed checkpoint).
+        every session of a resumed checkpoint).  The positional order of the arguments
+        is the reference library's, and each edge also reads as its value there: a list
+        of populations in ascending score (:attr:`EdgeResult.populations`).
 
     Raises
     ------
@@ -549,6 +551,17 @@ REFERENCE_OPTIONS = (
     "plot_parents",
     "demonstrate_parent_plotting",
     "constant_on_failure",
+    "disable_parse_warnings",
+    "imports",
+    # get_symbolic's options of the reference's second (LLM) simplification
+    "num_answers_per_prompt",
+    "timeout_simplify",
+    "custom_system_prompt_for_second_simplification",
+    "prune_small_terms",
+    "plot_all",
+    "original_f",
+    "number_of_prompts",
+    "simplification_gpt_model",
 )
 
 

@@ -348,8 +348,10 @@ def train(
     fit_options: Mapping[str, Any],
     *,
     weights: tuple[np.ndarray, np.ndarray] | None = None,
-) -> float:
-    """Train ``model`` in place (an Adam warm-up first if asked); return the last train RMSE.
+) -> tuple[float, dict[str, Any]]:
+    """Train ``model`` in place (an Adam warm-up first if asked); return the last train
+    RMSE and pykan's history of the (last) ``model.fit`` (``train_loss``, ``test_loss``,
+    ``reg``: lists of floats).
 
     ``fit_options`` may hold ``warmup`` (Adam steps before an LBFGS run) and
     ``warmup_lr``; the rest goes to ``model.fit``.  ``weights`` (per training and test
@@ -382,8 +384,9 @@ def train(
             res = model.fit(data, opt=opt, steps=steps, lamb=lamb, log=1, **options)
     finally:
         np.random.set_state(state)
-    losses = [float(v) for v in res.get("train_loss", [])]
-    return losses[-1] if losses else math.nan
+    history = {k: [float(v) for v in vals] for k, vals in res.items() if isinstance(vals, list)}
+    losses = history.get("train_loss", [])
+    return (losses[-1] if losses else math.nan), history
 
 
 def _weighted_loss(

@@ -137,6 +137,29 @@ class EdgeResult:
         return (self.layer, self.i, self.j)
 
     @property
+    def populations(self) -> list[list[FitResult]]:
+        """The reference library's value of an edge: a list of populations in ascending
+        score -- here one, the formulas fitted to the edge (the simpler alternatives and
+        the fit); empty for an edge with none (zero, pruned or symbolic).
+
+        An :class:`EdgeResult` also reads as this list (``edge[-1][-1]`` is the fit).
+        """
+        fits = [r for r, _ in self.alternatives] or ([self.fit] if self.fit is not None else [])
+        return [sorted(fits, key=lambda r: r.score)] if fits else []
+
+    def __iter__(self) -> Iterator[list[FitResult]]:
+        return iter(self.populations)
+
+    def __getitem__(self, k: int) -> list[FitResult]:
+        return self.populations[k]
+
+    def __len__(self) -> int:
+        return len(self.populations)
+
+    def __bool__(self) -> bool:  # an edge is a result even when it has no formula
+        return True
+
+    @property
     def active(self) -> bool:
         """Whether the edge contributes to the network's output."""
         return self.status in ("fitted", "symbolic")

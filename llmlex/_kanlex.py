@@ -32,6 +32,7 @@ from llmlex._kan_edges import check_reference_options, kan_to_symbolic, search_s
 from llmlex._kan_results import KANSymbolicResult
 from llmlex._kan_select import check_error_bars, separable_forms, symbolic_from_edges
 from llmlex._kan_types import EdgeRegressor, KANEdges
+from llmlex._kanlex_ref import ReferenceMethods
 from llmlex.fit import nchi2
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class TrainingReport:
     stop_reason: str
 
 
-class KANLEX:
+class KANLEX(ReferenceMethods):
     """Train a KAN on data and turn it into a formula with llmlex.
 
     Parameters
@@ -144,10 +145,15 @@ class KANLEX:
         device: str = "cpu",
         model: Any = None,
         variable_names: Sequence[str] | None = None,
+        log_level: int | None = None,
         **kan_options: Any,
     ) -> None:
         if model is None and width is None:
             raise ValueError("give a KAN shape (width) or a trained model")
+        if log_level is not None:
+            # The reference sets its own logger's level; llmlex leaves logging to the
+            # application ("llmlex.kan" is the logger to tune).
+            log.debug("log_level=%r accepted for compatibility; set it on 'llmlex.kan'", log_level)
         self.client = client
         self.width = [list(w) if isinstance(w, (list, tuple)) else int(w) for w in width or []]
         self.grid = grid
@@ -161,10 +167,21 @@ class KANLEX:
         self.ckpt_dir = tempfile.mkdtemp(prefix="llmlex-kan-")
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.ckpt_dir, ignore_errors=True)
         self.model = model
+        #: The network before pruning (the reference's ``raw_model``).
+        self.raw_model = model
         self.dataset: dict[str, Any] | None = None
+        #: The function :meth:`create_dataset` sampled (None for :meth:`set_dataset`).
+        self.f: Callable[[Any], Any] | None = None
         self.training: TrainingReport | None = None
+        #: pykan's history of the chosen network's last ``fit`` (``train_loss``, ...).
+        self.training_history: dict[str, Any] | None = None
+        self.final_train_loss: float | None = None
         self.edges: KANEdges | None = None
         self.results: list[KANSymbolicResult] | None = None
+        # The reference's views of the results, set by get_symbolic.
+        self.symbolic_expressions: dict[Any, list[dict[str, Any]]] | None = None
+        self.expression_tree: dict[str, Any] | None = None
+        self.results_all_dicts: list[dict[str, Any]] | None = None
 
     def _new_model(self, seed: int) -> Any:
         return kt.new_model(
@@ -174,18 +191,33 @@ class KANLEX:
     def create_dataset(
         self,
         f: Callable[[Any], Any],
-        n_var: int = 2,
-        ranges: Sequence[float] | Sequence[Sequence[float]] = (-1.0, 1.0),
-        train_num: int = 1000,
+        ranges: Sequence[float] | Sequence[Sequence[float]] = (-math.pi, math.pi),
+        n_var: int = 1,
+        train_num: int = 10000,
         test_num: int = 1000,
         seed: int | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         """Sample a dataset from ``f`` (a torch function of ``x[:, k]``) with pykan.
 
+        The reference library's order and defaults: ``create_dataset(f, (-3, 3), 2)`` is
+        ``ranges=(-3, 3), n_var=2`` (pykan's own function takes ``n_var`` second).
+
         Returns pykan's dictionary (``train_input``, ``train_label``, ``test_input``,
-        ``test_label``) and keeps it for :meth:`train_kan`.
+        ``test_label``) and keeps it (and ``f``) for :meth:`train_kan`.
+
+        Raises
+        ------
+        TypeError
+            If ``ranges`` is a number: pykan's order (``f, n_var, ...``) was meant.
         """
+        if np.ndim(ranges) == 0:
+            raise TypeError(
+                f"create_dataset(f, ranges, n_var, ...): ranges must be (low, high) or one "
+                f"pair per variable, got {ranges!r} -- pass n_var by keyword "
+                "(pykan's create_dataset takes n_var second, this method ranges)"
+            )
+        self.f = f
         rng_list = [list(r) for r in ranges] if np.ndim(ranges) == 2 else list(ranges)
         self.dataset = kt.create_dataset(
             f,
@@ -270,13 +302,13 @@ class KANLEX:
     def train_kan(
         self,
         dataset: dict[str, Any] | None = None,
-        *,
-        steps: int = 100,
         opt: str = "LBFGS",
-        lamb: float = 0.0,
+        steps: int = 100,
         prune: bool = False,
         node_th: float = 1e-2,
         edge_th: float = 3e-2,
+        *,
+        lamb: float = 0.0,
         n_restarts: int = 3,
         seeds: Sequence[int] | None = None,
         time_budget: float | None = None,
@@ -287,7 +319,9 @@ class KANLEX:
     ) -> TrainingReport:
         """Train from several seeds within a time budget; keep the best by test loss.
 
-        KAN training is seed-sensitive (some seeds stall far above the others), so
+        The reference library's positional order (``dataset, opt, steps, prune,
+        node_th, edge_th``) and return value (the final training loss).  KAN training
+        is seed-sensitive (some seeds stall far above the others), so
         restarts are cheap insurance.  A restart is not started when the budget would
         likely be exceeded (the first always runs).
 
@@ -318,7 +352,12 @@ class KANLEX:
 
         Returns
         -------
-        TrainingReport
+        float
+            The chosen network's final training loss (RMSE), as the reference returns;
+            also in :attr:`final_train_loss`.  The restarts, the chosen seed and the
+            held-out loss are in :attr:`training` (a :class:`TrainingReport`), pykan's
+            history of the chosen network's training in :attr:`training_history`, the
+            network before pruning in :attr:`raw_model`.
 
         Raises
         ------
@@ -339,6 +378,7 @@ class KANLEX:
         t0 = time.perf_counter()
         runs: list[TrainingRun] = []
         best_model, best_loss, best_seed = None, math.inf, seed_list[0]
+        best_history: dict[str, Any] = {}
         stop = "all restarts run"
         for s in seed_list:
             elapsed = time.perf_counter() - t0
@@ -350,16 +390,20 @@ class KANLEX:
             t = time.perf_counter()
             model = self._new_model(s)
             warm = {"warmup": warmup, "warmup_lr": warmup_lr, **fit_options}
-            train_loss = kt.train(model, ds, s, steps, opt, lamb, verbose, warm, weights=weights)
+            train_loss, history = kt.train(
+                model, ds, s, steps, opt, lamb, verbose, warm, weights=weights
+            )
             test_loss = kt.holdout_loss(model, ds, w_test)
             runs.append(TrainingRun(s, train_loss, test_loss, time.perf_counter() - t))
             log.info("restart seed %d: train RMSE %.3g, test RMSE %.3g", s, train_loss, test_loss)
             if test_loss < best_loss or best_model is None:
                 best_model, best_loss, best_seed = model, test_loss, s
+                best_history = history
         pruned = False
+        self.raw_model = best_model
         if prune and best_model is not None:
             candidate = kt.prune(best_model, ds, node_th, edge_th, verbose)
-            kt.train(
+            _, pruned_history = kt.train(
                 candidate,
                 ds,
                 best_seed,
@@ -373,6 +417,7 @@ class KANLEX:
             pruned_loss = kt.holdout_loss(candidate, ds, w_test)
             if pruned_loss <= 2.0 * best_loss:
                 best_model, best_loss, pruned = candidate, pruned_loss, True
+                best_history = pruned_history
             else:
                 log.info("pruned network kept worse test loss (%.3g): not used", pruned_loss)
         self.model = best_model
@@ -384,7 +429,10 @@ class KANLEX:
             time=time.perf_counter() - t0,
             stop_reason=stop,
         )
-        return self.training
+        self.training_history = best_history
+        losses = best_history.get("train_loss") or [math.nan]
+        self.final_train_loss = float(losses[-1])
+        return self.final_train_loss
 
     def _kan_level(self) -> float:
         """The network's own nchi2 on its training data, as the edges' exit condition.
@@ -440,6 +488,7 @@ class KANLEX:
         generations: int | None = None,
         temperature: float = 0.1,
         gpt_model: str = "openai/gpt-4o",
+        exit_condition: float | None = None,
         verbose: int = 1,
         use_async: bool = True,
         plot_fit: bool = False,
@@ -448,7 +497,6 @@ class KANLEX:
         *,
         population_size: int | None = None,
         num_of_generations: int | None = None,
-        exit_condition: float | None = None,
         tolerance: float = 0.1,
         simplify_timeout: float = 10.0,
         snap_time: float = 30.0,
@@ -461,15 +509,23 @@ class KANLEX:
         separable_time: float = 30.0,
         cache: Any = None,
         **reference_options: Any,
-    ) -> tuple[list[sympy.Expr], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    ) -> tuple[list[str], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
 
-        Returns, as the reference library does, ``best_expressions`` (one sympy formula per
-        output), ``best_chi_squareds`` (their held-out nchi2), ``results_dicts`` (one
-        summary dict per output; ``"result"`` holds the :class:`KANSymbolicResult`) and
-        ``results_all_dicts`` (per output, every candidate considered, best nchi2 first).
-        The same results stay on ``self.results`` and the edges on ``self.edges``.
-        ``plot_*`` options are accepted for compatibility; no plots are drawn.
+        Returns, as the reference library does, ``best_expressions`` (one formula per
+        output, as numpy text in ``x0, x1, ...``: ``eval("lambda x0, x1: " + text)`` with
+        ``np`` in scope evaluates it), ``best_chi_squareds`` (their held-out nchi2),
+        ``results_dicts`` (one dict per output with the reference's nine keys --
+        ``raw_expression``, ``raw_n_chi_squared``, ``final_refitted_expression``,
+        ``n_chi_squared_refitted``, ``final_LLM_expression``,
+        ``n_chi_squared_LLM_final``, ``best_expression``, ``best_n_chi_squared``,
+        ``best_fit_type`` -- and ``"result"``, the :class:`KANSymbolicResult` with the
+        sympy formula) and ``all_results_sorted`` (per output, every candidate as a
+        dict, best nchi2 first).  The results stay on ``self.results`` (sympy) and the
+        edges on ``self.edges``; ``self.results_all_dicts`` (the third element),
+        ``self.symbolic_expressions`` and ``self.expression_tree`` are the reference's
+        views.  ``plot_*`` options are accepted for compatibility; no plots are drawn
+        (see :meth:`plot_results`).
 
         With error bars in the dataset (:meth:`set_dataset`), the refits minimise the
         chi-squared, candidates are judged by their held-out chi-squared per point (each
@@ -506,6 +562,9 @@ class KANLEX:
         call already made for an edge is paid for twice.
         """
         check_reference_options(reference_options, "get_symbolic")
+        # The reference's names of two settings of the simplification.
+        simplify_timeout = float(reference_options.get("timeout_simplify", simplify_timeout))
+        simplify_model = reference_options.get("simplification_gpt_model") or gpt_model
         population, generations = search_size(
             population, generations, population_size, num_of_generations, "get_symbolic", (5, 2)
         )
@@ -559,7 +618,7 @@ class KANLEX:
             ds["test_label"],
             variable_names=self.variable_names,
             client=client,
-            gpt_model=gpt_model,
+            gpt_model=simplify_model,
             tolerance=tolerance,
             simplify_timeout=simplify_timeout,
             snap_time=snap_time,
@@ -577,24 +636,4 @@ class KANLEX:
                     log.info(
                         "output %d: chi2/dof %.3g on the training data", r.output, r.reduced_chi2
                     )
-        best_expressions = [r.expression for r in self.results]
-        best_chi_squareds = [r.nchi2_test for r in self.results]
-        results_dicts = [{**r.to_dict(), "result": r} for r in self.results]
-        results_all = [
-            sorted(
-                (
-                    {
-                        "origin": c.origin,
-                        "expression": c.text,
-                        "n_chi_squared": c.nchi2_test,
-                        "complexity": c.complexity,
-                        "accepted": c.accepted,
-                        "reduced_chi2": c.reduced_chi2_test,
-                    }
-                    for c in r.candidates
-                ),
-                key=lambda d: d["n_chi_squared"],
-            )
-            for r in self.results
-        ]
-        return best_expressions, best_chi_squareds, results_dicts, results_all
+        return self._reference_views()

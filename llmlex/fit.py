@@ -18,6 +18,11 @@ either way.  Every fit also reports its chi-squared against the noise level (giv
 estimated from the data by :func:`llmlex._noise.estimate_noise`), the covariance and
 standard errors of its parameters, and a description length
 (:mod:`llmlex._criterion`) that weighs the fit against the size of the formula.
+
+For code written for the reference library, :func:`fit_curve` (and
+:func:`fit_curve_with_guess`, :func:`get_n_chi_squared`,
+:func:`get_n_chi_squared_from_predictions`) fit and score the caller's own Python
+functions with the reference's signatures and return shapes (:mod:`llmlex._curve`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from llmlex._curve import (
+    fit_curve,
+    fit_curve_with_guess,
+    get_n_chi_squared,
+    get_n_chi_squared_from_predictions,
+)
 from llmlex._fit_result import FitResult, Provenance
 from llmlex._lsq import Objective, OutOfTime, minimise
 from llmlex._noise import remembered_noise
@@ -45,6 +56,10 @@ __all__ = [
     "FitResult",
     "Provenance",
     "fit_ansatz",
+    "fit_curve",
+    "fit_curve_with_guess",
+    "get_n_chi_squared",
+    "get_n_chi_squared_from_predictions",
     "nchi2",
     "nchi2_scale",
     "r2",

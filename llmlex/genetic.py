@@ -47,6 +47,7 @@ __all__ = [
     "GeneticRun",
     "RunStats",
     "arun_genetic",
+    "async_single_call",
     "make_proposer",
     "run_genetic",
     "select_parents",
@@ -478,13 +479,8 @@ def single_call(
     NoValidAnsatzError, LLMConnectionError
         When every attempt failed (the last attempt's error).
     """
-    check_keywords(options, known=_SINGLE_CALL_OPTIONS, func="single_call")
-    if isinstance(max_retries, bool) or int(max_retries) != max_retries or max_retries < 0:
-        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
-    options.setdefault("progress", False)
-    seed = options.pop("seed", DEFAULTS.seed)
-    counts = APICallStats() if stats is None else stats
-    for attempt in range(int(max_retries) + 1):
+    counts, seed = _single_setup(options, max_retries, stats, "single_call")
+    for attempt in range(max_retries + 1):
         try:
             run = run_genetic(
                 client,
@@ -497,21 +493,95 @@ def single_call(
                 system_prompt=system_prompt,
                 function_list=function_list,
                 imports=imports,
-                # A new call on a retry: a fixed seed would replay a cached failure.
-                seed=None if seed is None else seed + attempt,
+                seed=_attempt_seed(seed, attempt),
                 **options,
             )
         except (NoValidAnsatzError, LLMConnectionError) as err:
-            stage = "api_call" if isinstance(err, LLMConnectionError) else "ansatz_extraction"
-            counts.stage_failure(stage, err)
-            if attempt == max_retries:
-                raise
-            log.info("single_call: attempt %d gave no ansatz (%s); retrying", attempt + 1, err)
+            _failed_attempt(counts, err, attempt, max_retries)
             continue
-        counts.add_run(run.stats)
-        best = run.best
-        if stats is not None:
-            return best
-        origin = best.origin or Provenance()
-        return dataclasses.replace(best, origin=dataclasses.replace(origin, stats=counts))
+        return _single_result(run, counts, stats)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def async_single_call(
+    client: Any,
+    base64_img: str | None,
+    x: ArrayLike,
+    y: ArrayLike,
+    model: str = DEFAULTS.model,
+    function_list: Sequence[tuple[str, ArrayLike]] | None = None,
+    system_prompt: str | None = DEFAULTS.system_prompt,
+    max_retries: int = 3,
+    stats: APICallStats | None = None,
+    plot_parents: bool = False,
+    imports: Sequence[str] | None = None,
+    *,
+    n_calls: int = 1,
+    **options: Any,
+) -> FitResult:
+    """:func:`single_call` as a coroutine, in the reference's positional order.
+
+    ``plot_parents`` is accepted for the reference's signature: the parents of
+    ``function_list`` are always drawn over the data for a language model.  Every other
+    argument, the result and the errors are those of :func:`single_call`.
+    """
+    del plot_parents  # always drawn
+    counts, seed = _single_setup(options, max_retries, stats, "async_single_call")
+    for attempt in range(max_retries + 1):
+        try:
+            run = await arun_genetic(
+                client,
+                base64_img,
+                x,
+                y,
+                population_size=n_calls,
+                num_of_generations=1,
+                model=model,
+                system_prompt=system_prompt,
+                function_list=function_list,
+                imports=imports,
+                seed=_attempt_seed(seed, attempt),
+                **options,
+            )
+        except (NoValidAnsatzError, LLMConnectionError) as err:
+            _failed_attempt(counts, err, attempt, max_retries)
+            continue
+        return _single_result(run, counts, stats)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _single_setup(
+    options: dict[str, Any], max_retries: int, stats: APICallStats | None, func: str
+) -> tuple[APICallStats, int | None]:
+    """Check a one-shot call's options; its counters and its seed (taken out of them)."""
+    check_keywords(options, known=_SINGLE_CALL_OPTIONS, func=func)
+    if isinstance(max_retries, bool) or int(max_retries) != max_retries or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    options.setdefault("progress", False)
+    seed = options.pop("seed", DEFAULTS.seed)
+    return (APICallStats() if stats is None else stats), seed
+
+
+def _attempt_seed(seed: int | None, attempt: int) -> int | None:
+    # A new call on a retry: a fixed seed would replay a cached failure.
+    return None if seed is None else seed + attempt
+
+
+def _failed_attempt(counts: APICallStats, err: Exception, attempt: int, max_retries: int) -> None:
+    """Count a failed attempt; re-raise it if it was the last."""
+    stage = "api_call" if isinstance(err, LLMConnectionError) else "ansatz_extraction"
+    counts.stage_failure(stage, err)
+    if attempt == max_retries:
+        raise err
+    log.info("attempt %d gave no ansatz (%s); retrying", attempt + 1, err)
+
+
+def _single_result(run: GeneticRun, counts: APICallStats, stats: APICallStats | None) -> FitResult:
+    """The best result of a one-shot run; its ``stats`` are the call's counters when the
+    caller passed none (the reference's convention), else None."""
+    counts.add_run(run.stats)
+    best = run.best
+    if stats is not None:
+        return best
+    origin = best.origin or Provenance()
+    return dataclasses.replace(best, origin=dataclasses.replace(origin, stats=counts))

@@ -8,6 +8,11 @@ Three entry points:
 * :func:`fits_image` -- draws the data together with fitted curves (the parents shown to
   the LLM in later generations).
 
+And, for code written for the reference library, :func:`encode_image` (a PNG file as
+base64), :func:`generate_base64_image_with_parents` (the data with parents given as
+``(ansatz, params)`` pairs, compiled by the safe ansatz language) and
+:func:`plot_3d_function` (a surface with test points).
+
 Only matplotlib's object-oriented API is used in the library paths (a
 :class:`~matplotlib.figure.Figure` with an Agg canvas, never pyplot state), so the images
 can be drawn from worker threads while an event loop runs LLM calls.  Images are small
@@ -20,30 +25,37 @@ import base64
 import io
 import logging
 import math
+import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, MaxNLocator
 
+from llmlex._score import nchi2
 from llmlex._validation import check_xy
+from llmlex.ansatz import parse_ansatz
+from llmlex.fit import FitResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from llmlex.fit import FitResult
 
 __all__ = [
     "DPI",
     "FIGSIZE",
     "ReadableFormatter",
     "data_image",
+    "encode_image",
     "figure_to_base64",
     "fits_image",
     "generate_base64_image",
+    "generate_base64_image_with_parents",
+    "plot_3d_function",
 ]
 
 log = logging.getLogger(__name__)
@@ -289,3 +301,142 @@ def fits_image(
         _style_axes(ax)
         ax.legend(fontsize=8, loc="best", framealpha=0.8)
         return figure_to_base64(fig)
+
+
+def encode_image(image_path: str | os.PathLike[str]) -> str:
+    """The bytes of an image file as base64 text (e.g. a PNG saved with ``plt.savefig``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file (also logged as an error, as the reference does).
+    """
+    path = Path(image_path)
+    if not path.is_file():
+        log.error("Image file not found: %s", path)
+        raise FileNotFoundError(f"Image file not found: {path}")
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _given_fits(
+    x: np.ndarray, y: np.ndarray, parents: Sequence[tuple[str, Any]]
+) -> list[FitResult]:
+    """``(ansatz, params)`` pairs as results to draw (compiled safely, never evaluated)."""
+    out = []
+    for text, params in parents:
+        compiled = parse_ansatz(text)
+        values = np.ravel(np.asarray(params, dtype=float))
+        values = values[list(compiled.source_indices)] if compiled.n_params else values[:0]
+        with np.errstate(all="ignore"):
+            score = nchi2(y, compiled(x, values))
+        out.append(
+            FitResult(
+                ansatz=compiled.text,
+                params=values,
+                nchi2=score,
+                success=math.isfinite(score),
+                message="given",
+                compiled=compiled,
+            )
+        )
+    return out
+
+
+def generate_base64_image_with_parents(
+    x: np.ndarray,
+    y: np.ndarray,
+    parent_functions: Sequence[tuple[str, Any]],
+    fig: Figure | None = None,
+    ax: Axes | None = None,
+    actually_plot: bool = False,
+    title_override: str | None = None,
+) -> str:
+    """The data with the curves of ``parent_functions`` over them, as base64 PNG.
+
+    Parameters
+    ----------
+    x, y : array_like
+        The data.
+    parent_functions : sequence of (str, array_like)
+        ``[(ansatz, params), ...]``, as the reference's ``function_list``; each ansatz is
+        compiled by the safe ansatz language (:func:`~llmlex.ansatz.parse_ansatz`).
+    fig, ax : optional
+        With ``actually_plot``, the image is shown on ``ax`` (else on new axes of
+        ``fig``, else of a new figure).
+    actually_plot : bool
+        Also show the image (for a notebook); the figure is ``ax.figure``.
+    title_override : str, optional
+        Title of the shown image.
+
+    Returns
+    -------
+    str
+        Base64 PNG, as :func:`fits_image` draws it.
+
+    Raises
+    ------
+    AnsatzError
+        If an ansatz does not parse.
+    """
+    xa, ya = check_xy(x, y, allow_constant=True)
+    image = fits_image(xa, ya, _given_fits(xa, ya, parent_functions))
+    if actually_plot:
+        import matplotlib.image as mpimg
+
+        if ax is None:
+            fig = fig if fig is not None else Figure(figsize=FIGSIZE)
+            ax = fig.add_subplot()
+        ax.imshow(mpimg.imread(io.BytesIO(base64.b64decode(image)), format="png"))
+        ax.set_axis_off()
+        ax.set_title(title_override or "data with the parents' curves")
+    return image
+
+
+def plot_3d_function(
+    x0_range: Any,
+    x1_range: Any,
+    z_values: Any,
+    test_data: tuple[Any, Any, Any] | None,
+    title: str,
+    cmap: str = "viridis",
+    ax: Any = None,
+) -> tuple[Any, Any]:
+    """A surface ``z(x0, x1)`` on a grid, with test points over it.
+
+    Parameters
+    ----------
+    x0_range, x1_range : array_like
+        The grid's coordinates (1-D, meshed here; or 2-D meshes).
+    z_values : array_like
+        Values on the mesh, shape ``(len(x1_range), len(x0_range))``.
+    test_data : (x0, x1, y) or None
+        Points to scatter over the surface.
+    title : str
+        The axes' title.
+    cmap : str
+        Colour map of the surface.
+    ax : mpl_toolkits.mplot3d.Axes3D, optional
+        3-D axes to draw on (e.g. ``fig.add_subplot(projection="3d")``); default new
+        axes of a new figure (``ax.figure``).
+
+    Returns
+    -------
+    (surface, ax)
+        The ``Poly3DCollection`` and the axes.
+    """
+    x0 = np.asarray(x0_range, dtype=float)
+    x1 = np.asarray(x1_range, dtype=float)
+    if x0.ndim == 1 and x1.ndim == 1:
+        x0, x1 = np.meshgrid(x0, x1)
+    z = np.asarray(z_values, dtype=float)
+    if ax is None:
+        ax = Figure(figsize=(7.0, 5.5)).add_subplot(projection="3d")
+    surf = ax.plot_surface(x0, x1, z, cmap=cmap, alpha=0.8)
+    if test_data is not None:
+        tx, ty, tz = (np.ravel(np.asarray(v, dtype=float)) for v in test_data)
+        ax.scatter(tx, ty, tz, color="red", s=8, label="test data")
+    ax.set_xlabel("x0")
+    ax.set_ylabel("x1")
+    ax.set_zlabel("y")
+    ax.set_title(title)
+    return surf, ax

@@ -33,16 +33,16 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # the expression language
         "_functions ansatz _symbolic _sympy_json _formula",
         # numerics and result types
-        "_fit_result _callstats fit _kan_sympy _results _kan_results _forms _units",
+        "_fit_result _callstats _curve fit _kan_sympy _results _kan_results _forms _units",
         # persistence
         "persist",
         # proposers: offline, LLM (one call module), images, reply cache
-        "proposer cache images _llmcall _extract llm _offline_linear offline",
+        "proposer cache images _llmcall _extract _prompts _chat llm _offline_linear offline",
         # the search
         "_settings _search _polish _genetic_loop genetic",
         # the KAN pipeline (torch and pykan only in _kan_torch)
         "_separable _kan_types _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
-        "_kan_simplify _kanlex kan",
+        "_kan_simplify _kanlex_ref _kanlex kan",
         # user-facing adapters
         "export plots estimator cli __init__",
     )

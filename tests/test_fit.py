@@ -483,8 +483,8 @@ def test_new_fields_round_trip_and_old_documents_still_load():
     ],
 )
 def test_damaged_new_fields_are_a_persist_error(field, value):
-    from llmlex.exceptions import PersistError
     from llmlex._fit_result import fit_result_from_dict, fit_result_to_dict
+    from llmlex.exceptions import PersistError
 
     data = fit_result_to_dict(fit_ansatz("params[0]*x + params[1]", X, 2 * X + 1))
     data[field] = value

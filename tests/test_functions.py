@@ -24,13 +24,13 @@ import sympy
 from llmlex import _functions as table
 from llmlex._functions import ALIASES, CONSTANTS, FUNCTIONS, SYMPY_ONLY, lookup
 from llmlex._kan_sympy import compile_expr, parse_expression
+from llmlex._prompts import _format_block, _function_list, normalise_functions
 from llmlex._symbolic import X as X_SYM
 from llmlex._symbolic import param
 from llmlex._sympy_json import decode_expr, encode_expr
 from llmlex.ansatz import ansatz_from_sympy, parse_ansatz
 from llmlex.exceptions import AnsatzError, PersistError
 from llmlex.fit import FitResult
-from llmlex.llm import _format_block, _function_list, normalise_functions
 
 LLMLEX = Path(__file__).resolve().parents[1] / "llmlex"
 

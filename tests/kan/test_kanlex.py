@@ -37,7 +37,11 @@ def test_reference_readme_snippet_runs_offline(tmp_path, monkeypatch):
 
     multivariate_kansr = KANLEX(client, [2, 1, 1], grid=3, k=3, seed=0)
     multivariate_kansr.create_dataset(f, n_var=2, train_num=200, test_num=100)
-    report = multivariate_kansr.train_kan(steps=5, n_restarts=2, prune=True)
+    loss = multivariate_kansr.train_kan(steps=5, n_restarts=2, prune=True)
+    report = multivariate_kansr.training
+    assert isinstance(loss, float) and loss == multivariate_kansr.final_train_loss
+    assert loss == multivariate_kansr.training_history["train_loss"][-1]
+    assert multivariate_kansr.raw_model is not None
     assert len(report.runs) == 2
     assert report.best_test_loss == min(r.test_loss for r in report.runs) or report.pruned
     best_expressions, best_chi_squareds, results_dicts, results_all_dicts = (
@@ -58,11 +62,37 @@ def test_reference_readme_snippet_runs_offline(tmp_path, monkeypatch):
         )
     )
     assert len(best_expressions) == len(best_chi_squareds) == len(results_dicts) == 1
-    assert isinstance(best_expressions[0], sympy.Expr)
+    # As the reference: numpy text in x0, x1 that a notebook evaluates with np in scope.
+    assert isinstance(best_expressions[0], str)
+    learned = eval("lambda x0, x1: " + best_expressions[0], {"np": np})  # test's own text
+    X = dataset["test_input"].numpy()
+    result = results_dicts[0]["result"]
+    assert isinstance(result.expression, sympy.Expr)
+    assert np.allclose(learned(X[:, 0], X[:, 1]), result.predict(X))
     assert np.isfinite(best_chi_squareds[0])
-    assert results_dicts[0]["result"].expression == best_expressions[0]
+    assert {
+        "raw_expression",
+        "raw_n_chi_squared",
+        "final_refitted_expression",
+        "n_chi_squared_refitted",
+        "final_LLM_expression",
+        "n_chi_squared_LLM_final",
+        "best_expression",
+        "best_n_chi_squared",
+        "best_fit_type",
+    } <= set(results_dicts[0])
+    assert results_dicts[0]["best_expression"] == best_expressions[0]
+    assert results_dicts[0]["best_fit_type"] in ("raw", "rawrefitted", "LLMsimplified")
+    assert results_dicts[0]["final_LLM_expression"] is None  # offline: no LLM simplification
+    assert multivariate_kansr.results_all_dicts is results_dicts
     scores = [d["n_chi_squared"] for d in results_all_dicts[0]]
     assert scores == sorted(scores)
+    assert {"expression", "expression_numpy", "n_chi_squared", "fit_type", "output_index"} <= set(
+        results_all_dicts[0][0]
+    )
+    tree = multivariate_kansr.build_expression_tree()
+    assert set(tree) == {"edge_dict", "top_k_edge_dicts", "node_tree", "full_expressions"}
+    assert tree["full_expressions"] == [result.expression]
     # pykan's checkpoints (prune writes some, model.copy() writes copy_temp*) never land here.
     assert list(tmp_path.iterdir()) == []
 

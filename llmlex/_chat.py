@@ -1,0 +1,183 @@
+"""The reference library's raw model calls, prompt and key queries.
+
+Code written for the reference library builds its own prompt with ``get_prompt``, calls
+the model with ``call_model`` / ``async_call_model`` (and reads the raw
+``ChatCompletion``), and checks an OpenRouter key's remaining credit with
+``check_key_limit`` before and after a run.  These functions keep those signatures and
+return values.  The search itself never uses them: its calls go through
+:class:`llmlex._llmcall.LLMCall` (reply cache, error mapping, budgets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from llmlex._aio import run_sync
+from llmlex._prompts import DEFAULT_SYSTEM_PROMPT
+
+__all__ = [
+    "async_call_model",
+    "call_model",
+    "check_key_limit",
+    "check_key_usage",
+    "get_prompt",
+]
+
+log = logging.getLogger(__name__)
+
+#: The reply-length cap of the reference's calls.
+MAX_TOKENS = 4096
+#: Seconds allowed for a key query.
+KEY_TIMEOUT = 30.0
+
+
+def get_prompt(
+    function_list: Sequence[tuple[str, Any]] | None = None,
+    imports: Sequence[str] | None = None,
+) -> str:
+    """The reference's user prompt: the import lines, one ``curve_n = lambda x, *params:
+    <ansatz>`` line per entry of ``function_list``, then an open ``curve_N`` line for the
+    model to complete.
+
+    Parameters
+    ----------
+    function_list : sequence of (str, object), optional
+        Earlier ansätze (only the text of each pair is used); default
+        ``[("params[0]", 1)]``.
+    imports : sequence of str, optional
+        Lines written first; default ``["import numpy as np"]``.
+
+    Returns
+    -------
+    str
+        For the defaults: ``"import numpy as np\\ncurve_0 = lambda x, *params: params[0]
+        \\ncurve_1 = lambda x, *params:"``.
+    """
+    functions = [("params[0]", 1)] if function_list is None else list(function_list)
+    lines = ["import numpy as np"] if imports is None else list(imports)
+    text = "".join(f"{line}\n" for line in lines)
+    text += "".join(
+        f"curve_{n} = lambda x, *params: {item[0]} \n" for n, item in enumerate(functions)
+    )
+    return text + f"curve_{len(functions)} = lambda x, *params:"
+
+
+def _messages(image: str, prompt: str, system_prompt: str | None) -> list[dict[str, Any]]:
+    """The reference's message layout: the image first, then the text."""
+    url = image if image.startswith("data:") else f"data:image/png;base64,{image}"
+    return [
+        {
+            "role": "system",
+            "content": DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt,
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": url}},
+                {"type": "text", "text": prompt},
+            ],
+        },
+    ]
+
+
+def call_model(
+    client: Any, model: str, image: str, prompt: str, system_prompt: str | None = None
+) -> Any:
+    """One chat-completion call with a base64 image; the raw response.
+
+    Parameters
+    ----------
+    client : openai.OpenAI or openai.AsyncOpenAI
+        The client (an async one is awaited on a private event loop).
+    model : str
+        The model name.
+    image : str
+        Base64 PNG (a ``data:`` URL is sent as it is).
+    prompt : str
+        The user text, e.g. from :func:`get_prompt`.
+    system_prompt : str, optional
+        Replaces llmlex's default system prompt.
+
+    Returns
+    -------
+    openai.types.chat.ChatCompletion
+        As the client returns it (``response.choices[0].message.content`` is the text).
+        The client's errors (``openai.APIError`` and its subclasses) go through.
+    """
+    create = client.chat.completions.create
+    kwargs = {
+        "model": model,
+        "messages": _messages(image, prompt, system_prompt),
+        "max_tokens": MAX_TOKENS,
+    }
+    if asyncio.iscoroutinefunction(create):
+        return run_sync(create(**kwargs))
+    return create(**kwargs)
+
+
+async def async_call_model(
+    client: Any, model: str, image: str, prompt: str, system_prompt: str | None = None
+) -> Any:
+    """:func:`call_model` as a coroutine (a blocking client runs in a worker thread)."""
+    create = client.chat.completions.create
+    kwargs = {
+        "model": model,
+        "messages": _messages(image, prompt, system_prompt),
+        "max_tokens": MAX_TOKENS,
+    }
+    if asyncio.iscoroutinefunction(create):
+        return await create(**kwargs)
+    return await asyncio.to_thread(create, **kwargs)
+
+
+def _key_info(client: Any) -> tuple[int, Any]:
+    """``GET {base_url}/auth/key`` (OpenRouter's key endpoint): status and JSON or text."""
+    import httpx  # the openai client's own HTTP library
+
+    url = f"{str(client.base_url).rstrip('/')}/auth/key"
+    log.debug("Checking API key usage limit")
+    response = httpx.get(
+        url, headers={"Authorization": f"Bearer {client.api_key}"}, timeout=KEY_TIMEOUT
+    )
+    if response.status_code != 200:
+        log.error("API key check failed (HTTP %d): %s", response.status_code, response.text[:200])
+        return response.status_code, response.text
+    return 200, response.json()
+
+
+def check_key_limit(client: Any) -> Any:
+    """The credit left on the client's key, from OpenRouter's ``/auth/key`` endpoint.
+
+    Parameters
+    ----------
+    client : openai.OpenAI or openai.AsyncOpenAI
+        A client whose ``base_url`` serves ``/auth/key`` (OpenRouter does; others
+        answer with an error).
+
+    Returns
+    -------
+    float, None or str
+        ``data["limit_remaining"]`` of the reply (None for a key without a limit); on
+        an HTTP error, the reply's text (logged as an error), as the reference does.
+        Network errors (``httpx.HTTPError``) go through.
+    """
+    status, body = _key_info(client)
+    if status != 200:
+        return body
+    remaining = body["data"]["limit_remaining"]
+    log.info("API key check successful. Remaining limit: %s", remaining)
+    return remaining
+
+
+def check_key_usage(client: Any) -> Any:
+    """The credit used by the client's key (``data["usage"]`` of ``/auth/key``); on an
+    HTTP error the reply's text, as :func:`check_key_limit`."""
+    status, body = _key_info(client)
+    if status != 200:
+        return body
+    usage = body["data"]["usage"]
+    log.info("API key check successful. Usage: %s", usage)
+    return usage
