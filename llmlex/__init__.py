@@ -21,6 +21,11 @@ Modules: :mod:`llmlex.images` (plots), :mod:`llmlex.llm` (prompts and calls),
 :mod:`llmlex.persist` (saving results), :mod:`llmlex.export` and :mod:`llmlex.plots`,
 :mod:`llmlex.exceptions` (every error).  They are doors to private modules arranged in
 layers whose imports point down; the README's "Architecture" section draws them.
+
+Code written for the reference library (harveyThomas4692/llmlex) runs too: its module
+paths :mod:`llmlex.llmlex`, :mod:`llmlex.kanlex` and :mod:`llmlex.response`, and its
+top-level names (``async_single_call``, ``get_prompt``, ``call_model``, ...), are here,
+outside ``__all__``.
 """
 
 from __future__ import annotations
@@ -71,12 +76,28 @@ _LAZY_MODULES = {
     "genetic",
     "images",
     "kan",
+    "kanlex",
     "llm",
+    "llmlex",
     "offline",
     "persist",
     "plots",
+    "response",
 }
 _LAZY_NAMES = {
+    # The reference library's top-level names (its __init__ re-exports its llmlex.py).
+    "APICallStats": "llmlex.response",
+    "async_call_model": "llmlex.llm",
+    "async_single_call": "llmlex.genetic",
+    "call_model": "llmlex.llm",
+    "check_key_usage": "llmlex.llm",
+    "extract_ansatz": "llmlex.response",
+    "fun_convert": "llmlex.response",
+    "generate_base64_image": "llmlex.images",
+    "generate_base64_image_with_parents": "llmlex.images",
+    "get_n_chi_squared": "llmlex.fit",
+    "get_prompt": "llmlex.llm",
+    # llmlex's own.
     "KANLEX": "llmlex.kan",
     "LLMLExRegressor": "llmlex.estimator",
     "ReplyCache": "llmlex.cache",

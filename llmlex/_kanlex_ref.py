@@ -276,8 +276,9 @@ class ReferenceMethods:
             Before :meth:`get_symbolic`, or for more than two inputs.
         """
         import matplotlib.pyplot as plt
+        import sympy
 
-        from llmlex.export import to_numpy
+        from llmlex._kan_sympy import evaluate
 
         if self.results is None:
             raise ValueError("no results: call get_symbolic first")
@@ -288,7 +289,7 @@ class ReferenceMethods:
         X = kt.as_2d(ds["train_input"]) if ds is not None else None
         n_var = len(result.variables)
         lo, hi = ranges if ranges is not None else (np.min(X), np.max(X))
-        best = to_numpy(result)
+        best = result.predict
         if n_var == 1:
             fig, ax = plt.subplots(figsize=(10, 6))
             grid = np.linspace(float(lo), float(hi), 400)
@@ -296,8 +297,10 @@ class ReferenceMethods:
                 ax.scatter(
                     X[:, 0], kt.as_2d(ds["train_label"])[:, 0], s=4, c="k", alpha=0.3, label="data"
                 )
-            ax.plot(grid, best(grid), label=f"best: {numpy_text(result.text)[:60]}")
-            ax.plot(grid, to_numpy(result.raw_expression)(grid), "--", label="raw formula")
+            ax.plot(grid, best(grid[:, None]), label=f"best: {numpy_text(result.text)[:60]}")
+            syms = [sympy.Symbol(v, real=True) for v in result.variables]
+            raw = evaluate(result.raw_expression, syms, grid[:, None])
+            ax.plot(grid, raw, "--", label="raw formula")
             if self.model is not None:
                 net = kt.network_output(self.model, grid[:, None])[:, result.output]
                 ax.plot(grid, net, ":", label="KAN")

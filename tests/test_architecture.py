@@ -44,7 +44,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "_separable _kan_types _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
         "_kan_simplify _kanlex_ref _kanlex kan",
         # user-facing adapters
-        "export plots estimator cli __init__",
+        "export plots estimator cli response llmlex kanlex __init__",
     )
 )
 
