@@ -11,11 +11,15 @@ return values.  The search itself never uses them: its calls go through
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 from llmlex._aio import run_sync
+from llmlex._llmcall import is_async_client
 from llmlex._prompts import DEFAULT_SYSTEM_PROMPT
 
 __all__ = [
@@ -113,7 +117,7 @@ def call_model(
         "messages": _messages(image, prompt, system_prompt),
         "max_tokens": MAX_TOKENS,
     }
-    if asyncio.iscoroutinefunction(create):
+    if is_async_client(client):
         return run_sync(create(**kwargs))
     return create(**kwargs)
 
@@ -128,24 +132,23 @@ async def async_call_model(
         "messages": _messages(image, prompt, system_prompt),
         "max_tokens": MAX_TOKENS,
     }
-    if asyncio.iscoroutinefunction(create):
+    if is_async_client(client):
         return await create(**kwargs)
     return await asyncio.to_thread(create, **kwargs)
 
 
 def _key_info(client: Any) -> tuple[int, Any]:
     """``GET {base_url}/auth/key`` (OpenRouter's key endpoint): status and JSON or text."""
-    import httpx  # the openai client's own HTTP library
-
     url = f"{str(client.base_url).rstrip('/')}/auth/key"
     log.debug("Checking API key usage limit")
-    response = httpx.get(
-        url, headers={"Authorization": f"Bearer {client.api_key}"}, timeout=KEY_TIMEOUT
-    )
-    if response.status_code != 200:
-        log.error("API key check failed (HTTP %d): %s", response.status_code, response.text[:200])
-        return response.status_code, response.text
-    return 200, response.json()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {client.api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=KEY_TIMEOUT) as response:
+            return 200, json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as err:
+        text = err.read().decode("utf-8", "replace")
+        log.error("API key check failed (HTTP %d): %s", err.code, text[:200])
+        return err.code, text
 
 
 def check_key_limit(client: Any) -> Any:
@@ -162,7 +165,7 @@ def check_key_limit(client: Any) -> Any:
     float, None or str
         ``data["limit_remaining"]`` of the reply (None for a key without a limit); on
         an HTTP error, the reply's text (logged as an error), as the reference does.
-        Network errors (``httpx.HTTPError``) go through.
+        Network errors (:class:`urllib.error.URLError`, timeouts) go through.
     """
     status, body = _key_info(client)
     if status != 200:

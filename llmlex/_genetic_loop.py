@@ -164,6 +164,10 @@ class GeneticLoop:
         self.given_parents = given_parents(
             s.function_list or (), self.scaling.search_text, self.xs, self.ys, self.noise
         )
+        # In the user's units they are what the caller gave (not a mapping of the above).
+        as_given = given_parents(s.function_list or (), str, self.x, self.y, None)
+        for searched, given in zip(self.given_parents, as_given, strict=True):
+            self._user[id(searched)] = (searched, given)
         self.ckpt = self._open_checkpoint()
 
     # -- setup -----------------------------------------------------------------------
@@ -618,7 +622,7 @@ class GeneticLoop:
         # nothing already paid for.
         self._save(None)
         if s.callback is not None:
-            s.callback(len(self.populations) - 1, self.user_units(self.populations[-1]))
+            s.callback(len(self.populations) - 1, _ascending(self.user_units(self.populations[-1])))
 
     async def _gather(self, children: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         """Run one generation's children concurrently; if one fails, cancel the others.
@@ -703,7 +707,7 @@ class GeneticLoop:
         if not self.scaling.identity or self.polished:
             # Resuming needs the search's own results; a reader of the file (GeneticRun.load)
             # needs the run's: polished, in the user's units (which take the data).
-            pops = [self.user_units(p) for p in self.populations]
+            pops = [_ascending(self.user_units(p)) for p in self.populations]
             body["user"] = encode_results(pops, self._final_archive())
         self.ckpt.write(body)
 
@@ -737,7 +741,8 @@ class GeneticLoop:
         archive = self._final_archive()
         ranked = sorted(archive, key=lambda r: (r.nchi2, len(r.ansatz)))
         return GeneticRun(
-            populations=tuple(self.user_units(p) for p in self.populations),
+            # Sorted again: nchi2 is recomputed in the user's units (its last digits move).
+            populations=tuple(_ascending(self.user_units(p)) for p in self.populations),
             archive=tuple(ranked),
             stats=stats,
             proposer=self._proposer_name(),

@@ -211,8 +211,9 @@ class ReferenceMethods:
         With ``x_data``/``y_data`` the constants are refitted on (and candidates judged
         by) those data -- three quarters to refit, a quarter held out -- else on the
         dataset.  ``client`` and ``simplification_gpt_model`` ask a language model for
-        simpler forms; the other options are the reference's and are accepted (plots
-        are not drawn).  Returns what :meth:`get_symbolic` returns.
+        simpler forms; ``timeout_simplify`` bounds the simplification and the snapping
+        of constants (seconds each); the other options are the reference's and are
+        accepted (plots are not drawn).  Returns what :meth:`get_symbolic` returns.
 
         Raises
         ------
@@ -240,6 +241,7 @@ class ReferenceMethods:
             client=client if client is not None else self.client,
             gpt_model=simplification_gpt_model,
             simplify_timeout=float(timeout_simplify),
+            snap_time=float(timeout_simplify),
             llm_candidates=int(num_answers_per_prompt),
             seed=self.seed,
         )
@@ -358,11 +360,14 @@ class ReferenceMethods:
         demonstrate_parent_plotting: bool = False,
         constant_on_failure: bool = False,
         simplification_gpt_model: str | None = None,
+        **options: Any,
     ) -> dict[str, Any]:
         """Sample ``f`` (one variable, a torch function), train, prune, regress.
 
         The reference's pipeline: :meth:`create_dataset` (10000 training points),
-        :meth:`train_kan` (pruned with ``node_th``, ``edge_th``), :meth:`get_symbolic`.
+        :meth:`train_kan` (pruned with ``node_th``, ``edge_th``), :meth:`get_symbolic`
+        (``options``: its llmlex keywords, e.g. ``simplify_timeout``, ``snap_time``,
+        ``seed``; ``simplification_gpt_model`` is its model for the simplification).
 
         Returns
         -------
@@ -404,6 +409,8 @@ class ReferenceMethods:
                 exit_condition,
                 verbose,
                 use_async,
+                simplification_gpt_model=simplification_gpt_model,
+                **options,
             )
             out.update(
                 results_all_dicts=dicts,

@@ -55,6 +55,7 @@ __all__ = [
     "call_deadline",
     "check_client",
     "check_prices",
+    "is_async_client",
 ]
 
 log = logging.getLogger(__name__)
@@ -367,7 +368,7 @@ class LLMCall:
         self.model = str(model)
         self.cache = as_cache(cache)
         self.ledger = ledger
-        self._async = _is_async_client(client)
+        self._async = is_async_client(client)
 
     def __repr__(self) -> str:
         return f"LLMCall(model={self.model!r}, base_url={self.base_url!r})"
@@ -612,7 +613,7 @@ def _sync_executor() -> ThreadPoolExecutor:
         return _SYNC_EXECUTOR
 
 
-def _is_async_client(client: Any) -> bool:
+def is_async_client(client: Any) -> bool:
     try:
         import openai
 

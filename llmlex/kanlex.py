@@ -54,10 +54,12 @@ def run_complete_pipeline(
     seed: int = 17,
     constant_on_failure: bool = False,
     simplification_gpt_model: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Build a :class:`KANLEX` and run :meth:`KANLEX.run_complete_pipeline` on ``f``.
 
-    The reference library's function, with its arguments (``client=None`` runs offline).
+    The reference library's function, with its arguments (``client=None`` runs offline);
+    ``options`` go to :meth:`KANLEX.get_symbolic`.
 
     Returns
     -------
@@ -86,6 +88,7 @@ def run_complete_pipeline(
         demonstrate_parent_plotting=demonstrate_parent_plotting,
         constant_on_failure=constant_on_failure,
         simplification_gpt_model=simplification_gpt_model,
+        **options,
     )
     out["kanlex"] = kl
     return out

@@ -17,7 +17,11 @@ Usage (the ``fake_openai`` fixture of ``conftest.py`` starts and stops one)::
     fake_openai.max_in_flight     # most requests served at the same time
 
 Endpoints: ``POST /v1/chat/completions`` (and ``/chat/completions``), ``GET /v1/models``
-(and ``/models``).  Anything else is a 404 in OpenAI's error format.
+(and ``/models``), and OpenRouter's key endpoint ``GET /v1/auth/key``: with the bearer
+key ``server.api_key`` (any key when it is None) it answers ``{"data": {"usage",
+"limit", "limit_remaining", ...}}``, where every chat request so far cost
+``cost_per_call`` of ``credit`` (``credit=None``: a key without a limit); else 401.
+Anything else is a 404 in OpenAI's error format.
 """
 
 from __future__ import annotations
@@ -115,6 +119,10 @@ class FakeOpenAIServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._clients: list[openai.OpenAI] = []
+        # OpenRouter's /auth/key: what the key has spent and has left.
+        self.api_key: str | None = None
+        self.credit: float | None = 10.0
+        self.cost_per_call = 0.001
 
     # -- scripting -------------------------------------------------------------------
 
@@ -306,7 +314,22 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(err).encode(), headers=headers)
 
         def do_GET(self) -> None:
-            if self.path.rstrip("/") in ("/v1/models", "/models"):
+            if self.path.rstrip("/") in ("/v1/auth/key", "/auth/key"):
+                given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                if server.api_key is not None and given != server.api_key:
+                    self._error(401, "No auth credentials found")
+                    return
+                used = server.calls * server.cost_per_call
+                left = None if server.credit is None else server.credit - used
+                data = {
+                    "label": "fake-key",
+                    "usage": used,
+                    "limit": server.credit,
+                    "limit_remaining": left,
+                    "is_free_tier": False,
+                }
+                self._send(200, json.dumps({"data": data}).encode())
+            elif self.path.rstrip("/") in ("/v1/models", "/models"):
                 data = {
                     "object": "list",
                     "data": [
