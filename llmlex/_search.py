@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from llmlex._llmcall import Ledger, Usage
+from llmlex._progress import progress_bar as make_bar
 from llmlex._results import (
     STAGES,
     RunStats,
@@ -512,11 +513,8 @@ def seed_ints(seed: int | None, n: int) -> list[int]:
 
 
 def progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="child", leave=False)
+    """The run's bar over its children (see :mod:`llmlex._progress`)."""
+    return make_bar(total, enabled, desc, unit="child")
 
 
 #: A reason to stop and whether it ends the whole run (True) or only the stage (False).

@@ -2,12 +2,17 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
 state, no window pops up, nothing is shown): display it in a notebook by leaving it as
-the cell's value, or save it with ``fig.savefig(...)``.
+the cell's value, or save it with ``fig.savefig(...)``.  In a Jupyter kernel the first
+figure also teaches IPython to show figures as PNG (pyplot's inline backend would, but
+these figures never pass through pyplot), so a fresh kernel shows the plot, not
+``<Figure size 640x520 with 2 Axes>``.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -21,6 +26,26 @@ __all__ = ["plot_pareto", "plot_result", "plot_surface"]
 
 # nchi2 of an exact fit is 0: drawn at this floor on a log axis.
 _NCHI2_FLOOR = 1e-20
+
+
+def _figure_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _displayable(fig: Figure) -> Figure:
+    """``fig``, with IPython told (once) how to show a Figure if nothing has told it yet."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or not hasattr(shell, "kernel"):  # not in a Jupyter kernel
+        return fig
+    png = shell.display_formatter.formatters["image/png"]
+    try:
+        png.lookup_by_type(Figure)  # %matplotlib inline (or we) registered one already
+    except KeyError:
+        png.for_type(Figure, _figure_png)
+    return fig
 
 
 def _as_columns(x: Any) -> np.ndarray:
@@ -98,7 +123,7 @@ def plot_result(result: Any, x: Any, y: Any, *, ax: Axes | None = None) -> Figur
             resid.set_ylabel("residual")
             main.set_xlabel("")
     main.legend(loc="best", fontsize="small")
-    return fig
+    return _displayable(fig)
 
 
 def _label(result: Any, limit: int = 60) -> str:
@@ -159,7 +184,7 @@ def plot_pareto(run: Any) -> Figure:
     ax.set_xlabel("complexity (sympy nodes)")
     ax.set_ylabel("nchi2")
     ax.legend(loc="best", fontsize="small")
-    return fig
+    return _displayable(fig)
 
 
 def plot_surface(
@@ -221,4 +246,4 @@ def plot_surface(
         axes[1].set_xlabel("x0")
         axes[1].set_ylabel("x1")
         axes[1].set_title("residuals", fontsize="small")
-    return fig
+    return _displayable(fig)
