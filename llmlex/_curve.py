@@ -26,6 +26,7 @@ from llmlex.ansatz import parse_ansatz
 __all__ = [
     "fit_curve",
     "fit_curve_with_guess",
+    "fit_curve_with_guess_jax",
     "get_n_chi_squared",
     "get_n_chi_squared_from_predictions",
 ]
@@ -115,6 +116,26 @@ def fit_curve_with_guess(
     params = objective.best_p
     log.debug("Optimised parameters: %s", params)
     return params, get_n_chi_squared(xa, ya, f, params)
+
+
+def fit_curve_with_guess_jax(
+    x: Any,
+    y: Any,
+    curve: Callable[..., Any] | None,
+    params_initial: Sequence[float],
+    log_everything: bool = False,
+    log_methods: bool = False,
+    then_do_reg_fitting: bool = False,
+    numpy_curve_str: str | None = None,
+    stats: Any = None,
+    timeout_regular: float = 30.0,
+) -> tuple[np.ndarray, float]:
+    """The reference's JAX fit, done by :func:`fit_curve_with_guess` (llmlex fits with
+    scipy).  ``curve`` may be None when ``numpy_curve_str`` holds the ansatz text, which
+    is compiled by the safe ansatz language."""
+    return fit_curve_with_guess(
+        x, y, curve, params_initial, curve_str=numpy_curve_str, timeout_curve_fit=timeout_regular
+    )
 
 
 def fit_curve(

@@ -36,9 +36,7 @@ def progress_bar(total: int, enabled: bool, desc: str, *, unit: str = "it") -> A
             return widget(total=total, desc=desc, unit=unit, leave=False)
         from tqdm import tqdm as text
 
-        return text(
-            total=total, desc=desc, unit=unit, leave=False, mininterval=NOTEBOOK_INTERVAL
-        )
+        return text(total=total, desc=desc, unit=unit, leave=False, mininterval=NOTEBOOK_INTERVAL)
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, leave=False)

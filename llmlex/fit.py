@@ -38,6 +38,7 @@ import numpy as np
 from llmlex._curve import (
     fit_curve,
     fit_curve_with_guess,
+    fit_curve_with_guess_jax,
     get_n_chi_squared,
     get_n_chi_squared_from_predictions,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "fit_ansatz",
     "fit_curve",
     "fit_curve_with_guess",
+    "fit_curve_with_guess_jax",
     "get_n_chi_squared",
     "get_n_chi_squared_from_predictions",
     "nchi2",

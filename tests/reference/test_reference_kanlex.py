@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import HAVE_KAN, StyledReplies, needs_kan
+from reference_helpers import HAVE_KAN, StyledReplies, needs_kan
 
 import llmlex
 from llmlex.kan import kan_to_symbolic

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import REFUSAL, REPLY_STYLES
+from reference_helpers import REFUSAL, REPLY_STYLES
 
 import llmlex
 from llmlex.exceptions import AnsatzError
@@ -156,6 +156,12 @@ def test_fit_curve_as_the_reference_tests_call_it():
         X, Y, None, 3, curve_str="lambda x,*params: params[0]*x**2 + params[1]*x + params[2]"
     )
     assert np.allclose(params, [2.0, 3.0, 1.0])
+    # The reference tests' JAX entry point (fitted with scipy here), from the text alone.
+    text = "params[0]*np.exp(-params[1]*x)"
+    params, n_chi2 = llmlex.fit.fit_curve_with_guess_jax(
+        X, 2.5 * np.exp(-0.7 * X), None, [1.0, 1.0], numpy_curve_str=text
+    )
+    assert np.isfinite(n_chi2) and len(params) == 2 and np.allclose(params, [2.5, 0.7])
 
 
 def test_get_n_chi_squared_and_from_predictions():

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import REFUSAL, StyledReplies
+from reference_helpers import REFUSAL, StyledReplies
 
 import llmlex
 from llmlex.exceptions import NoValidAnsatzError
