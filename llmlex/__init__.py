@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from llmlex._clientspec import ClientSpec
 from llmlex._version import __version__
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import LLMLExError
@@ -37,6 +38,7 @@ from llmlex.genetic import GeneticRun, RunStats, arun_genetic, run_genetic, sing
 __all__ = [
     "KANLEX",
     "Ansatz",
+    "ClientSpec",
     "FitResult",
     "GeneticRun",
     "LLMLExError",

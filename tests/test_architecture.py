@@ -37,7 +37,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # persistence
         "persist",
         # proposers: offline, LLM (one call module), images, reply cache
-        "proposer cache images _llmcall _extract llm _offline_linear offline",
+        "proposer cache images _clientspec _llmcall _extract llm _offline_linear offline",
         # the search
         "_settings _search _polish _genetic_loop genetic",
         # the KAN pipeline (torch and pykan only in _kan_torch)
