@@ -17,6 +17,7 @@ networks: ``llmlex.KANLEX`` and ``llmlex.kan_to_symbolic`` (extra ``llmlex[kan]`
 
 Modules: :mod:`llmlex.images` (plots), :mod:`llmlex.llm` (prompts and calls),
 :mod:`llmlex.fit` (score and fitting), :mod:`llmlex.genetic` (the search),
+:mod:`llmlex.batch` (many data sets on a process pool, Dask or Ray),
 :mod:`llmlex.kan` (KANs), :mod:`llmlex.ansatz` (the safe expression language),
 :mod:`llmlex.persist` (saving results), :mod:`llmlex.export` and :mod:`llmlex.plots`,
 :mod:`llmlex.exceptions` (every error).  They are doors to private modules arranged in
@@ -47,6 +48,7 @@ __all__ = [
     "RunStats",
     "__version__",
     "arun_genetic",
+    "arun_many",
     "fit_ansatz",
     "kan_to_symbolic",
     "load_result",
@@ -56,6 +58,7 @@ __all__ = [
     "plot_result",
     "report",
     "run_genetic",
+    "run_many",
     "save_result",
     "score",
     "single_call",
@@ -65,6 +68,7 @@ __all__ = [
 # slow (or optional) imports that `import llmlex` must not pay for.
 _LAZY_MODULES = {
     "ansatz",
+    "batch",
     "cache",
     "estimator",
     "exceptions",
@@ -82,11 +86,13 @@ _LAZY_NAMES = {
     "KANLEX": "llmlex.kan",
     "LLMLExRegressor": "llmlex.estimator",
     "ReplyCache": "llmlex.cache",
+    "arun_many": "llmlex.batch",
     "kan_to_symbolic": "llmlex.kan",
     "load_result": "llmlex.persist",
     "plot_pareto": "llmlex.plots",
     "plot_result": "llmlex.plots",
     "report": "llmlex.export",
+    "run_many": "llmlex.batch",
     "save_result": "llmlex.persist",
 }
 

@@ -27,12 +27,13 @@ import inspect
 import json
 import logging
 import math
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmlex._aio import run_sync
 from llmlex._clientspec import ClientSpec, is_openai_client
@@ -43,9 +44,6 @@ from llmlex.exceptions import (
     LLMError,
     LLMModelNotFoundError,
 )
-
-if TYPE_CHECKING:
-    import os
 
 __all__ = [
     "Budgets",
@@ -654,6 +652,7 @@ def _reply_from(completion: Any) -> Reply:
 
 
 _SYNC_EXECUTOR: ThreadPoolExecutor | None = None
+_SYNC_EXECUTOR_PID = 0
 _SYNC_EXECUTOR_LOCK = threading.Lock()
 # Blocking calls of synchronous clients run here rather than in asyncio's default pool,
 # whose size (min(32, cpu + 4): 6 on two cores) would silently cap the concurrency of a
@@ -662,9 +661,12 @@ _SYNC_WORKERS = 64
 
 
 def _sync_executor() -> ThreadPoolExecutor:
-    global _SYNC_EXECUTOR
+    global _SYNC_EXECUTOR, _SYNC_EXECUTOR_PID
     with _SYNC_EXECUTOR_LOCK:
-        if _SYNC_EXECUTOR is None:
+        # A process forked from one that had the pool (a fork-based process pool) has
+        # the pool object without its threads: work queued there would never run.
+        if _SYNC_EXECUTOR is None or os.getpid() != _SYNC_EXECUTOR_PID:
+            _SYNC_EXECUTOR_PID = os.getpid()
             _SYNC_EXECUTOR = ThreadPoolExecutor(
                 max_workers=_SYNC_WORKERS, thread_name_prefix="llmlex-llm"
             )
