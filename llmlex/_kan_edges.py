@@ -324,9 +324,10 @@ def kan_to_symbolic(
     ----------
     model : kan.MultKAN
         The trained network (``KAN`` is ``MultKAN`` in pykan 0.2.8).
-    client : openai client or None
+    client : openai client, ClientSpec or None
         ``None`` runs offline; with a client the LLM is asked only for edges that the
         constant, the line and the offline proposer leave above ``exit_condition``.
+        With an ``executor`` of other processes, a :class:`~llmlex.ClientSpec`.
     gpt_model : str
         Model name for the LLM.
     exit_condition : float or None

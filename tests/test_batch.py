@@ -151,6 +151,28 @@ def test_a_killed_dask_worker_costs_a_retry_not_the_batch(serial, worker_path, t
     assert _fingerprint(batch) == _fingerprint(serial)
 
 
+def test_a_killed_pool_process_fails_its_data_sets_and_a_rerun_resumes(serial, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    batch = llmlex.run_many(
+        _datasets(),
+        max_workers=2,
+        checkpoint_dir=ckpt,
+        callback=KillOnce(tmp_path / "killed"),
+        progress=False,
+        **OPTIONS,
+    )
+    # A process pool cannot replace a dead process: the data sets it still held fail
+    # (BrokenProcessPool), those finished before stand.
+    failed = batch.failed
+    assert failed and all("BrokenProcessPool" in i.error for i in failed)
+    again = llmlex.run_many(_datasets(), max_workers=2, checkpoint_dir=ckpt, progress=False,
+                            **OPTIONS)  # fmt: skip
+    statuses = [i.status for i in again]
+    assert set(statuses) <= {"loaded", "done"}
+    assert statuses.count("done") == len(failed)
+    assert _fingerprint(again) == _fingerprint(serial)
+
+
 def test_ray_gives_the_sequential_results(serial, worker_path):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra (llmlex[ray])")
     ray.init(
