@@ -344,6 +344,8 @@ class Plan:
         budgets: tuple[int | None, int | None, float | None],
         run_options: Mapping[str, Any],
     ) -> None:
+        if "checkpoint" in run_options:
+            raise TypeError("run_many() takes checkpoint_dir= (one file per data set there)")
         check_keywords(run_options, known=_PASSED, func="run_many")
         data = _as_datasets(datasets)
         n = len(data)

@@ -269,6 +269,8 @@ def test_bad_input_is_refused_before_anything_runs():
         llmlex.run_many([(x, x), (x, x[:5])], executor="serial")
     with pytest.raises(TypeError, match="did you mean 'population_size'"):
         llmlex.run_many([(x, x)], executor="serial", population=3)
+    with pytest.raises(TypeError, match="checkpoint_dir="):
+        llmlex.run_many([(x, x)], executor="serial", checkpoint="a.json")
     with pytest.raises(TypeError, match="unexpected keyword argument 'sigma'"):
         llmlex.run_many([(x, x)], executor="serial", sigma=0.1)
     with pytest.raises(ValueError, match="2 values for 1 data sets"):
