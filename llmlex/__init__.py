@@ -17,6 +17,7 @@ networks: ``llmlex.KANLEX`` and ``llmlex.kan_to_symbolic`` (extra ``llmlex[kan]`
 
 Modules: :mod:`llmlex.images` (plots), :mod:`llmlex.llm` (prompts and calls),
 :mod:`llmlex.fit` (score and fitting), :mod:`llmlex.genetic` (the search),
+:mod:`llmlex.batch` (many data sets on a process pool, Dask or Ray),
 :mod:`llmlex.kan` (KANs), :mod:`llmlex.ansatz` (the safe expression language),
 :mod:`llmlex.persist` (saving results), :mod:`llmlex.export` and :mod:`llmlex.plots`,
 :mod:`llmlex.exceptions` (every error).  They are doors to private modules arranged in
@@ -33,6 +34,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from llmlex._clientspec import ClientSpec
 from llmlex._version import __version__
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import LLMLExError
@@ -42,6 +44,7 @@ from llmlex.genetic import GeneticRun, RunStats, arun_genetic, run_genetic, sing
 __all__ = [
     "KANLEX",
     "Ansatz",
+    "ClientSpec",
     "FitResult",
     "GeneticRun",
     "LLMLExError",
@@ -50,6 +53,7 @@ __all__ = [
     "RunStats",
     "__version__",
     "arun_genetic",
+    "arun_many",
     "fit_ansatz",
     "kan_to_symbolic",
     "load_result",
@@ -59,6 +63,7 @@ __all__ = [
     "plot_result",
     "report",
     "run_genetic",
+    "run_many",
     "save_result",
     "score",
     "single_call",
@@ -68,6 +73,7 @@ __all__ = [
 # slow (or optional) imports that `import llmlex` must not pay for.
 _LAZY_MODULES = {
     "ansatz",
+    "batch",
     "cache",
     "estimator",
     "exceptions",
@@ -101,11 +107,13 @@ _LAZY_NAMES = {
     "KANLEX": "llmlex.kan",
     "LLMLExRegressor": "llmlex.estimator",
     "ReplyCache": "llmlex.cache",
+    "arun_many": "llmlex.batch",
     "kan_to_symbolic": "llmlex.kan",
     "load_result": "llmlex.persist",
     "plot_pareto": "llmlex.plots",
     "plot_result": "llmlex.plots",
     "report": "llmlex.export",
+    "run_many": "llmlex.batch",
     "save_result": "llmlex.persist",
 }
 

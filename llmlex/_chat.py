@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmlex._aio import run_sync
+from llmlex._clientspec import ClientSpec
 from llmlex._llmcall import is_async_client
 from llmlex._prompts import DEFAULT_SYSTEM_PROMPT
 
@@ -94,8 +95,8 @@ def call_model(
 
     Parameters
     ----------
-    client : openai.OpenAI or openai.AsyncOpenAI
-        The client (an async one is awaited on a private event loop).
+    client : openai.OpenAI, openai.AsyncOpenAI or ClientSpec
+        The client (an async one is awaited on a private event loop; a spec is built).
     model : str
         The model name.
     image : str
@@ -111,6 +112,7 @@ def call_model(
         As the client returns it (``response.choices[0].message.content`` is the text).
         The client's errors (``openai.APIError`` and its subclasses) go through.
     """
+    client = client.build() if isinstance(client, ClientSpec) else client
     create = client.chat.completions.create
     kwargs = {
         "model": model,
@@ -126,6 +128,7 @@ async def async_call_model(
     client: Any, model: str, image: str, prompt: str, system_prompt: str | None = None
 ) -> Any:
     """:func:`call_model` as a coroutine (a blocking client runs in a worker thread)."""
+    client = client.build() if isinstance(client, ClientSpec) else client
     create = client.chat.completions.create
     kwargs = {
         "model": model,
@@ -139,6 +142,7 @@ async def async_call_model(
 
 def _key_info(client: Any) -> tuple[int, Any]:
     """``GET {base_url}/auth/key`` (OpenRouter's key endpoint): status and JSON or text."""
+    client = client.build() if isinstance(client, ClientSpec) else client
     url = f"{str(client.base_url).rstrip('/')}/auth/key"
     log.debug("Checking API key usage limit")
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {client.api_key}"})

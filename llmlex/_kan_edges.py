@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmlex._clientspec import is_openai_client
 from llmlex._forms import EDGE_LIBRARY, Form
 from llmlex._kan_assembly import output_sensitivity
 from llmlex._kan_checkpoint import EdgeCheckpoint
@@ -48,6 +49,7 @@ from llmlex._kan_types import (
     KANEdges,
     Key,
 )
+from llmlex._llmcall import unpicklable_client_error
 from llmlex.exceptions import DataError, NoValidAnsatzError
 from llmlex.fit import FitResult, fit_ansatz
 from llmlex.genetic import run_genetic
@@ -307,6 +309,7 @@ def kan_to_symbolic(
     search: bool = True,
     edge_time_budget: float | None = None,
     cache: Any = None,
+    executor: concurrent.futures.Executor | None = None,
     **reference_options: Any,
 ) -> KANEdges:
     """Regress every active edge of a trained pykan KAN as a univariate problem.
@@ -321,9 +324,10 @@ def kan_to_symbolic(
     ----------
     model : kan.MultKAN
         The trained network (``KAN`` is ``MultKAN`` in pykan 0.2.8).
-    client : openai client or None
+    client : openai client, ClientSpec or None
         ``None`` runs offline; with a client the LLM is asked only for edges that the
         constant, the line and the offline proposer leave above ``exit_condition``.
+        With an ``executor`` of other processes, a :class:`~llmlex.ClientSpec`.
     population, generations : int, optional
         Children per generation and generations of each edge's genetic search (default
         10 and 3).  ``population_size`` and ``num_of_generations`` (the names of
@@ -384,6 +388,17 @@ def kan_to_symbolic(
     cache : ReplyCache, str, path-like or None
         On-disk cache of LLM replies shared by every edge's search (see
         :func:`llmlex.run_genetic`): a request answered before costs no call.
+    executor : concurrent.futures.Executor, optional
+        Regress the edges there instead of on this process's thread pool: a
+        :class:`~concurrent.futures.ProcessPoolExecutor`, Dask's
+        ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`.  Each edge travels
+        as its own task (its points, seed and options, the ``regressor`` -- which must
+        then pickle, as :func:`regress_edge` and a :func:`functools.partial` of it do --
+        and the client, a :class:`~llmlex.ClientSpec` for other processes); the
+        network stays here, and so do the checkpoint (written here as each edge comes
+        back) and the fits of the assembly (each is about a millisecond).  Every edge has
+        its own seed, so the edges are the same on any executor.  ``max_concurrency``
+        and ``use_async`` then do not apply: the executor sets the parallelism.
     **reference_options
         Accepted for compatibility with the reference library (``plot_fit``,
         ``plot_parents``, ``demonstrate_parent_plotting``, ``constant_on_failure``); plots
@@ -463,9 +478,10 @@ def kan_to_symbolic(
         results.update(store.done)
         tasks = [t for t in tasks if t.key not in store.done]
 
-    def run_one(task: EdgeTask) -> EdgeResult:
-        t = time.perf_counter()
-        ef = regress(task)
+    if executor is not None and client is not None and is_openai_client(client):
+        raise unpicklable_client_error(client)
+
+    def finish(task: EdgeTask, ef: EdgeFit, seconds: float) -> EdgeResult:
         res = EdgeResult(
             *task.key,
             status="fitted",
@@ -476,7 +492,7 @@ def kan_to_symbolic(
             x_range=(float(np.min(task.x)), float(np.max(task.x))),
             llm_calls=ef.llm_calls,
             llm_calls_saved=ef.llm_calls_saved,
-            time=time.perf_counter() - t,
+            time=seconds,
             alternatives=edge_alternatives(task, ef.fit, ef.candidates),
         )
         if store is not None:
@@ -487,7 +503,14 @@ def kan_to_symbolic(
             )
         return res
 
-    for res in _run_all(run_one, tasks, use_async, max_concurrency):
+    def run_one(task: EdgeTask) -> EdgeResult:
+        return finish(task, *_timed(regress, task))
+
+    if executor is None:
+        done = _run_all(run_one, tasks, use_async, max_concurrency)
+    else:
+        done = _run_on(executor, regress, finish, tasks)
+    for res in done:
         results[res.key] = res
     elapsed = time.perf_counter() - t0
     if store is not None:
@@ -543,6 +566,34 @@ def _run_all(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _timed(regress: EdgeRegressor, task: EdgeTask) -> tuple[EdgeFit, float]:
+    """``regress(task)`` and the seconds it took (module-level: it travels by name)."""
+    t = time.perf_counter()
+    fit = regress(task)
+    return fit, time.perf_counter() - t
+
+
+def _run_on(
+    executor: concurrent.futures.Executor,
+    regress: EdgeRegressor,
+    finish: Callable[[EdgeTask, EdgeFit, float], EdgeResult],
+    tasks: Sequence[EdgeTask],
+) -> Iterator[EdgeResult]:
+    """Each edge's regression as a task of ``executor``; each finished here as it returns
+    (checkpointed at once), in the order they complete."""
+    futures = {executor.submit(_timed, regress, task): task for task in tasks}
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            fit, seconds = future.result()
+            yield finish(futures[future], fit, seconds)
+    except BaseException:
+        # An edge failed or the caller interrupted: start no further edge (those running
+        # finish on their workers; their results are not waited for).
+        for future in futures:
+            future.cancel()
+        raise
 
 
 #: Options of the reference library accepted for compatibility (no plots are drawn).

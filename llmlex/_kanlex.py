@@ -15,6 +15,7 @@ refits of the formula's constants, and the held-out score candidates are judged 
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import shutil
@@ -508,6 +509,7 @@ class KANLEX(ReferenceMethods):
         edge_time_budget: float | None = None,
         separable_time: float = 30.0,
         cache: Any = None,
+        executor: concurrent.futures.Executor | None = None,
         **reference_options: Any,
     ) -> tuple[list[str], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
@@ -555,6 +557,11 @@ class KANLEX(ReferenceMethods):
         a limit makes the result depend on the machine's speed).
 
         ``cache``: an on-disk reply cache for every LLM call (edges and simplification).
+
+        ``executor``: regress the edges on this :class:`concurrent.futures.Executor` (a
+        process pool, Dask's ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`)
+        instead of threads here; see :func:`kan_to_symbolic`.  The network's training,
+        the structure tests and the assembly stay in this process.
 
         ``checkpoint`` (a JSON file) and ``resume``: see :func:`kan_to_symbolic`.  Every
         edge is recorded as soon as it is regressed; calling again after an interruption
@@ -608,6 +615,7 @@ class KANLEX(ReferenceMethods):
             search=search,
             edge_time_budget=edge_time_budget,
             cache=cache,
+            executor=executor,
         )
         self.results = symbolic_from_edges(
             self.model,

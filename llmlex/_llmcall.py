@@ -27,14 +27,16 @@ import inspect
 import json
 import logging
 import math
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmlex._aio import run_sync
+from llmlex._clientspec import ClientSpec, is_openai_client
 from llmlex.cache import ReplyCache, as_cache, request_key
 from llmlex.exceptions import (
     LLMAuthenticationError,
@@ -42,9 +44,6 @@ from llmlex.exceptions import (
     LLMError,
     LLMModelNotFoundError,
 )
-
-if TYPE_CHECKING:
-    import os
 
 __all__ = [
     "Budgets",
@@ -56,6 +55,7 @@ __all__ = [
     "check_client",
     "check_prices",
     "is_async_client",
+    "unpicklable_client_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,15 @@ class Ledger:
         self._lock = threading.Lock()
         self.set_price(price)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]  # locks do not pickle; a new one is made on loading
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return (
             f"Ledger(calls={self.calls}, tokens={self.prompt_tokens + self.completion_tokens}, "
@@ -325,12 +334,25 @@ class Ledger:
 
 
 def check_client(client: Any) -> None:
-    """Raise :class:`TypeError` unless ``client`` looks like an OpenAI client."""
+    """Raise :class:`TypeError` unless ``client`` looks like an OpenAI client or is a
+    :class:`~llmlex.ClientSpec`."""
+    if isinstance(client, ClientSpec):
+        return
     if client is None or not hasattr(client, "chat"):
         raise TypeError(
-            "client must be an openai.OpenAI or openai.AsyncOpenAI instance, "
-            f"got {type(client).__name__}"
+            "client must be an openai.OpenAI or openai.AsyncOpenAI instance or a "
+            f"llmlex.ClientSpec, got {type(client).__name__}"
         )
+
+
+def unpicklable_client_error(client: Any) -> TypeError:
+    """The error for an ``openai`` client that was to be sent to another process."""
+    return TypeError(
+        f"an {type(client).__name__} client cannot be sent to another process (it holds "
+        "locks, connections and the API key): pass llmlex.ClientSpec(base_url=..., "
+        "api_key_env=...) instead, and each process builds its own client from its own "
+        "environment"
+    )
 
 
 class LLMCall:
@@ -338,8 +360,11 @@ class LLMCall:
 
     Parameters
     ----------
-    client : openai.OpenAI or openai.AsyncOpenAI
-        Any OpenAI-compatible client; its retries and timeouts apply.
+    client : openai.OpenAI, openai.AsyncOpenAI or ClientSpec
+        Any OpenAI-compatible client; its retries and timeouts apply.  A
+        :class:`~llmlex.ClientSpec` is built into a client on the first call, in the
+        process that calls (so a pickled ``LLMCall`` carries the description, never a
+        client or a key).
     model : str
         Model name as the endpoint knows it.
     cache : ReplyCache, str, path-like or None
@@ -364,23 +389,55 @@ class LLMCall:
         ledger: Ledger | None = None,
     ) -> None:
         check_client(client)
-        self.client = client
+        self.spec = client if isinstance(client, ClientSpec) else None
+        self._client = None if self.spec is not None else client
         self.model = str(model)
         self.cache = as_cache(cache)
         self.ledger = ledger
-        self._async = is_async_client(client)
+        self._build_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LLMCall(model={self.model!r}, base_url={self.base_url!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_build_lock"]
+        if self.spec is not None:
+            state["_client"] = None  # rebuilt from the spec where it is used
+        elif is_openai_client(self._client):
+            raise unpicklable_client_error(self._client)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build_lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The client (built from the :class:`~llmlex.ClientSpec` on first use)."""
+        if self._client is None:
+            assert self.spec is not None
+            with self._build_lock:
+                if self._client is None:
+                    self._client = self.spec.build()
+        return self._client
+
+    @property
+    def _async(self) -> bool:
+        if self.spec is not None:
+            return self.spec.asynchronous
+        return is_async_client(self._client)
+
     @property
     def base_url(self) -> str:
         """The client's endpoint (for messages and cache keys)."""
-        return str(getattr(self.client, "base_url", "<unknown base_url>"))
+        if self._client is None and self.spec is not None:
+            return self.spec.url  # as the client will spell it, without building it
+        return str(getattr(self._client, "base_url", "<unknown base_url>"))
 
     def redact(self, text: str) -> str:
         """``text`` with the client's API key and anything key-like masked."""
-        key = getattr(self.client, "api_key", None)
+        key = getattr(self._client, "api_key", None)
         if isinstance(key, str) and len(key) >= 4:
             text = text.replace(key, "***")
         return _KEYLIKE.sub("***", text)
@@ -596,6 +653,7 @@ def _reply_from(completion: Any) -> Reply:
 
 
 _SYNC_EXECUTOR: ThreadPoolExecutor | None = None
+_SYNC_EXECUTOR_PID = 0
 _SYNC_EXECUTOR_LOCK = threading.Lock()
 # Blocking calls of synchronous clients run here rather than in asyncio's default pool,
 # whose size (min(32, cpu + 4): 6 on two cores) would silently cap the concurrency of a
@@ -604,9 +662,12 @@ _SYNC_WORKERS = 64
 
 
 def _sync_executor() -> ThreadPoolExecutor:
-    global _SYNC_EXECUTOR
+    global _SYNC_EXECUTOR, _SYNC_EXECUTOR_PID
     with _SYNC_EXECUTOR_LOCK:
-        if _SYNC_EXECUTOR is None:
+        # A process forked from one that had the pool (a fork-based process pool) has
+        # the pool object without its threads: work queued there would never run.
+        if _SYNC_EXECUTOR is None or os.getpid() != _SYNC_EXECUTOR_PID:
+            _SYNC_EXECUTOR_PID = os.getpid()
             _SYNC_EXECUTOR = ThreadPoolExecutor(
                 max_workers=_SYNC_WORKERS, thread_name_prefix="llmlex-llm"
             )

@@ -25,7 +25,7 @@ import ast
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -438,6 +438,11 @@ class Ansatz:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Ansatz) and other.text == self.text
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The compiled closures do not pickle: the normal-form text is parsed again (by
+        # the safe parser: a pickle carries no code), keeping the original indices.
+        return (_rebuild_ansatz, (self.text, self.source_indices))
+
     def __hash__(self) -> int:
         return hash(self.text)
 
@@ -536,6 +541,11 @@ def _node_count_ast(tree: ast.AST) -> int:
 
 
 _LAMBDA_HEAD = re.compile(r"^\s*lambda\s+[^:]*:\s*")
+
+
+def _rebuild_ansatz(text: str, source_indices: tuple[int, ...]) -> Ansatz:
+    """An unpickled :class:`Ansatz`: its text parsed again (see ``Ansatz.__reduce__``)."""
+    return replace(parse_ansatz(text), source_indices=tuple(source_indices))
 
 
 def parse_ansatz(text: str, *, allowed_functions: Sequence[str] | None = None) -> Ansatz:

@@ -133,6 +133,17 @@ class ReplyCache:
     def __repr__(self) -> str:
         return f"ReplyCache({str(self.path)!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled cache is its directory (each process counts its own hits and misses);
+        # the lock does not pickle.  Another process opening it is safe: see the module.
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = Path(state["path"])
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
     def _file(self, key: str) -> Path:
         if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
             raise ValueError(f"cache keys are hex digests, got {key[:80]!r}")

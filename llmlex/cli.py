@@ -1,4 +1,6 @@
-"""The ``llmlex`` command: ``llmlex demo`` and ``llmlex fit data.csv --x COL --y COL``.
+"""The ``llmlex`` command: ``llmlex demo``, ``llmlex fit data.csv --x COL --y COL`` and
+``llmlex batch DIR_OR_GLOB --x COL --y COL --out results/`` (one search per file, on a
+process pool or a Dask cluster, resumable).
 
 Results go to stdout, progress and errors to stderr.  Errors a user can fix (a missing
 file or column, non-numeric cells, too few rows) end with one line and exit status 2.
@@ -11,6 +13,9 @@ environment or from the ``.env`` file of the working directory.
 from __future__ import annotations
 
 import argparse
+import csv
+import glob
+import io
 import json
 import logging
 import math
@@ -23,10 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from llmlex._clientspec import OPENROUTER_URL, ClientSpec
 from llmlex._jsonio import write_atomic
 from llmlex._uncertainty import format_value
 from llmlex._validation import check_sigma, check_xy
 from llmlex._version import __version__
+from llmlex.batch import BatchResult, run_many
 from llmlex.exceptions import LLMLExError, UsageError
 from llmlex.genetic import run_genetic
 
@@ -159,10 +166,7 @@ def _column_index(spec: str, header: list[str] | None, width: int, path: Path) -
     raise UsageError(f"{path}: no column {spec!r}{known}")
 
 
-def _client(args: argparse.Namespace) -> Any:
-    """An OpenAI-compatible client when a model was asked for, else None (offline)."""
-    if args.model is None:
-        return None
+def _load_dotenv() -> None:
     try:
         from dotenv import find_dotenv, load_dotenv
 
@@ -175,6 +179,13 @@ def _client(args: argparse.Namespace) -> Any:
             load_dotenv(dotenv)
     except ImportError:  # pragma: no cover - python-dotenv is a dependency
         pass
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """An OpenAI-compatible client when a model was asked for, else None (offline)."""
+    if args.model is None:
+        return None
+    _load_dotenv()
     import openai
 
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -292,36 +303,47 @@ def _show(
         f"call(s), {stats.total_tokens} tokens; {run.stop_reason}\n"
     )
     if args.out:
-        payload = {
-            "formula": best.formula(),
-            "best": best.to_dict(),
-            "complexity": best.complexity,
-            "columns": _columns(args),
-            "seed": args.seed,
-            "llmlex_version": __version__,
-            "pareto_front": [r.to_dict() for r in run.pareto_front],
-            "stats": {
-                "calls": stats.calls,
-                "prompt_tokens": stats.prompt_tokens,
-                "completion_tokens": stats.completion_tokens,
-                "failures": dict(stats.failures),
-                "generations": stats.generations,
-                "time": stats.time,
-            },
-            "proposer": run.proposer,
-            "stop_reason": run.stop_reason,
-            "partial": partial,
-        }
+        payload = _payload(args, run, partial)
         # Atomic: a second Ctrl-C while writing leaves the old file or the new, not a part.
-        # Strict JSON: a value that is not finite (an undetermined error) is written as
-        # the string "nan", "inf" or "-inf", as llmlex's own files do.
-        text = json.dumps(_finite_json(payload), indent=2, allow_nan=False)
-        write_atomic(args.out, text + "\n")
+        _write_json(args.out, payload)
         sys.stdout.write(f"  result:     {args.out}\n")
 
 
+def _write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically, as strict JSON: a value that is not finite (an
+    undetermined error) is written as the string "nan", "inf" or "-inf", as llmlex's
+    own files do."""
+    text = json.dumps(_finite_json(payload), indent=2, allow_nan=False)
+    write_atomic(path, text + "\n")
+
+
+def _payload(args: argparse.Namespace, run: Any, partial: bool) -> dict[str, Any]:
+    """What ``--out`` holds for one run: the formula, its fit, the search's record."""
+    best, stats = run.best, run.stats
+    return {
+        "formula": best.formula(),
+        "best": best.to_dict(),
+        "complexity": best.complexity,
+        "columns": _columns(args),
+        "seed": args.seed,
+        "llmlex_version": __version__,
+        "pareto_front": [r.to_dict() for r in run.pareto_front],
+        "stats": {
+            "calls": stats.calls,
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            "failures": dict(stats.failures),
+            "generations": stats.generations,
+            "time": stats.time,
+        },
+        "proposer": run.proposer,
+        "stop_reason": run.stop_reason,
+        "partial": partial,
+    }
+
+
 def _columns(args: argparse.Namespace) -> dict[str, str] | None:
-    if getattr(args, "file", None) is None:
+    if getattr(args, "x", None) is None:
         return None
     cols = {"x": args.x, "y": args.y}
     if args.yerr is not None:
@@ -372,6 +394,158 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Files a directory given to ``llmlex batch`` contributes (other files are ignored).
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".dat")
+
+
+def _inputs(spec: str) -> list[Path]:
+    """The tables of ``llmlex batch``: a directory's, or a glob pattern's, sorted."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
+    else:
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+    if not files:
+        raise UsageError(f"no data files in {spec!r} (a directory of tables or a glob pattern)")
+    stems = [p.stem for p in files]
+    twins = sorted({s for s in stems if stems.count(s) > 1})
+    if twins:
+        raise UsageError(f"two input files share the name {twins[0]!r}: results go by name")
+    return files
+
+
+def _client_spec(args: argparse.Namespace) -> ClientSpec | None:
+    """The workers' client, as a description: its key stays in each worker's environment."""
+    if args.model is None:
+        return None
+    _load_dotenv()
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    if base_url is None and os.environ.get("OPENROUTER_API_KEY"):
+        base_url = OPENROUTER_URL
+    if base_url and "openrouter.ai" in base_url:
+        env: str | None = "OPENROUTER_API_KEY"
+    elif os.environ.get("OPENAI_API_KEY"):
+        env = "OPENAI_API_KEY"
+    elif os.environ.get("OPENROUTER_API_KEY"):
+        env = "OPENROUTER_API_KEY"
+    elif base_url is not None:
+        env = None  # local servers (Ollama, vLLM, llama.cpp) ignore the key
+    else:
+        raise UsageError(
+            "--model needs an API key: set OPENROUTER_API_KEY or OPENAI_API_KEY "
+            "(environment or .env), or give --base-url of a local server"
+        )
+    return ClientSpec(base_url=base_url, api_key_env=env, max_retries=args.retries)
+
+
+def _executor(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(executor, what to close)`` of ``llmlex batch``: a Dask cluster's or the default."""
+    if args.scheduler is None:
+        return None, None
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError('--scheduler needs Dask: pip install "llmlex[dask]"') from None
+    try:
+        client = distributed.Client(args.scheduler, timeout=30)
+    except (OSError, TimeoutError) as err:
+        raise UsageError(f"cannot reach the Dask scheduler at {args.scheduler}: {err}") from None
+    return client.get_executor(), client
+
+
+def _batch(args: argparse.Namespace) -> int:
+    files = _inputs(args.inputs)
+    datasets: dict[str, dict[str, np.ndarray]] = {}
+    for path in files:
+        cols = [args.x, args.y] + ([args.yerr] if args.yerr is not None else [])
+        values = read_columns(path, *cols, dropna=args.dropna)
+        try:
+            x, y = check_xy(values[0], values[1])
+            sigma = None if args.yerr is None else check_sigma(values[2], x.size)
+        except LLMLExError as err:
+            raise UsageError(f"{path}: {err}") from None
+        datasets[path.stem] = {"x": x, "y": y, "sigma": sigma}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    executor, closing = _executor(args)
+    where = f"Dask at {args.scheduler}" if executor is not None else "a process pool"
+    sys.stderr.write(f"llmlex batch: {len(datasets)} data set(s) on {where}\n")
+    try:
+        result = run_many(
+            datasets,
+            executor=executor,
+            max_workers=args.workers,
+            client=_client_spec(args),
+            seed=args.seed,
+            checkpoint_dir=out / "checkpoints",
+            progress=not args.quiet,
+            absolute_sigma=args.yerr is not None,
+            population_size=args.population_size,
+            num_of_generations=args.num_of_generations,
+            model=args.model or "offline",
+            patience=args.patience,
+            time_budget=args.time_budget,
+            hints=tuple(args.hints or ()),
+            allowed_functions=args.allowed_functions,
+        )
+    except KeyboardInterrupt as exc:
+        partial = getattr(exc, "partial_result", None)
+        if partial is not None:
+            _batch_outputs(args, out, partial)
+            sys.stderr.write("llmlex: batch interrupted; run the same command again to resume it\n")
+        raise
+    finally:
+        if closing is not None:
+            closing.close()
+    _batch_outputs(args, out, result)
+    if result.failed:
+        sys.stderr.write(
+            f"llmlex: {len(result.failed)} of {len(result)} data set(s) failed (see "
+            f"{out / 'summary.csv'}); run the same command again to retry them\n"
+        )
+        return 2
+    return 0
+
+
+#: Columns of ``summary.csv`` and of the table on stdout (the table shows the first six).
+SUMMARY_COLUMNS = (
+    "name", "status", "formula", "nchi2", "reduced_chi2", "time",
+    "complexity", "calls", "generations", "stop_reason", "error",
+)  # fmt: skip
+
+
+def _batch_outputs(args: argparse.Namespace, out: Path, result: BatchResult) -> None:
+    """Each finished data set's JSON, ``summary.csv``, and the table on stdout."""
+    for item in result:
+        if item.ok and item.run is not None:
+            payload = _payload(args, item.run, partial=False)
+            payload.update(seed=item.seed, batch_seed=args.seed, name=item.name)
+            _write_json(out / f"{item.name}.json", payload)
+    rows = result.summary()
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: _cell(row[k]) for k in SUMMARY_COLUMNS} for row in rows)
+    write_atomic(out / "summary.csv", buffer.getvalue())
+    shown = SUMMARY_COLUMNS[:6]
+    table = [[_cell(row[k], short=True) for k in shown] for row in rows]
+    widths = [max(len(h), *(len(r[k]) for r in table)) for k, h in enumerate(shown)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(shown, widths, strict=True)).rstrip()]
+    for r in table:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    done = sum(1 for item in result if item.ok)
+    lines.append(f"{done} of {len(result)} data set(s) done in {result.time:.1f} s")
+    lines.append(f"results: {out}{os.sep} (summary.csv, one JSON per data set)")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _cell(value: Any, *, short: bool = False) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if short else repr(value)
+    text = str(value)
+    return text[:60] + "..." if short and len(text) > 63 else text
+
+
 class _DefaultsShown(argparse.HelpFormatter):
     """Help that names each option's default, where it has one worth saying."""
 
@@ -393,7 +567,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmlex {__version__}")
     sub = parser.add_subparsers(dest="command")
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, *, out: bool = True) -> None:
         p.add_argument("--model", help="LLM model name; omit to run offline")
         p.add_argument("--base-url", help="OpenAI-compatible endpoint (default from env)")
         # Option names follow run_genetic's keywords; the short forms stay as aliases.
@@ -440,7 +614,8 @@ def _parser() -> argparse.ArgumentParser:
             metavar="NAME",
             help="the only functions an ansatz may use, e.g. --allowed-functions exp sin",
         )
-        p.add_argument("--out", help="write the result as JSON to this file")
+        if out:
+            p.add_argument("--out", help="write the result as JSON to this file")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     fmt = _DefaultsShown
@@ -470,6 +645,34 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--png", help="also write a plot of data and fit")
     common(fit)
     fit.set_defaults(func=_fit)
+
+    batch = sub.add_parser(
+        "batch",
+        help="find a formula for each table of a directory (or glob), resumably",
+        formatter_class=fmt,
+    )
+    batch.add_argument("inputs", metavar="DIR_OR_GLOB", help="a directory of tables or a glob")
+    batch.add_argument("--x", required=True, help="x column: header name or 0-based index")
+    batch.add_argument("--y", required=True, help="y column: header name or 0-based index")
+    batch.add_argument("--yerr", help="column of the error bars of y (absolute)")
+    batch.add_argument("--dropna", action="store_true", help="drop rows with a missing value")
+    batch.add_argument(
+        "--out",
+        required=True,
+        help="results directory: one JSON per data set, summary.csv, checkpoints/ (run "
+        "the same command again to resume: finished data sets are loaded, not rerun)",
+    )
+    batch.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a Dask cluster, e.g. tcp://host:8786 (its workers need llmlex, and "
+        "the API key in their own environment)",
+    )
+    batch.add_argument(
+        "--workers", type=int, help="processes of the local pool (default: CPU count)"
+    )
+    common(batch, out=False)
+    batch.set_defaults(func=_batch)
     return parser
 
 

@@ -14,6 +14,7 @@ torch and pykan for the multivariate path); importing this module without it rai
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import itertools
 import logging
@@ -148,8 +149,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    client : openai.OpenAI, openai.AsyncOpenAI or None
-        Language-model client; ``None`` runs offline, with no network.
+    client : openai.OpenAI, openai.AsyncOpenAI, ClientSpec or None
+        Language-model client; ``None`` runs offline, with no network.  A
+        :class:`~llmlex.ClientSpec` keeps the estimator picklable and clonable (and is
+        what worker processes need).
     model : str
         Model name sent to the API.
     population_size, num_of_generations : int
@@ -280,7 +283,14 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LLMLExRegressor:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> LLMLExRegressor:
         """Search for a formula ``y = f(X)``.
 
         Parameters
@@ -303,6 +313,13 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             ``1/sqrt(w)`` weight the network's training, the constants' refits and the
             held-out scores (:meth:`llmlex.kan.KANLEX.set_dataset`); the result's
             ``chi2_train`` is then ``sum(w * (y - f)**2)``.
+        executor : concurrent.futures.Executor, optional
+            KAN path: regress the network's edges there (a process pool, Dask's
+            ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`; see
+            :func:`llmlex.kan.kan_to_symbolic`); the training and assembly stay here.  A
+            fit option rather than a parameter, so that :func:`sklearn.base.clone`
+            (which copies parameters) never copies an executor.  For worker processes
+            give the estimator a :class:`~llmlex.ClientSpec`, not an ``openai`` client.
 
         Returns
         -------
@@ -344,7 +361,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 sigma = None if w is None else estimate_noise(X[:, 0], y, weights=w) / np.sqrt(w)
                 self._fit_univariate(X[:, 0], y, seed, names[0], sigma)
         else:
-            self._fit_kan(X, y, seed, names, None if w is None else 1.0 / np.sqrt(w))
+            sigma = None if w is None else 1.0 / np.sqrt(w)
+            self._fit_kan(X, y, seed, names, sigma, executor=executor)
         return self
 
     def _fit_constant(self, value: float, message: str) -> None:
@@ -402,6 +420,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         seed: int,
         names: list[str],
         sigma: np.ndarray | None,
+        *,
+        executor: concurrent.futures.Executor | None = None,
     ) -> None:
         import time
 
@@ -466,6 +486,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                     time_budget=edge_budget,
                     patience=self.patience,
                 ),
+                executor=executor,
             )
             assert kl.results is not None
             result = kl.results[0]

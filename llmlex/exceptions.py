@@ -10,6 +10,7 @@ The hierarchy (every class also derives from the built-in that the error really 
     │   └── CheckpointError              a checkpoint that belongs to another run, or damaged
     ├── AssemblyError(RuntimeError)      a KAN's assembled formula does not reproduce it
     ├── UsageError(ValueError)           a bad command line or input file (``llmlex`` CLI)
+    ├── BatchError(RuntimeError)         data sets of a batch failed (``run_many``)
     ├── LLMError(RuntimeError)           the language model could not be used
     │   ├── LLMAuthenticationError       bad or missing API key (401 / 403)
     │   ├── LLMConnectionError           server unreachable or timing out
@@ -32,6 +33,7 @@ __all__ = [
     "AnsatzError",
     "AnsatzTooComplexError",
     "AssemblyError",
+    "BatchError",
     "CheckpointError",
     "DataError",
     "LLMAuthenticationError",
@@ -76,6 +78,11 @@ class AssemblyError(LLMLExError, RuntimeError):
 
 class UsageError(LLMLExError, ValueError):
     """A problem with the command line or the input file, reported in one line."""
+
+
+class BatchError(LLMLExError, RuntimeError):
+    """Data sets of a batch failed (:meth:`llmlex.batch.BatchResult.raise_for_failures`);
+    ``result`` is the whole batch, the finished data sets included."""
 
 
 class LLMError(LLMLExError, RuntimeError):

@@ -48,8 +48,9 @@ from llmlex._chat import (
     check_key_usage,
     get_prompt,
 )
+from llmlex._clientspec import is_openai_client
 from llmlex._extract import extract_proposals
-from llmlex._llmcall import LLMCall, check_client
+from llmlex._llmcall import LLMCall, check_client, unpicklable_client_error
 from llmlex._prompts import (
     DEFAULT_SYSTEM_PROMPT,
     build_first_prompt,
@@ -127,9 +128,12 @@ class LLMProposer:
 
     Parameters
     ----------
-    client : openai.OpenAI or openai.AsyncOpenAI
+    client : openai.OpenAI, openai.AsyncOpenAI or ClientSpec
         Any OpenAI-compatible client (OpenRouter, OpenAI, Ollama, vLLM, llama.cpp...).
-        Configure retries and timeouts on it (``max_retries=``, ``timeout=``).
+        Configure retries and timeouts on it (``max_retries=``, ``timeout=``).  A
+        :class:`~llmlex.ClientSpec` is built into a client on the first call, where the
+        call is made: a proposer made with one pickles (to a process pool, a Dask or Ray
+        worker) without any key.
     model : str
         Model name as the endpoint knows it.
     system_prompt : str, optional
@@ -205,6 +209,22 @@ class LLMProposer:
 
     def __repr__(self) -> str:
         return f"LLMProposer(model={self.model!r}, base_url={self.call.base_url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Locks and drawn images stay behind; the call carries a ClientSpec, never a
+        # built client (LLMCall refuses to pickle an openai client: it holds the key).
+        state = self.__dict__.copy()
+        for name in ("_images", "_images_lock", "_key_locks"):
+            del state[name]
+        if self.call.spec is None and is_openai_client(self.client):
+            raise unpicklable_client_error(self.client)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._images = _LRU(32)
+        self._images_lock = threading.Lock()
+        self._key_locks = {}
 
     @property
     def base_url(self) -> str:

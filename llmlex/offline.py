@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -353,6 +353,20 @@ class OfflineProposer:
         self.n_starts = int(n_starts)
         self._cache: dict[tuple[bytes, str, tuple[float, ...] | None], FitResult] = {}
         self._data: dict[bytes, _Data] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The caches are rebuilt on demand (same proposals: they only save work); the
+        # lock does not pickle.
+        state = self.__dict__.copy()
+        for name in ("_cache", "_data", "_lock"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache = {}
+        self._data = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -37,9 +37,10 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # persistence
         "persist",
         # proposers: offline, LLM (one call module), images, reply cache
-        "proposer cache images _llmcall _extract _prompts _chat llm _offline_linear offline",
+        "proposer cache images _clientspec _llmcall _extract _prompts _chat llm _offline_linear "
+        "offline",
         # the search
-        "_settings _search _polish _genetic_loop genetic",
+        "_settings _search _polish _genetic_loop genetic _batch batch",
         # the KAN pipeline (torch and pykan only in _kan_torch)
         "_separable _kan_types _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
         "_kan_simplify _kanlex_ref _kanlex kan",

@@ -294,3 +294,80 @@ def test_a_non_numeric_cell_is_an_error_even_with_dropna(tmp_path):
     path.write_text("a,b\n1,2\n2,3x\n3,4\n")
     with pytest.raises(UsageError, match="non-numeric cell '3x'"):
         read_columns(path, "a", "b", dropna=True)
+
+
+# -- llmlex batch -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tables(tmp_path):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    x = np.linspace(0.5, 4, 25)
+    for name, y in (("decay", 2 * np.exp(-0.5 * x)), ("line", 3 * x + 1), ("square", x**2)):
+        rows = "\n".join(f"{a},{b}" for a, b in zip(x, y, strict=True))
+        (folder / f"{name}.csv").write_text("x,y\n" + rows + "\n")
+    (folder / "notes.md").write_text("not a table\n")
+    return folder
+
+
+BATCH_OPTIONS = ["--x", "x", "--y", "y", "--population-size", "2", "--generations", "1", "-q"]
+
+
+def test_batch_writes_a_summary_and_resumes(tables, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["batch", str(tables), "--out", str(out), "--workers", "2", *BATCH_OPTIONS]) == 0
+    printed = capsys.readouterr().out
+    assert "3 of 3 data set(s) done" in printed and "decay" in printed
+    lines = (out / "summary.csv").read_text().splitlines()
+    assert lines[0].startswith("name,status,formula,nchi2")
+    assert [row.split(",")[:2] for row in lines[1:]] == [
+        ["decay", "done"],
+        ["line", "done"],
+        ["square", "done"],
+    ]
+    line = json.loads((out / "line.json").read_text())
+    assert line["name"] == "line" and line["best"]["nchi2"] < 1e-12
+    assert line["seed"] == llmlex.batch.batch_seeds(0, 3)[1] and line["batch_seed"] == 0
+
+    # The same command again: every data set is loaded from its finished result.
+    assert main(["batch", str(tables / "*.csv"), "--out", str(out), *BATCH_OPTIONS]) == 0
+    lines = (out / "summary.csv").read_text().splitlines()
+    assert [row.split(",")[1] for row in lines[1:]] == ["loaded"] * 3
+
+
+def test_batch_reports_a_failed_data_set_and_exits_2(tables, tmp_path, capsys):
+    out = tmp_path / "results"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "line.json").write_text("{damaged")
+    assert main(["batch", str(tables), "--out", str(out), "--workers", "1", *BATCH_OPTIONS]) == 2
+    assert "1 of 3 data set(s) failed" in capsys.readouterr().err
+    rows = (out / "summary.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["done", "failed", "done"]
+    assert not (out / "line.json").exists() and (out / "decay.json").exists()
+
+
+def test_batch_input_errors_are_one_line(tmp_path, capsys):
+    assert main(["batch", str(tmp_path / "none*.csv"), "--out", str(tmp_path), "--x", "a",
+                 "--y", "b"]) == 2  # fmt: skip
+    assert "no data files" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    assert main(["batch", str(tmp_path), "--out", str(tmp_path / "o"), "--x", "a",
+                 "--y", "c"]) == 2  # fmt: skip
+    assert "no column 'c'" in capsys.readouterr().err
+
+
+def test_batch_on_a_dask_scheduler(tables, tmp_path, monkeypatch, capsys):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    out = tmp_path / "results"
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        status = main(["batch", str(tables), "--out", str(out), "--scheduler",
+                       cluster.scheduler_address, *BATCH_OPTIONS])  # fmt: skip
+    assert status == 0
+    assert f"on Dask at {cluster.scheduler_address}" in capsys.readouterr().err
+    rows = (out / "summary.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[:2] for r in rows] == [["decay", "done"], ["line", "done"],
+                                                ["square", "done"]]  # fmt: skip

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
+
 import numpy as np
 import pytest
 import sympy
@@ -38,6 +41,45 @@ def test_kan_to_symbolic_is_deterministic():
     assert [e.fit.ansatz for e in a.values()] == [e.fit.ansatz for e in b.values()]
     for ea, eb in zip(a.values(), b.values(), strict=True):
         np.testing.assert_array_equal(ea.fit.params, eb.fit.params)
+
+
+@needs_kan
+def test_edges_on_a_process_pool_are_the_edges_on_threads(tmp_path):
+    X, _, _, _ = dataset(lambda X: np.exp(X[:, 0]) + X[:, 1] ** 2, n=150)
+    model = small_kan([2, 1, 1])
+    options = {"x": X, "seed": 3, "search": False, "max_points": 80}
+    here = kan_to_symbolic(model, None, **options)
+    ckpt = tmp_path / "edges.json"
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        there = kan_to_symbolic(model, None, executor=pool, checkpoint=ckpt, **options)
+    assert list(there) == list(here)
+    for a, b in zip(here.values(), there.values(), strict=True):
+        assert (a.status, a.source) == (b.status, b.source)
+        if a.fit is not None:
+            assert a.fit.ansatz == b.fit.ansatz
+            np.testing.assert_array_equal(a.fit.params, b.fit.params)
+    # Each edge was checkpointed here as it came back: a second call loads them all.
+    again = kan_to_symbolic(model, None, checkpoint=ckpt, executor=_Refusing(), **options)
+    assert [e.expression for e in again.values()] == [e.expression for e in there.values()]
+
+
+class _Refusing(concurrent.futures.Executor):
+    def submit(self, fn, /, *args, **kwargs):
+        raise AssertionError("an edge was submitted again")
+
+
+@needs_kan
+def test_an_openai_client_cannot_travel_to_an_executor():
+    import openai
+
+    model = small_kan([2, 1, 1])
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k")
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        pytest.raises(TypeError, match="ClientSpec"),
+    ):
+        kan_to_symbolic(model, client, x=np.zeros((10, 2)), executor=pool)
 
 
 @needs_kan
