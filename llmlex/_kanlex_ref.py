@@ -23,7 +23,6 @@ import numpy as np
 from llmlex import _kan_torch as kt
 from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_select import symbolic_from_edges
-from llmlex._symbolic import sympy_to_text
 
 if TYPE_CHECKING:
     from llmlex._kan_types import KANEdges
@@ -63,6 +62,8 @@ def reference_result_dict(r: KANSymbolicResult) -> dict[str, Any]:
     proposed (None without a client), ``best_*`` the formula llmlex chose (its held-out
     nchi2), and ``best_fit_type`` which of the three it is.
     """
+    from llmlex._symbolic import sympy_to_text  # imports sympy
+
     raw = next((c for c in r.candidates if c.origin == "raw"), None)
     refit = _best(r.candidates, {"rawrefitted"})
     llm = _best(r.candidates, {"LLMsimplified"})
@@ -101,6 +102,8 @@ def all_results_dicts(r: KANSymbolicResult) -> list[dict[str, Any]]:
 
 
 def _edge_text(edge: Any) -> str:
+    from llmlex._symbolic import sympy_to_text  # imports sympy
+
     return numpy_text(
         edge.fit.formula() if edge.fit is not None else sympy_to_text(edge.expression)
     )

@@ -49,6 +49,7 @@ from llmlex._batch import (
     run_task,
 )
 from llmlex._clientspec import ClientSpec, is_openai_client
+from llmlex._progress import progress_bar
 from llmlex.cache import ReplyCache
 from llmlex.exceptions import MissingDependencyError
 
@@ -75,11 +76,10 @@ def _check_client(client: Any, in_process: bool) -> None:
 
 
 def _progress(total: int, done: int, enabled: bool) -> Any:
-    if not enabled or total == 0:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, desc="llmlex batch", unit="data set", leave=False)
+    bar = progress_bar(total, enabled and total > 0, "llmlex batch", unit="data set")
+    if bar is not None and done:
+        bar.update(done)
+    return bar
 
 
 def run_many(
