@@ -11,6 +11,7 @@ fit that fails is ``(ones, inf)``, never an exception.
 
 from __future__ import annotations
 
+import ast
 import logging
 import math
 import time
@@ -37,12 +38,41 @@ log = logging.getLogger(__name__)
 _RANDOM_STARTS = 4
 
 
+class _Rename(ast.NodeTransformer):
+    """Writes ``params[i]`` for the ``i``-th named parameter of a lambda."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.index = {name: k for k, name in enumerate(names)}
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        k = self.index.get(node.id)
+        if k is None:
+            return node
+        return ast.Subscript(ast.Name("params", ast.Load()), ast.Constant(k), ast.Load())
+
+
+def _params_text(text: str) -> str:
+    """``lambda x, a, b: a*x + b`` as ``params[0]*x + params[1]`` (the text is parsed
+    into a tree and rewritten, never run); any other text unchanged."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return text
+    if not isinstance(tree, ast.Lambda) or tree.args.vararg is not None:
+        return text
+    names = [a.arg for a in tree.args.args]
+    if not names or names[0] != "x":
+        return text
+    body = _Rename(names[1:]).visit(tree.body)
+    return ast.unparse(ast.fix_missing_locations(body))
+
+
 def _as_callable(curve: Any, curve_str: str | None) -> Callable[..., Any]:
     if callable(curve):
         return curve
     if curve is None and curve_str:
         # A text is model output, or may be: compiled by the safe language, never eval'd.
-        compiled = parse_ansatz(curve_str)
+        compiled = parse_ansatz(_params_text(curve_str))
         return lambda x, *p: compiled(np.asarray(x, dtype=float), np.asarray(p, dtype=float))
     raise TypeError(f"curve must be a callable curve(x, *params), got {type(curve).__name__}")
 
@@ -164,8 +194,8 @@ def fit_curve(
     largest_entry : int
         Number of parameters.
     curve_str : str, optional
-        The ansatz text (``"lambda x,*params: ..."`` or the body), compiled in the safe
-        language when ``curve`` is None.
+        The ansatz text (``"lambda x,*params: ..."``, ``"lambda x, a, b: ..."`` or the
+        body), compiled in the safe language when ``curve`` is None.
     allow_using_jax, force_using_jax, stats, log_methods
         Accepted for the reference's signature.
 

@@ -162,6 +162,10 @@ def test_fit_curve_as_the_reference_tests_call_it():
         X, 2.5 * np.exp(-0.7 * X), None, [1.0, 1.0], numpy_curve_str=text
     )
     assert np.isfinite(n_chi2) and len(params) == 2 and np.allclose(params, [2.5, 0.7])
+    params, _ = llmlex.fit.fit_curve_with_guess_jax(
+        X, Y, None, [1.0, 1.0, 1.0], numpy_curve_str="lambda x, a, b, c: a*x**2 + b*x + c"
+    )
+    assert np.allclose(params, [2.0, 3.0, 1.0])
 
 
 def test_get_n_chi_squared_and_from_predictions():
