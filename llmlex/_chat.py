@@ -70,22 +70,21 @@ def get_prompt(
     return text + f"curve_{len(functions)} = lambda x, *params:"
 
 
-def _messages(image: str, prompt: str, system_prompt: str | None) -> list[dict[str, Any]]:
-    """The reference's message layout: the image first, then the text."""
+def _request(
+    client: Any, model: str, image: str, prompt: str, system_prompt: str | None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The client (built from a spec), its ``create`` and the reference's request: the
+    image first, then the text, at most :data:`MAX_TOKENS` tokens back."""
+    client = client.build() if isinstance(client, ClientSpec) else client
     url = image if image.startswith("data:") else f"data:image/png;base64,{image}"
-    return [
-        {
-            "role": "system",
-            "content": DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt,
-        },
-        {
-            "role": "user",
-            "content": [
-                {"type": "image_url", "image_url": {"url": url}},
-                {"type": "text", "text": prompt},
-            ],
-        },
+    system = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    user = [
+        {"type": "image_url", "image_url": {"url": url}},
+        {"type": "text", "text": prompt},
     ]
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    kwargs = {"model": model, "messages": messages, "max_tokens": MAX_TOKENS}
+    return client, client.chat.completions.create, kwargs
 
 
 def call_model(
@@ -112,13 +111,7 @@ def call_model(
         As the client returns it (``response.choices[0].message.content`` is the text).
         The client's errors (``openai.APIError`` and its subclasses) go through.
     """
-    client = client.build() if isinstance(client, ClientSpec) else client
-    create = client.chat.completions.create
-    kwargs = {
-        "model": model,
-        "messages": _messages(image, prompt, system_prompt),
-        "max_tokens": MAX_TOKENS,
-    }
+    client, create, kwargs = _request(client, model, image, prompt, system_prompt)
     if is_async_client(client):
         return run_sync(create(**kwargs))
     return create(**kwargs)
@@ -128,13 +121,7 @@ async def async_call_model(
     client: Any, model: str, image: str, prompt: str, system_prompt: str | None = None
 ) -> Any:
     """:func:`call_model` as a coroutine (a blocking client runs in a worker thread)."""
-    client = client.build() if isinstance(client, ClientSpec) else client
-    create = client.chat.completions.create
-    kwargs = {
-        "model": model,
-        "messages": _messages(image, prompt, system_prompt),
-        "max_tokens": MAX_TOKENS,
-    }
+    client, create, kwargs = _request(client, model, image, prompt, system_prompt)
     if is_async_client(client):
         return await create(**kwargs)
     return await asyncio.to_thread(create, **kwargs)

@@ -36,7 +36,7 @@ from llmlex.exceptions import (
     LLMError,
     NoValidAnsatzError,
 )
-from llmlex.fit import FitResult, Provenance, fit_ansatz, nchi2
+from llmlex.fit import FitResult, Provenance, fit_ansatz, given_result
 from llmlex.offline import OfflineProposer
 from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
 
@@ -140,28 +140,13 @@ def given_parents(
     out = []
     for text, values in function_list:
         try:
-            compiled = parse_ansatz(to_search(text))
-        except AnsatzError as err:
-            raise ValueError(f"function_list: {text[:80]!r} is not an ansatz: {err}") from None
-        if compiled.n_params and len(values) <= max(compiled.source_indices):
-            raise ValueError(
-                f"function_list: {text[:80]!r} uses params[{max(compiled.source_indices)}] "
-                f"but {len(values)} value(s) are given"
+            out.append(
+                given_result(
+                    to_search(text), values, x, y, noise=noise, message="given in function_list"
+                )
             )
-        params = np.array([values[k] for k in compiled.source_indices], dtype=float)
-        with np.errstate(all="ignore"):
-            value = nchi2(y, compiled(x, params))
-        out.append(
-            FitResult(
-                ansatz=compiled.text,
-                params=params,
-                nchi2=value if math.isfinite(value) else math.inf,
-                success=math.isfinite(value),
-                message="given in function_list",
-                compiled=compiled,
-                noise=math.nan if noise is None else noise,
-            )
-        )
+        except ValueError as err:  # AnsatzError included
+            raise ValueError(f"function_list: {text[:80]!r}: {err}") from None
     return tuple(out)
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "fit_curve_with_guess_jax",
     "get_n_chi_squared",
     "get_n_chi_squared_from_predictions",
+    "given_result",
     "nchi2",
     "nchi2_scale",
     "r2",
@@ -72,6 +73,48 @@ log = logging.getLogger(__name__)
 
 #: A fit at or below this nchi2 is exact to rounding: no further starts are tried.
 EXACT_NCHI2 = 1e-16
+
+
+def given_result(
+    text: str,
+    values: Sequence[float],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    noise: float | None = None,
+    message: str = "given",
+) -> FitResult:
+    """An ansatz with the parameter values someone gave, scored on the data (nothing is
+    fitted): a parent of the reference's ``function_list``.
+
+    ``values`` are indexed as the text's ``params[i]``.
+
+    Raises
+    ------
+    AnsatzError
+        If the text does not parse (a ``ValueError``).
+    ValueError
+        If fewer values are given than the text uses.
+    """
+    compiled = parse_ansatz(text)
+    values = [float(v) for v in np.ravel(np.asarray(values, dtype=float))]
+    if compiled.n_params and len(values) <= max(compiled.source_indices):
+        raise ValueError(
+            f"{text[:80]!r} uses params[{max(compiled.source_indices)}] but "
+            f"{len(values)} value(s) are given"
+        )
+    params = np.array([values[k] for k in compiled.source_indices], dtype=float)
+    with np.errstate(all="ignore"):
+        value = nchi2(y, compiled(x, params))
+    return FitResult(
+        ansatz=compiled.text,
+        params=params,
+        nchi2=value if math.isfinite(value) else math.inf,
+        success=math.isfinite(value),
+        message=message,
+        compiled=compiled,
+        noise=math.nan if noise is None else noise,
+    )
 
 
 def _random_start(rng: np.random.Generator, n: int, wide: bool) -> np.ndarray:

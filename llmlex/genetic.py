@@ -480,22 +480,18 @@ def single_call(
         When every attempt failed (the last attempt's error).
     """
     counts, seed = _single_setup(options, max_retries, stats, "single_call")
+    options.update(
+        population_size=n_calls,
+        num_of_generations=1,
+        model=model,
+        system_prompt=system_prompt,
+        function_list=function_list,
+        imports=imports,
+    )
     for attempt in range(max_retries + 1):
         try:
-            run = run_genetic(
-                client,
-                base64_img,
-                x,
-                y,
-                population_size=n_calls,
-                num_of_generations=1,
-                model=model,
-                system_prompt=system_prompt,
-                function_list=function_list,
-                imports=imports,
-                seed=_attempt_seed(seed, attempt),
-                **options,
-            )
+            seeded = _attempt_seed(seed, attempt)
+            run = run_genetic(client, base64_img, x, y, seed=seeded, **options)
         except (NoValidAnsatzError, LLMConnectionError) as err:
             _failed_attempt(counts, err, attempt, max_retries)
             continue
@@ -527,22 +523,18 @@ async def async_single_call(
     """
     del plot_parents  # always drawn
     counts, seed = _single_setup(options, max_retries, stats, "async_single_call")
+    options.update(
+        population_size=n_calls,
+        num_of_generations=1,
+        model=model,
+        system_prompt=system_prompt,
+        function_list=function_list,
+        imports=imports,
+    )
     for attempt in range(max_retries + 1):
         try:
-            run = await arun_genetic(
-                client,
-                base64_img,
-                x,
-                y,
-                population_size=n_calls,
-                num_of_generations=1,
-                model=model,
-                system_prompt=system_prompt,
-                function_list=function_list,
-                imports=imports,
-                seed=_attempt_seed(seed, attempt),
-                **options,
-            )
+            seeded = _attempt_seed(seed, attempt)
+            run = await arun_genetic(client, base64_img, x, y, seed=seeded, **options)
         except (NoValidAnsatzError, LLMConnectionError) as err:
             _failed_attempt(counts, err, attempt, max_retries)
             continue

@@ -36,10 +36,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, MaxNLocator
 
-from llmlex._score import nchi2
 from llmlex._validation import check_xy
-from llmlex.ansatz import parse_ansatz
-from llmlex.fit import FitResult
+from llmlex.fit import FitResult, given_result
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -318,30 +316,6 @@ def encode_image(image_path: str | os.PathLike[str]) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _given_fits(
-    x: np.ndarray, y: np.ndarray, parents: Sequence[tuple[str, Any]]
-) -> list[FitResult]:
-    """``(ansatz, params)`` pairs as results to draw (compiled safely, never evaluated)."""
-    out = []
-    for text, params in parents:
-        compiled = parse_ansatz(text)
-        values = np.ravel(np.asarray(params, dtype=float))
-        values = values[list(compiled.source_indices)] if compiled.n_params else values[:0]
-        with np.errstate(all="ignore"):
-            score = nchi2(y, compiled(x, values))
-        out.append(
-            FitResult(
-                ansatz=compiled.text,
-                params=values,
-                nchi2=score,
-                success=math.isfinite(score),
-                message="given",
-                compiled=compiled,
-            )
-        )
-    return out
-
-
 def generate_base64_image_with_parents(
     x: np.ndarray,
     y: np.ndarray,
@@ -379,7 +353,7 @@ def generate_base64_image_with_parents(
         If an ansatz does not parse.
     """
     xa, ya = check_xy(x, y, allow_constant=True)
-    image = fits_image(xa, ya, _given_fits(xa, ya, parent_functions))
+    image = fits_image(xa, ya, [given_result(t, v, xa, ya) for t, v in parent_functions])
     if actually_plot:
         import matplotlib.image as mpimg
 
