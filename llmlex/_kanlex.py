@@ -515,8 +515,9 @@ class KANLEX(ReferenceMethods):
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
 
         Returns, as the reference library does, ``best_expressions`` (one formula per
-        output, as numpy text in ``x0, x1, ...``: ``eval("lambda x0, x1: " + text)`` with
-        ``np`` in scope evaluates it), ``best_chi_squareds`` (their held-out nchi2),
+        output, as numpy text in ``x0, x1, ...``, which a notebook turns into a function
+        of ``x0, x1`` with ``np`` in scope, as it did there), ``best_chi_squareds``
+        (their held-out nchi2),
         ``results_dicts`` (one dict per output with the reference's nine keys --
         ``raw_expression``, ``raw_n_chi_squared``, ``final_refitted_expression``,
         ``n_chi_squared_refitted``, ``final_LLM_expression``,

@@ -1,10 +1,11 @@
 """The reference library's views of KANLEX's results, and its remaining methods.
 
 Code written for the reference library reads :meth:`KANLEX.get_symbolic`'s results as
-numpy text (``eval("lambda x0, x1: " + best_expressions[0])``), as per-output dicts with
-its nine keys (``raw_expression``, ``best_expression``, ``best_fit_type``, ...), and as
-per-output lists of candidate dicts; it calls ``build_expression_tree``,
-``optimise_expressions``, ``plot_results`` and ``run_complete_pipeline``.  This module
+numpy text (a notebook prefixes ``"lambda x0, x1: "`` and evaluates it itself), as
+per-output dicts with its nine keys (``raw_expression``, ``best_expression``,
+``best_fit_type``, ...), and as per-output lists of candidate dicts; it calls
+``build_expression_tree``, ``optimise_expressions``, ``plot_results`` and
+``run_complete_pipeline``.  This module
 builds those views from llmlex's own results (:class:`~llmlex.kan.KANSymbolicResult`,
 :class:`~llmlex.kan.KANEdges`) and holds those methods in :class:`ReferenceMethods`, a
 base class of :class:`~llmlex.kan.KANLEX`.

@@ -479,24 +479,24 @@ def single_call(
     NoValidAnsatzError, LLMConnectionError
         When every attempt failed (the last attempt's error).
     """
-    counts, seed = _single_setup(options, max_retries, stats, "single_call")
-    options.update(
-        population_size=n_calls,
-        num_of_generations=1,
-        model=model,
-        system_prompt=system_prompt,
-        function_list=function_list,
-        imports=imports,
+    # One implementation: the coroutine, run to completion here (also inside Jupyter).
+    check_keywords(options, known=_SINGLE_CALL_OPTIONS, func="single_call")
+    return run_sync(
+        async_single_call(
+            client,
+            base64_img,
+            x,
+            y,
+            model,
+            function_list,
+            system_prompt,
+            max_retries,
+            stats,
+            imports=imports,
+            n_calls=n_calls,
+            **options,
+        )
     )
-    for attempt in range(max_retries + 1):
-        try:
-            seeded = _attempt_seed(seed, attempt)
-            run = run_genetic(client, base64_img, x, y, seed=seeded, **options)
-        except (NoValidAnsatzError, LLMConnectionError) as err:
-            _failed_attempt(counts, err, attempt, max_retries)
-            continue
-        return _single_result(run, counts, stats)
-    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 async def async_single_call(
