@@ -36,10 +36,14 @@ class Candidate:
     """A formula considered during simplification.
 
     ``origin``: ``raw`` (assembled, KAN constants), ``raw-refit``, ``sympy``, ``llm``,
-    ``snapped``, ``snapped-sympy``, ``final``; ``nchi2_test`` is its held-out nchi2 after
-    refitting its constants on the training data; ``accepted`` whether it passed.
-    With error bars, ``reduced_chi2_test`` is its held-out chi-squared per point (the
-    score it was judged by); ``nan`` without them, and in results saved before it existed.
+    ``snapped``, ``snapped-sympy``, ``final``; from the estimator's other generators
+    (:mod:`llmlex._multivariate`) ``sparse``, ``rational``, ``separable``, ``kan``, each
+    possibly ``+snapped``.  ``nchi2_test`` is its held-out nchi2 after refitting its
+    constants on the training data; ``accepted`` whether it passed (for the estimator's
+    candidates: whether it is the one chosen).  With error bars, ``reduced_chi2_test`` is
+    its held-out chi-squared per point (the score it was judged by); ``nan`` without
+    them, and in results saved before it existed.  ``description_length`` (nats, on the
+    training data, :mod:`llmlex._criterion`) where it was computed, else ``nan``.
     """
 
     origin: str
@@ -48,6 +52,7 @@ class Candidate:
     complexity: int
     accepted: bool
     reduced_chi2_test: float = math.nan
+    description_length: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +98,18 @@ class KANSymbolicResult:
     dof_train, dof_test : int
         Degrees of freedom: training points minus the formula's fitted constants, and the
         held-out points (nothing was fitted to them); 0 in results saved before.
+    origin : str
+        Which generator the formula came from: ``"kan"`` (the network's assembly and
+        its simplifications), or with :class:`~llmlex.LLMLExRegressor` also
+        ``"sparse"``, ``"rational"`` (sparse regression over a term library) or
+        ``"separable"``; a KAN-specific field (errors of the assembly) is ``nan`` when
+        no network was used.
+    description_length : float
+        The formula's description length on the training data, in nats (the criterion
+        the estimator chooses by); ``nan`` where it was not computed.
+    noise : float
+        The noise level the description length was computed with (estimated from the
+        data when no error bars were given); ``nan`` where not computed.
     """
 
     output: int
@@ -117,6 +134,9 @@ class KANSymbolicResult:
     dof_train: int = 0
     chi2_test: float = math.nan
     dof_test: int = 0
+    origin: str = "kan"
+    description_length: float = math.nan
+    noise: float = math.nan
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Evaluate the final formula at the rows of ``X``."""
@@ -163,7 +183,12 @@ class KANSymbolicResult:
         ):
             if not math.isnan(c2):  # only with error bars
                 rows.append((label, f"{c2:.4g} / {dof} = {red:.4g}"))
+        if not math.isnan(self.description_length):
+            rows.append(("description length", f"{self.description_length:.4g} nats"))
+        if not math.isnan(self.noise):
+            rows.append(("noise (sd)", f"{self.noise:.3g}"))
         rows += [
+            ("origin", self.origin),
             ("complexity", f"{self.complexity} (raw {self.raw_complexity})"),
             ("LLM calls", f"{self.llm_calls} (saved {self.llm_calls_saved})"),
         ]
@@ -219,6 +244,9 @@ class KANSymbolicResult:
             "chi2_test": self.chi2_test,
             "dof_test": self.dof_test,
             "reduced_chi2_test": self.reduced_chi2_test,
+            "origin": self.origin,
+            "description_length": self.description_length,
+            "noise": self.noise,
         }
 
 
@@ -238,6 +266,7 @@ def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
         "complexity": int(candidate.complexity),
         "accepted": bool(candidate.accepted),
         "reduced_chi2_test": encode_float(candidate.reduced_chi2_test),
+        "description_length": encode_float(candidate.description_length),
     }
 
 
@@ -253,6 +282,7 @@ def candidate_from_dict(data: Any) -> Candidate:
         complexity=typed_field(data, "complexity", int, what),
         accepted=typed_field(data, "accepted", bool, what),
         reduced_chi2_test=decode_float(data.get("reduced_chi2_test", "nan")),
+        description_length=decode_float(data.get("description_length", "nan")),
     )
 
 
@@ -267,7 +297,7 @@ _KAN_FLOATS = (
 )
 _KAN_INTS = ("output", "complexity", "raw_complexity", "llm_calls", "llm_calls_saved")
 # Fields added later: absent from older documents, read with these defaults.
-_KAN_OPTIONAL_FLOATS = ("chi2_train", "chi2_test")
+_KAN_OPTIONAL_FLOATS = ("chi2_train", "chi2_test", "description_length", "noise")
 _KAN_OPTIONAL_INTS = ("dof_train", "dof_test")
 
 
@@ -296,6 +326,7 @@ def kan_result_to_dict(result: KANSymbolicResult) -> dict[str, Any]:
         **{k: int(getattr(result, k)) for k in _KAN_OPTIONAL_INTS},
         "timings": {str(k): encode_float(v) for k, v in result.timings.items()},
         "candidates": [candidate_to_dict(c) for c in result.candidates],
+        "origin": str(result.origin),
     }
 
 
@@ -332,6 +363,7 @@ def kan_result_from_dict(data: Any) -> KANSymbolicResult:
         **{k: float_field(data, k, what) for k in _KAN_FLOATS},
         **{k: decode_float(data.get(k, "nan")) for k in _KAN_OPTIONAL_FLOATS},
         **{k: _optional_int(data, k, what) for k in _KAN_OPTIONAL_INTS},
+        origin=typed_field(data, "origin", str, what) if "origin" in data else "kan",
     )
 
 

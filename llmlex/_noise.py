@@ -16,7 +16,13 @@ import numpy as np
 
 from llmlex._jsonio import data_fingerprint
 
-__all__ = ["MAD_TO_SIGMA", "NOISE_FLOOR", "estimate_noise", "remembered_noise"]
+__all__ = [
+    "MAD_TO_SIGMA",
+    "NOISE_FLOOR",
+    "estimate_noise",
+    "estimate_noise_nd",
+    "remembered_noise",
+]
 
 #: ``1 / Phi^{-1}(3/4)``: the median absolute value of a standard normal times this is 1.
 MAD_TO_SIGMA = 1.482602218505602
@@ -186,6 +192,121 @@ def estimate_noise(x: np.ndarray, y: np.ndarray, *, weights: np.ndarray | None =
         kept = e[e <= _CLIP * s0]
         s = float(np.sqrt(np.mean(kept * kept) / _CLIPPED_VARIANCE)) if kept.size else 0.0
     s *= y_top
+    return s if math.isfinite(s) and s > floor else floor
+
+
+def _robust_rms(e: np.ndarray) -> float:
+    """The clipped RMS of pseudo-residuals (step 3 of :func:`estimate_noise`), 0 if none."""
+    e = np.abs(e[np.isfinite(e)])
+    if e.size == 0:
+        return 0.0
+    s0 = MAD_TO_SIGMA * float(np.median(e))
+    kept = e[e <= _CLIP * s0]
+    return float(np.sqrt(np.mean(kept * kept) / _CLIPPED_VARIANCE)) if kept.size else 0.0
+
+
+#: Most points whose pseudo-residual :func:`estimate_noise_nd` computes (a regular subset
+#: beyond it: the spread of the estimate is then about 2%).
+_MAX_ND_POINTS = 2_000
+
+
+def estimate_noise_nd(X: np.ndarray, y: np.ndarray, *, weights: np.ndarray | None = None) -> float:
+    """Standard deviation of iid additive noise on ``y`` around a smooth function of the
+    columns of ``X``: :func:`estimate_noise` for several inputs.
+
+    The method: the columns are standardised; each point ``i`` (a regular subset of at
+    most 2,000) is predicted from its nearest neighbours (``X``-space, not counting
+    itself) by the weighted least-squares polynomial through them, ``sum_j w_j y_j``;
+    the pseudo-residual ``(y_i - sum_j w_j y_j) / sqrt(1 + sum_j w_j^2)`` has variance
+    ``s^2`` where the function is locally polynomial.  The polynomial is a full cubic for
+    up to 3 inputs, a quadratic for up to 6, else a plane (lower when there are too few
+    points), through ``2p + 2`` neighbours for its ``p`` coefficients.  Samples along
+    trajectories (neighbours nearly on a curve) are handled by a pseudo-inverse that
+    drops the directions the neighbours do not span.
+    The robust scale and the floor are those of :func:`estimate_noise`.
+
+    Accuracy, measured on 400 uniform random points on [-3, 3]^2 of ``3a - 2ab - a^2``,
+    ``6 sin(a) cos(b)``, ``8 / (2 + a^2 + b^2)`` and ``a exp(-b)`` with noise of 1% or 10%
+    of the RMS of ``y``, 20 trials each: the estimate over the truth has means 0.99-1.09
+    and none is off by 20%;
+    on noise-free data it reads the local cubic terms, small next to any noise a fit can
+    be asked to respect.  With one column it is :func:`estimate_noise`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        Inputs (finite).
+    y : ndarray of shape (n,)
+        Target (finite).
+    weights : ndarray, optional
+        Positive relative inverse variances, one per point: the estimate is the noise of a
+        point of weight 1.
+
+    Returns
+    -------
+    float
+        The estimated noise standard deviation, positive.
+    """
+    from scipy.spatial import cKDTree
+
+    y = np.asarray(y, dtype=float).ravel()
+    X = np.asarray(X, dtype=float).reshape(y.size, -1)
+    keep = np.ptp(X, axis=0) > 0 if y.size else np.zeros(X.shape[1], bool)
+    if X.shape[1] == 1 or int(np.sum(keep)) <= 1:
+        column = X[:, np.argmax(keep)] if np.any(keep) else np.zeros(y.size)
+        return estimate_noise(column, y, weights=weights)
+    y_top = float(np.max(np.abs(y)))
+    if y_top == 0.0:
+        return math.ulp(0.0)
+    u = y / y_top
+    Z = X[:, keep]
+    Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+    n, d = Z.shape
+    floor = max(NOISE_FLOOR * float(np.sqrt(np.mean(u * u))) * y_top, math.ulp(0.0))
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+    # The highest degree whose neighbourhood stays local: cubic up to 3 inputs, quadratic
+    # up to 6, else linear; lower where there are too few points for it.
+    sizes = [math.comb(d + deg, deg) for deg in (1, 2, 3)]
+    degree = 1
+    for deg, size in ((3, sizes[2]), (2, sizes[1])):
+        if d <= (3 if deg == 3 else 6) and n >= 2 * size + 3:
+            degree = deg
+            break
+    p = sizes[degree - 1]
+    k = min(n - 1, 2 * p + 2)
+    if k < p + 1:
+        return floor
+    idx = np.arange(0, n, max(1, n // _MAX_ND_POINTS))
+    _, nb = cKDTree(Z).query(Z[idx], k=k + 1)
+    # Drop each point itself from its neighbours (the last one where it is not listed:
+    # duplicates at distance 0 may come first).
+    own = nb == idx[:, None]
+    own[~own.any(axis=1), -1] = True
+    first = np.argmax(own, axis=1)
+    own = np.zeros_like(own)
+    own[np.arange(idx.size), first] = True
+    nb = nb[~own].reshape(idx.size, k)
+    D = Z[nb] - Z[idx, None, :]
+    D /= np.max(np.abs(D), axis=(1, 2), keepdims=True) + 1e-300
+    cols = [np.ones(D.shape[:2]), *(D[..., a] for a in range(d))]
+    if degree >= 2:
+        cols += [D[..., a] * D[..., b] for a in range(d) for b in range(a, d)]
+    if degree >= 3:
+        cols += [
+            D[..., a] * D[..., b] * D[..., c]
+            for a in range(d)
+            for b in range(a, d)
+            for c in range(b, d)
+        ]
+    V = np.stack(cols, axis=-1)  # (m, k, p)
+    root = np.sqrt(w[nb])
+    with np.errstate(all="ignore"):
+        # Row 0 of the pseudo-inverse gives the value at offset 0 as weights on the
+        # neighbours; rcond drops the directions a curve of samples does not span.
+        lam = np.linalg.pinv(V * root[..., None], rcond=1e-8)[:, 0, :] * root
+        e = u[idx] - np.sum(lam * u[nb], axis=1)
+        var = 1.0 / w[idx] + np.sum(lam * lam / w[nb], axis=1)
+        s = _robust_rms(e / np.sqrt(var)) * y_top
     return s if math.isfinite(s) and s > floor else floor
 
 

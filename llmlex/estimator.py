@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from llmlex._forms import POLYNOMIAL_LIBRARY
-from llmlex._noise import estimate_noise
+from llmlex._noise import estimate_noise, estimate_noise_nd
+from llmlex._progress import progress_bar
 from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import MissingDependencyError
 from llmlex.fit import FitResult
@@ -45,6 +46,8 @@ except ImportError as err:  # pragma: no cover - exercised only without scikit-l
 
 if TYPE_CHECKING:
     import sympy
+
+    from llmlex._kan_results import KANSymbolicResult
 
 
 __all__ = ["LLMLExRegressor", "ParetoPoint"]
@@ -68,14 +71,23 @@ class ParetoPoint:
         sympy node count.
     nchi2 : float
         Normalized chi-squared (on the fitting data for univariate searches, on the
-        held-out part for KAN candidates).
+        held-out part for multivariate candidates).
     equation : str
         The formula, with fitted values.
+    origin : str
+        The generator that proposed it: ``"genetic"`` (univariate search), or for
+        several columns ``"sparse"``, ``"rational"``, ``"kan"`` (each possibly
+        ``+snapped``) and the KAN pipeline's own stages (``raw``, ``sympy``, ...).
+    description_length : float
+        Its description length in nats on the training data, the criterion the formula
+        is chosen by (``nan`` where it was not computed).
     """
 
     complexity: int
     nchi2: float
     equation: str
+    origin: str = "genetic"
+    description_length: float = math.nan
 
 
 def _front(points: Sequence[ParetoPoint]) -> tuple[ParetoPoint, ...]:
@@ -194,6 +206,14 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         every simplification is kept only if the held-out fit stays as good.
     test_size : float
         Fraction of the samples held out to choose between KAN restarts and formulas.
+    generators : sequence of {"sparse", "kan"}
+        Where formulas for several columns come from.  ``"sparse"``: sparse regression
+        over a library of terms (monomials, simple functions of each column and of pairs
+        of columns, their products) and rational functions ``P/Q``, in seconds.
+        ``"kan"``: the KAN pipeline (training, per-edge regression, separability tests,
+        assembly), run only when no sparse formula explains the data to the noise.  All
+        candidates compete under one description-length criterion (see
+        :mod:`llmlex._multivariate`).
 
     Attributes
     ----------
@@ -210,8 +230,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     result_ : FitResult or KANSymbolicResult
         The underlying llmlex result (use it with :mod:`llmlex.export` and
         :mod:`llmlex.plots`).
-    method_ : {"genetic", "kan", "constant"}
-        Which path produced the formula.
+    method_ : {"genetic", "sparse", "kan", "constant"}
+        Which path produced the formula (``"sparse"``: sparse regression, linear or
+        rational, for several columns).
     stats_ : RunStats or None
         Calls, tokens and time of the univariate search (``None`` otherwise).
     n_features_in_ : int
@@ -252,6 +273,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         kan_edges: Literal["search", "polynomial"] = "search",
         kan_simplify: bool = True,
         test_size: float = 0.2,
+        generators: Sequence[str] = ("sparse", "kan"),
     ) -> None:
         self.client = client
         self.model = model
@@ -273,6 +295,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.kan_edges = kan_edges
         self.kan_simplify = kan_simplify
         self.test_size = test_size
+        self.generators = generators
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -296,7 +319,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
-            Inputs; one column runs the univariate search, several the KAN pipeline.
+            Inputs; one column runs the univariate search, several the multivariate
+            generators (sparse regression, then the KAN pipeline if needed).
         y : array_like of shape (n_samples,)
             Target.
         sample_weight : array_like of shape (n_samples,) or float, optional
@@ -304,15 +328,16 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             to the data minimises ``sum(w * (y - f)**2)``, error bars proportional to
             ``1/sqrt(w)``.  Only ratios of weights matter: equal weights are no weights
             (the fit is the unweighted one), and samples of weight 0 are left out.
-            Univariate path: the error bars are ``s / sqrt(w)`` with ``s``, the noise of
-            a sample of weight 1, estimated from the data
-            (:func:`llmlex._noise.estimate_noise` with the weights), so that the
-            search's stop rule and its chi-squared per degree of freedom mean what they
-            do without weights; the parameters' covariance is scaled by the reduced
-            chi-squared (``absolute_sigma=False``).  KAN path: error bars
-            ``1/sqrt(w)`` weight the network's training, the constants' refits and the
+            The error bars are ``s / sqrt(w)`` with ``s``, the noise of a sample of
+            weight 1, estimated from the data (:func:`llmlex._noise.estimate_noise`, or
+            :func:`~llmlex._noise.estimate_noise_nd` for several columns, with the
+            weights), so that stop rules, description lengths and chi-squared per
+            degree of freedom mean what they do without weights.  Univariate path: the
+            parameters' covariance is scaled by the reduced chi-squared
+            (``absolute_sigma=False``).  Several columns: the same error bars weight the
+            sparse fits, the network's training, the constants' refits and the
             held-out scores (:meth:`llmlex.kan.KANLEX.set_dataset`); the result's
-            ``chi2_train`` is then ``sum(w * (y - f)**2)``.
+            ``chi2_train`` is ``sum(w * (y - f)**2) / s**2``.
         executor : concurrent.futures.Executor, optional
             KAN path: regress the network's edges there (a process pool, Dask's
             ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`; see
@@ -345,6 +370,12 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 w = None
         if self.kan_edges not in ("search", "polynomial"):
             raise ValueError(f"kan_edges must be 'search' or 'polynomial', got {self.kan_edges!r}")
+        unknown = set(self.generators) - {"sparse", "kan"}
+        if unknown or not self.generators or isinstance(self.generators, str):
+            raise ValueError(
+                f"generators must be a non-empty sequence of 'sparse' and 'kan', "
+                f"got {self.generators!r}"
+            )
         if not 0.0 < self.test_size < 1.0:
             raise ValueError(f"test_size must be in (0, 1), got {self.test_size!r}")
         rng = check_random_state(self.random_state)
@@ -361,8 +392,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 sigma = None if w is None else estimate_noise(X[:, 0], y, weights=w) / np.sqrt(w)
                 self._fit_univariate(X[:, 0], y, seed, names[0], sigma)
         else:
-            sigma = None if w is None else 1.0 / np.sqrt(w)
-            self._fit_kan(X, y, seed, names, sigma, executor=executor)
+            sigma = None if w is None else estimate_noise_nd(X, y, weights=w) / np.sqrt(w)
+            self._fit_multivariate(X, y, seed, names, sigma, executor=executor)
         return self
 
     def _fit_constant(self, value: float, message: str) -> None:
@@ -403,7 +434,12 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.params_ = np.array(best.params, dtype=float)
         self.stats_ = run.stats
         points = [
-            ParetoPoint(r.complexity, r.nchi2, str(_univariate_sympy(r, name)))
+            ParetoPoint(
+                r.complexity,
+                r.nchi2,
+                str(_univariate_sympy(r, name)),
+                description_length=r.description_length,
+            )
             for r in run.pareto_front
         ]
         self.pareto_front_ = _front(points)
@@ -413,7 +449,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             readable = self.expression_
         self.equation_ = self._readable(readable)
 
-    def _fit_kan(
+    def _fit_multivariate(
         self,
         X: np.ndarray,
         y: np.ndarray,
@@ -426,6 +462,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         import time
 
         from llmlex._kan_sympy import parameterise
+        from llmlex._multivariate import choose_formula
 
         t0 = time.perf_counter()
         n = X.shape[0]
@@ -436,9 +473,89 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         else:
             train = test = np.arange(n)
         budget = self.time_budget
+        sig_train = None if sigma is None else sigma[train]
+        sig_test = None if sigma is None else sigma[test]
+
+        def kan() -> KANSymbolicResult | None:
+            left = None if budget is None else max(1.0, budget - (time.perf_counter() - t0))
+            try:
+                return self._run_kan(
+                    X[train],
+                    y[train],
+                    X[test],
+                    y[test],
+                    seed,
+                    names,
+                    sig_train,
+                    sig_test,
+                    budget=left,
+                    executor=executor,
+                )
+            except MissingDependencyError as err:
+                log.warning("no KAN (%s): the sparse-regression formula is kept", err)
+                return None
+
+        bar = progress_bar(3, bool(self.progress), "multivariate fit", unit="stage")
+
+        def stage(name: str) -> None:
+            if bar is not None:
+                bar.set_postfix_str(name)
+                bar.update(1)
+
+        try:
+            result = choose_formula(
+                X[train],
+                y[train],
+                X[test],
+                y[test],
+                names,
+                sigma_train=sig_train,
+                sigma_test=sig_test,
+                kan=kan if "kan" in self.generators else None,
+                sparse="sparse" in self.generators,
+                deadline=None if budget is None else t0 + budget,
+                progress=stage,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        self.method_ = "kan" if result.origin == "kan" else "sparse"
+        self.result_ = result
+        self.expression_ = result.expression
+        self.params_ = parameterise(result.expression)[2]
+        self.stats_ = None
+        points = [
+            ParetoPoint(c.complexity, c.nchi2_test, c.text, c.origin, c.description_length)
+            for c in result.candidates
+            if c.accepted or not math.isnan(c.description_length)
+        ]
+        self.pareto_front_ = _front(points)
+        self.equation_ = self._readable(self.expression_)
+        log.info(
+            "%s formula %s (held-out nchi2 %.3g)", result.origin, self.equation_, result.nchi2_test
+        )
+
+    def _run_kan(
+        self,
+        X_train: np.ndarray,
+        y_train: np.ndarray,
+        X_test: np.ndarray,
+        y_test: np.ndarray,
+        seed: int,
+        names: list[str],
+        sig_train: np.ndarray | None,
+        sig_test: np.ndarray | None,
+        *,
+        budget: float | None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> KANSymbolicResult:
+        """Train the KAN and regress it: its formula, as the KAN pipeline chose it."""
+        import time
+
+        t0 = time.perf_counter()
         kl = KANLEX(
             self.client,
-            [X.shape[1], *(int(h) for h in self.kan_hidden), 1],
+            [X_train.shape[1], *(int(h) for h in self.kan_hidden), 1],
             grid=int(self.kan_grid),
             k=int(self.kan_k),
             seed=seed % (2**31),
@@ -446,12 +563,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         )
         try:
             kl.set_dataset(
-                X[train],
-                y[train],
-                X[test],
-                y[test],
-                sigma_train=None if sigma is None else sigma[train],
-                sigma_test=None if sigma is None else sigma[test],
+                X_train, y_train, X_test, y_test, sigma_train=sig_train, sigma_test=sig_test
             )
             kl.train_kan(
                 steps=int(self.kan_steps),
@@ -459,7 +571,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 warmup=min(100, max(1, int(self.kan_steps))),
                 time_budget=None if budget is None else 0.5 * budget,
             )
-            n_edges = _count_edges(X.shape[1], self.kan_hidden)
+            n_edges = _count_edges(X_train.shape[1], self.kan_hidden)
             left = None if budget is None else max(0.0, budget - (time.perf_counter() - t0))
             edge_budget = None if left is None else max(0.05, 0.5 * left / max(1, n_edges))
             simplify = 0.0
@@ -489,21 +601,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 executor=executor,
             )
             assert kl.results is not None
-            result = kl.results[0]
+            return kl.results[0]
         finally:
             del kl  # its temporary checkpoint directory goes with it
-        self.method_ = "kan"
-        self.result_ = result
-        self.expression_ = result.expression
-        self.params_ = parameterise(result.expression)[2]
-        self.stats_ = None
-        points = [
-            ParetoPoint(c.complexity, c.nchi2_test, c.text) for c in result.candidates if c.accepted
-        ]
-        self.pareto_front_ = _front(points)
-        self.equation_ = self._readable(self.expression_)
-        # A formula worse than the network would be unusual but possible on noise: say so.
-        log.info("KAN formula %s (held-out nchi2 %.3g)", self.equation_, result.nchi2_test)
 
     def _set_equation(self, *, nchi2_value: float) -> None:
         self.equation_ = self._readable(self.expression_)
@@ -543,7 +643,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         n = X.shape[0]
         with np.errstate(all="ignore"):
-            if self.method_ == "kan":
+            if self.method_ in ("kan", "sparse"):
                 out = self.result_.predict(X)
             else:
                 out = self.result_.predict(X[:, 0])

@@ -24,6 +24,7 @@ TINY_KAN = {
     "kan_restarts": 1,
     "kan_edges": "polynomial",
     "kan_simplify": False,
+    "generators": ("kan",),
     "patience": 1,
 }
 

@@ -149,3 +149,65 @@ def test_weights_of_one_change_nothing_and_only_their_ratios_matter():
     assert estimate_noise(x, y, weights=9.0 * w) == pytest.approx(
         3.0 * estimate_noise(x, y, weights=w), rel=1e-12
     )
+
+
+# ----------------------------------------------------------------- several inputs
+
+SURFACES = {
+    "3a-2ab-a2": lambda a, b: 3 * a - 2 * a * b - a**2,
+    "6sin(a)cos(b)": lambda a, b: 6 * np.sin(a) * np.cos(b),
+    "8/(2+a2+b2)": lambda a, b: 8 / (2 + a**2 + b**2),
+    "a*exp(-b)": lambda a, b: a * np.exp(-b),
+}
+
+
+@pytest.mark.parametrize("name", SURFACES)
+@pytest.mark.parametrize("level", [0.01, 0.1])
+def test_the_nd_estimate_is_within_30_percent_of_the_true_noise(name, level):
+    from llmlex._noise import estimate_noise_nd
+
+    f = SURFACES[name]
+    ratios = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        X = rng.uniform(-3, 3, (400, 2))
+        y = f(X[:, 0], X[:, 1])
+        s = level * float(np.sqrt(np.mean(y * y)))
+        ratios.append(estimate_noise_nd(X, y + rng.normal(0.0, s, y.size)) / s)
+    ratios = np.array(ratios)
+    assert np.all(np.abs(ratios - 1) < 0.3), ratios
+
+
+def test_the_nd_estimate_reads_noise_on_trajectories_and_little_without_it():
+    from scipy.integrate import solve_ivp
+
+    from llmlex._noise import estimate_noise_nd
+
+    # A damped pendulum's states: samples along one curve, not a box.
+    sol = solve_ivp(
+        lambda t, s: [s[1], -np.sin(s[0]) - 0.3 * s[1]],
+        (0, 20),
+        [2.5, 0.0],
+        t_eval=np.linspace(0, 20, 400),
+        rtol=1e-9,
+    )
+    X = sol.y.T
+    y = -np.sin(X[:, 0]) - 0.3 * X[:, 1]
+    rms = float(np.sqrt(np.mean(y * y)))
+    assert estimate_noise_nd(X, y) < 1e-4 * rms
+    rng = np.random.default_rng(0)
+    for level in (0.01, 0.1):
+        s = level * rms
+        assert 0.7 < estimate_noise_nd(X, y + rng.normal(0.0, s, y.size)) / s < 1.3
+
+
+def test_the_nd_estimate_with_one_usable_column_is_the_1d_estimate():
+    from llmlex._noise import estimate_noise_nd
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 100)
+    y = np.exp(2 * x) + rng.normal(0, 0.05, 100)
+    one = estimate_noise(x, y)
+    assert estimate_noise_nd(x[:, None], y) == one
+    assert estimate_noise_nd(np.c_[x, np.full(100, 3.0)], y) == one  # a constant column
+    assert estimate_noise_nd(np.zeros((10, 2)), np.zeros(10)) > 0  # never 0

@@ -1,0 +1,456 @@
+"""Multivariate formulas from several generators, chosen by one noise-aware criterion.
+
+The estimator's route for several input columns (:class:`llmlex.LLMLExRegressor`):
+
+1. The noise level: the error bars given, else estimated from the data
+   (:func:`llmlex._noise.estimate_noise_nd`).
+2. Sparse regression over a library of terms and rational functions
+   (:mod:`llmlex._sparse`): seconds, and exact when the law is short in that library.
+3. When no sparse formula explains the data to the noise (``chi2 <= dof + 2 sqrt(2 dof)``,
+   as the univariate search stops), the KAN pipeline (:mod:`llmlex.kan`, with its
+   separability tests and, with a client, the LLM) adds its formulas.
+4. Every candidate is scored by its description length on the training data
+   (:mod:`llmlex._criterion`: every constant and every node costs, fit beyond the noise
+   earns nothing); the best few get their constants snapped to simple values (0, which
+   drops a term, integers, small fractions, multiples of pi, short decimals) where the
+   description length says the data agree; the shortest description wins.
+
+The result is a :class:`~llmlex.kan.KANSymbolicResult` whose ``origin`` names the
+generator and whose ``candidates`` list every formula considered with its origin.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+import sympy
+
+from llmlex._criterion import description_length
+from llmlex._kan_results import Candidate, KANSymbolicResult
+from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameterise
+from llmlex._score import chi2 as chi2_of
+from llmlex._sparse import linear_candidates
+from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text
+from llmlex._uncertainty import jacobian
+from llmlex.fit import nchi2, r2
+
+__all__ = ["Scored", "choose_formula", "explained", "score_expression", "snap_by_length"]
+
+log = logging.getLogger("llmlex.multivariate")
+
+#: Seconds a constant refit of one candidate may take.
+_REFIT_TIME = 5.0
+#: Candidates (best first) whose constants are snapped.
+_SNAP_TOP = 3
+#: Most constants of a formula whose constants are snapped (each is tried at several
+#: values, each try a refit of the others).
+_SNAP_MAX_CONSTANTS = 10
+#: Seconds the snapping may take in all (less if the caller's deadline is nearer).
+_SNAP_TIME = 10.0
+#: Seconds one sympy rewrite (``together``, ``apart``, ...) may take.
+_REWRITE_TIME = 1.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate formula fitted to the training data and scored.
+
+    Attributes
+    ----------
+    origin : str
+        The generator: ``sparse``, ``rational``, ``kan``, ..., with ``+snapped`` once
+        its constants were snapped.
+    expression : sympy.Expr
+        The formula, its fitted constants as Floats.
+    chi2 : float
+        Chi-squared on the training data at the noise level.
+    description_length : float
+        Nats (lower is better).
+    complexity : int
+        sympy node count.
+    """
+
+    origin: str
+    expression: sympy.Expr
+    chi2: float
+    description_length: float
+    complexity: int
+
+
+def explained(chi2_value: float, dof: int) -> bool:
+    """Whether a fit explains the data to the noise: ``chi2 <= dof + 2 sqrt(2 dof)``."""
+    dof = max(int(dof), 1)
+    return bool(chi2_value <= dof + 2.0 * math.sqrt(2.0 * dof))
+
+
+def score_expression(
+    origin: str,
+    expr: sympy.Expr,
+    variables: Sequence[sympy.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    refit: bool = True,
+) -> Scored | None:
+    """Refit the Float constants of ``expr`` on ``(X, y)`` and compute its description
+    length (``None`` if it cannot be evaluated there).
+
+    The Fisher diagonal is that of the chi-squared at the fitted constants, from a
+    central-difference Jacobian.
+    """
+    try:
+        template, syms, p0 = parameterise(expr)
+        if refit and syms:
+            fitted = fit_constants(
+                template,
+                variables,
+                syms,
+                p0,
+                X,
+                y,
+                sigma=sigma,
+                deadline=time.perf_counter() + _REFIT_TIME,
+            )
+            params = np.asarray(fitted.params, dtype=float)
+        else:
+            params = np.asarray(p0, dtype=float)
+        f = compile_expr(template, [*variables, *syms])
+    except (ValueError, TypeError, ZeroDivisionError) as err:
+        log.debug("candidate %s not evaluable: %s", origin, err)
+        return None
+    cols = [X[:, k] for k in range(X.shape[1])]
+    w = 1.0 / sigma
+    with np.errstate(all="ignore"):
+        try:
+            pred = np.broadcast_to(np.asarray(f([*cols, *params]), dtype=float), y.shape)
+        except (ValueError, TypeError, ZeroDivisionError):
+            return None
+        if not np.all(np.isfinite(pred)):
+            return None
+        chi2_value = float(np.sum(((y - pred) * w) ** 2))
+        if syms:
+            jac = jacobian(lambda p: np.asarray(f([*cols, *p]), dtype=float), params, pred)
+            fisher = np.sum((jac * w[:, None]) ** 2, axis=0)
+        else:
+            fisher = np.zeros(0)
+    dl = description_length(
+        chi2_value,
+        node_count(template),
+        operator_kinds(template),
+        fisher,
+        params,
+        number_cost=number_cost(template),
+    )
+    if not math.isfinite(dl):
+        return None
+    final = template.xreplace({s: sympy.Float(float(v)) for s, v in zip(syms, params, strict=True)})
+    return Scored(origin, final, chi2_value, dl, node_count(final))
+
+
+def _simple_values(v: float) -> list[sympy.Expr]:
+    """Simple numbers near ``v``, simplest first: 0, the nearest integer, fractions of
+    denominator up to 12, multiples of pi by such fractions, ``v`` to 1-3 digits."""
+    out: list[sympy.Expr] = [sympy.Integer(0)]
+    if not math.isfinite(v) or v == 0.0:
+        return out
+    out.append(sympy.Integer(round(v)))
+    frac = Fraction(v).limit_denominator(12)
+    out.append(sympy.Rational(frac.numerator, frac.denominator))
+    frac_pi = Fraction(v / math.pi).limit_denominator(12)
+    if frac_pi != 0:
+        out.append(sympy.pi * sympy.Rational(frac_pi.numerator, frac_pi.denominator))
+    for digits in (1, 2, 3):
+        short = Fraction(f"{v:.{digits}g}")
+        out.append(sympy.Rational(short.numerator, short.denominator))
+    unique: list[sympy.Expr] = []
+    for c in out:
+        if c not in unique:
+            unique.append(c)
+    return unique
+
+
+def snap_by_length(
+    scored: Scored,
+    variables: Sequence[sympy.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    deadline: float | None = None,
+) -> Scored:
+    """Replace constants of ``scored`` by simple numbers while its description length
+    falls (the other constants refitted each time).  0 drops a term.
+
+    Constants are tried largest first, each value simplest first; the first replacement
+    that shortens the description is kept and the search starts over.
+    """
+    best = scored
+    origin = scored.origin if scored.origin.endswith("+snapped") else scored.origin + "+snapped"
+    tried: set[str] = set()
+    improved = True
+    while improved:
+        improved = False
+        floats = sorted(best.expression.atoms(sympy.Float), key=lambda f: -abs(float(f)))
+        for f in floats:
+            for value in _simple_values(float(f)):
+                if deadline is not None and time.perf_counter() > deadline:
+                    return best
+                new = best.expression.xreplace({f: value})
+                key = sympy.srepr(new)
+                if key in tried:
+                    continue
+                tried.add(key)
+                cand = score_expression(origin, new, variables, X, y, sigma)
+                if cand is not None and cand.description_length < best.description_length - 1e-9:
+                    best, improved = cand, True
+                    break
+            if improved:
+                break
+    return best
+
+
+class _RewriteTimeout(Exception):
+    """A sympy rewrite ran out of its time bound."""
+
+
+def rewrites(expr: sympy.Expr, variables: Sequence[sympy.Symbol]) -> list[sympy.Expr]:
+    """Equivalent ways of writing ``expr``, for the description length to choose among:
+    over a common denominator (``together``, ``cancel``), ``factor``, and partial
+    fractions in each variable (``apart``).  ``4/(x**2/2 + 1)`` and ``8/(x**2 + 2)`` are
+    the same law, but the second writes fewer numbers; ``(2x - xy/2 - y/2)/(x + 1)`` is
+    ``2x/(x + 1) - y/2``.  Each rewrite is time-bounded; one that fails is left out."""
+    from llmlex._symbolic import time_bound
+
+    out: list[sympy.Expr] = []
+    steps: list[Callable[[], sympy.Expr]] = [
+        lambda: sympy.together(expr),
+        lambda: sympy.cancel(expr),
+        lambda: sympy.factor(expr),
+        *((lambda v=v: sympy.apart(expr, v)) for v in variables),
+    ]
+    for step in steps:
+        try:
+            with time_bound(_RewriteTimeout, "a rewrite", _REWRITE_TIME):
+                new = step()
+        except Exception as err:  # sympy raises many kinds (PolynomialError, ...)
+            log.debug("rewrite failed: %s", err)
+            continue
+        if new != expr and new not in out:
+            out.append(new)
+    return out
+
+
+def choose_formula(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    names: Sequence[str],
+    *,
+    sigma_train: np.ndarray | None = None,
+    sigma_test: np.ndarray | None = None,
+    kan: Callable[[], KANSymbolicResult | None] | None = None,
+    sparse: bool = True,
+    deadline: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> KANSymbolicResult:
+    """The estimator's multivariate route (see the module's docstring).
+
+    Parameters
+    ----------
+    X_train, y_train : ndarray
+        Data the constants are fitted on and the description lengths computed on.
+    X_test, y_test : ndarray
+        Held-out data for the reported scores (may be the training data).
+    names : sequence of str
+        Variable names (``x0, x1, ...``).
+    sigma_train, sigma_test : ndarray, optional
+        Error bars; without them the noise level is estimated from the training data.
+    kan : callable, optional
+        Runs the KAN pipeline and returns its result (``None`` when it cannot run); called
+        only when no sparse formula explains the data to the noise.
+    sparse : bool
+        Propose sparse-regression formulas (:mod:`llmlex._sparse`).
+    deadline : float, optional
+        :func:`time.perf_counter` value after which no more refits start (sparse search
+        and snapping; the KAN keeps its own budget).
+    progress : callable, optional
+        Called with the name of each stage as it starts.
+
+    Returns
+    -------
+    KANSymbolicResult
+    """
+    from llmlex._noise import estimate_noise_nd
+
+    t0 = time.perf_counter()
+    variables = [sympy.Symbol(n, real=True) for n in names]
+    n = y_train.size
+    if sigma_train is None:
+        noise = estimate_noise_nd(X_train, y_train)
+        sigma = np.full(n, noise)
+    else:
+        sigma = np.asarray(sigma_train, dtype=float)
+        noise = math.nan
+    if progress:
+        progress("sparse regression")
+    found = (
+        linear_candidates(X_train, y_train, sigma, variables, deadline=deadline) if sparse else []
+    )
+    pool: list[Scored] = []
+    for c in found:
+        if math.isnan(c.description_length):  # linearised constants: the real fit first
+            scored = score_expression(c.origin, c.expression, variables, X_train, y_train, sigma)
+            if scored is not None:
+                pool.append(scored)
+        else:
+            pool.append(
+                Scored(
+                    c.origin, c.expression, c.chi2, c.description_length, node_count(c.expression)
+                )
+            )
+    kan_result: KANSymbolicResult | None = None
+    best = min(pool, key=lambda s: s.description_length, default=None)
+    if best is not None:
+        k = len(best.expression.atoms(sympy.Float))
+        done = explained(best.chi2, n - k)
+    else:
+        done = False
+    t_sparse = time.perf_counter() - t0
+    if not done and kan is not None:
+        if progress:
+            progress("KAN")
+        kan_result = kan()
+        if kan_result is not None:
+            scored = score_expression(
+                "kan", kan_result.expression, variables, X_train, y_train, sigma, refit=False
+            )
+            if scored is not None:
+                pool.append(scored)
+    if not pool:
+        raise ValueError("no candidate formula could be evaluated on the data")
+    if progress:
+        progress("snapping constants")
+    pool.sort(key=lambda s: s.description_length)
+    snap_deadline = time.perf_counter() + _SNAP_TIME
+    if deadline is not None:
+        snap_deadline = min(snap_deadline, deadline)
+
+    def snap(s: Scored) -> Scored:
+        return snap_by_length(s, variables, X_train, y_train, sigma, deadline=snap_deadline)
+
+    top = [
+        s for s in pool[:_SNAP_TOP] if len(s.expression.atoms(sympy.Float)) <= _SNAP_MAX_CONSTANTS
+    ]
+    snapped = [snap(s) for s in top]
+    # The same laws written otherwise (a common denominator, partial fractions), scored
+    # and snapped again: the description length depends on how a formula is written.
+    rewritten: list[Scored] = []
+    for s in snapped:
+        if time.perf_counter() > snap_deadline:
+            break
+        for expr in rewrites(s.expression, variables):
+            r = score_expression(s.origin, expr, variables, X_train, y_train, sigma)
+            if r is not None:
+                rewritten.append(snap(r))
+    pool = sorted([*pool, *snapped, *rewritten], key=lambda s: s.description_length)
+    chosen = pool[0]
+    log.info(
+        "chose %s formula %s (%.1f nats)",
+        chosen.origin,
+        chosen.expression,
+        chosen.description_length,
+    )
+    return _result(
+        chosen,
+        pool,
+        kan_result,
+        variables,
+        names,
+        (X_train, y_train, X_test, y_test),
+        (sigma_train, sigma_test),
+        noise,
+        {"sparse": t_sparse, "total": time.perf_counter() - t0},
+    )
+
+
+def _result(
+    chosen: Scored,
+    pool: Sequence[Scored],
+    kan_result: KANSymbolicResult | None,
+    variables: Sequence[sympy.Symbol],
+    names: Sequence[str],
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sigmas: tuple[np.ndarray | None, np.ndarray | None],
+    noise: float,
+    timings: dict[str, float],
+) -> KANSymbolicResult:
+    """The chosen formula as a result, every candidate listed with its origin."""
+    X_train, y_train, X_test, y_test = data
+    sigma_train, sigma_test = sigmas
+    expr = chosen.expression
+    pred_train = evaluate(expr, variables, X_train)
+    pred_test = evaluate(expr, variables, X_test)
+    candidates = [] if kan_result is None else list(kan_result.candidates)
+    seen: set[str] = set()
+    for s in pool:
+        text = sympy_to_text(s.expression)
+        if text in seen:
+            continue
+        seen.add(text)
+        held = nchi2(y_test, evaluate(s.expression, variables, X_test))
+        candidates.append(
+            Candidate(
+                s.origin,
+                text,
+                held,
+                s.complexity,
+                s is chosen,
+                description_length=s.description_length,
+            )
+        )
+    n_constants = len(parameterise(expr)[1])
+    chi2_train = chi2_test = math.nan
+    if sigma_train is not None and sigma_test is not None:
+        chi2_train = chi2_of(y_train, pred_train, sigma_train)
+        chi2_test = chi2_of(y_test, pred_test, sigma_test)
+    fields = {
+        "expression": expr,
+        "text": sympy_to_text(expr),
+        "variables": tuple(names),
+        "nchi2_train": nchi2(y_train, pred_train),
+        "nchi2_test": nchi2(y_test, pred_test),
+        "r2_train": r2(y_train, pred_train),
+        "r2_test": r2(y_test, pred_test),
+        "complexity": node_count(expr),
+        "candidates": tuple(candidates),
+        "chi2_train": chi2_train,
+        "dof_train": y_train.size - n_constants,
+        "chi2_test": chi2_test,
+        "dof_test": y_test.size,
+        "origin": chosen.origin.split("+")[0],
+        "description_length": chosen.description_length,
+        "noise": noise,
+    }
+    if kan_result is not None and chosen.origin.startswith("kan"):
+        timings = {**dict(kan_result.timings), **timings}
+        return replace(kan_result, timings=timings, **fields)
+    return KANSymbolicResult(
+        output=0,
+        raw_expression=expr,
+        raw_complexity=node_count(expr),
+        assembly_error=math.nan,
+        structure_error=math.nan,
+        kan_error=math.nan,
+        llm_calls=0 if kan_result is None else kan_result.llm_calls,
+        llm_calls_saved=0 if kan_result is None else kan_result.llm_calls_saved,
+        timings=timings,
+        **fields,
+    )
