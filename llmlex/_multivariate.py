@@ -34,10 +34,12 @@ import sympy
 from llmlex._criterion import description_length
 from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameterise
+from llmlex._noise import estimate_noise_nd
 from llmlex._score import chi2 as chi2_of
 from llmlex._sparse import linear_candidates
-from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text
+from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text, time_bound
 from llmlex._uncertainty import jacobian
+from llmlex.exceptions import AnsatzTooComplexError
 from llmlex.fit import nchi2, r2
 
 __all__ = ["Scored", "choose_formula", "explained", "score_expression", "snap_by_length"]
@@ -216,18 +218,12 @@ def snap_by_length(
     return best
 
 
-class _RewriteTimeout(Exception):
-    """A sympy rewrite ran out of its time bound."""
-
-
 def rewrites(expr: sympy.Expr, variables: Sequence[sympy.Symbol]) -> list[sympy.Expr]:
     """Equivalent ways of writing ``expr``, for the description length to choose among:
     over a common denominator (``together``, ``cancel``), ``factor``, and partial
     fractions in each variable (``apart``).  ``4/(x**2/2 + 1)`` and ``8/(x**2 + 2)`` are
     the same law, but the second writes fewer numbers; ``(2x - xy/2 - y/2)/(x + 1)`` is
     ``2x/(x + 1) - y/2``.  Each rewrite is time-bounded; one that fails is left out."""
-    from llmlex._symbolic import time_bound
-
     out: list[sympy.Expr] = []
     steps: list[Callable[[], sympy.Expr]] = [
         lambda: sympy.together(expr),
@@ -237,7 +233,7 @@ def rewrites(expr: sympy.Expr, variables: Sequence[sympy.Symbol]) -> list[sympy.
     ]
     for step in steps:
         try:
-            with time_bound(_RewriteTimeout, "a rewrite", _REWRITE_TIME):
+            with time_bound(AnsatzTooComplexError, "a rewrite", _REWRITE_TIME):
                 new = step()
         except Exception as err:  # sympy raises many kinds (PolynomialError, ...)
             log.debug("rewrite failed: %s", err)
@@ -288,8 +284,6 @@ def choose_formula(
     -------
     KANSymbolicResult
     """
-    from llmlex._noise import estimate_noise_nd
-
     t0 = time.perf_counter()
     variables = [sympy.Symbol(n, real=True) for n in names]
     n = y_train.size

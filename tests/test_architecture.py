@@ -43,9 +43,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "_settings _search _polish _genetic_loop genetic _batch batch",
         # the KAN pipeline (torch and pykan only in _kan_torch)
         "_separable _kan_types _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
-        "_kan_simplify _kanlex_ref _kanlex kan",
-        # multivariate generators beside the KAN pipeline, and the choice among them
-        "_sparse _multivariate",
+        # and beside it, the other multivariate generators and the choice among them
+        "_kan_simplify _kanlex_ref _kanlex kan _sparse _multivariate",
         # user-facing adapters
         "export plots estimator cli response llmlex kanlex __init__",
     )
