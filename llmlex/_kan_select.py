@@ -21,6 +21,7 @@ chi-squared per degree of freedom of the final formula.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import time
@@ -135,7 +136,8 @@ def symbolic_from_edges(
         each factor is regressed by the offline search on a slice of the network, and
         the product or sum competes with the other candidates on the data.
     separable_options : mapping, optional
-        ``population``, ``generations``, ``time_budget`` of those univariate searches.
+        ``population``, ``generations``, ``time_budget`` of those univariate searches, and
+        ``executor`` to run them on (see :func:`separable_forms`).
     separable_candidates : sequence, optional
         Those candidates already computed (one list of ``(origin, expression)`` per
         output, as the separability test gives them), used instead of recomputing.
@@ -419,6 +421,7 @@ def separable_forms(
     time_budget: float = 30.0,
     n_pairs: int = 256,
     n_slice: int = 200,
+    executor: concurrent.futures.Executor | None = None,
 ) -> list[tuple[str, sympy.Expr]]:
     """Formulas of an output from the network's separability structure (or none).
 
@@ -447,6 +450,10 @@ def separable_forms(
         Settings of the one-variable searches.
     n_pairs, n_slice : int
         Point pairs per separability test, points per slice.
+    executor : concurrent.futures.Executor, optional
+        Run the one-variable regressions there (see :func:`llmlex._separable.decompose`):
+        the network stays here, each regression travels as the points and values of its
+        slice; the formulas are those found without an executor.
 
     Returns
     -------
@@ -470,6 +477,7 @@ def separable_forms(
         n_pairs=n_pairs,
         n_slice=n_slice,
         max_error=SURROGATE_MAX_ERROR,
+        executor=executor,
     )
 
 

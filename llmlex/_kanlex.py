@@ -449,12 +449,16 @@ class KANLEX(ReferenceMethods):
         return float(np.clip(level, 1e-10, 1e-3)) if math.isfinite(level) else 1e-3
 
     def _separable_first(
-        self, seed: int | None, time_budget: float
+        self,
+        seed: int | None,
+        time_budget: float,
+        executor: concurrent.futures.Executor | None = None,
     ) -> tuple[list[list[tuple[str, sympy.Expr]]], list[bool]]:
         """Separable candidates of each output, and whether one beats the network.
 
         "Beats" means: refitted on the training data, its held-out score (nchi2, or with
-        error bars chi2 per point) is at most the network's own.
+        error bars chi2 per point) is at most the network's own.  With an ``executor``
+        the structure tests' one-variable regressions run there (the network stays here).
         """
         import sympy
 
@@ -470,7 +474,14 @@ class KANLEX(ReferenceMethods):
         cands, beats = [], []
         for o in range(Y.shape[1]):
             found = separable_forms(
-                self.model, X, variables, o, Y[:, o], seed=seed, time_budget=time_budget
+                self.model,
+                X,
+                variables,
+                o,
+                Y[:, o],
+                seed=seed,
+                time_budget=time_budget,
+                executor=executor,
             )
             level = selection_score(Yt[:, o], kan_test[:, o], sig_t)
             ok = False
@@ -561,8 +572,11 @@ class KANLEX(ReferenceMethods):
 
         ``executor``: regress the edges on this :class:`concurrent.futures.Executor` (a
         process pool, Dask's ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`)
-        instead of threads here; see :func:`kan_to_symbolic`.  The network's training,
-        the structure tests and the assembly stay in this process.
+        instead of threads here (see :func:`kan_to_symbolic`), and the one-variable
+        regressions of the structure tests too (each travels as the points of its slice
+        of the network; see :func:`llmlex._separable.decompose`).  The network's
+        training, the structure tests' evaluations of it and the assembly stay in this
+        process; the formulas are those found without an executor.
 
         ``checkpoint`` (a JSON file) and ``resume``: see :func:`kan_to_symbolic`.  Every
         edge is recorded as soon as it is regressed; calling again after an interruption
@@ -593,7 +607,7 @@ class KANLEX(ReferenceMethods):
             # The separability test needs only the network: run it first, and if its
             # formulas already fit the held-out data better than the network does, the
             # edges need no search (their formulas would only approximate the network).
-            sep, beats = self._separable_first(seed, separable_time)
+            sep, beats = self._separable_first(seed, separable_time, executor)
             search = not all(beats)
             if not search:
                 log.info("separable forms beat the network: edges fitted by the library only")

@@ -19,16 +19,24 @@ propagated through the transform), so a rough surrogate finds nothing rather tha
 something wrong; and every formula found is only a *candidate*: the caller refits its
 constants on the data and judges it on held-out points.
 
+The expensive part is the one-variable regressions; with an ``executor`` they run there
+(both sides of a separation at once, and every invariant combination that passes its
+test), each as its slice -- points, values, tolerance, seed, search settings -- so the
+surrogate itself never travels.  Every regression's seed and every test's random points
+derive from the problem they belong to, not from the order in which work is done or
+comes back: the same seed gives the same formulas with or without an executor.
+
 This module needs numpy and sympy only; the surrogate is any vectorised callable.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
@@ -94,13 +102,23 @@ class _Context:
     lo: np.ndarray
     hi: np.ndarray
     variables: Sequence[sympy.Symbol]
-    rng: np.random.Generator
     seed: int
-    deadline: float
+    deadline: float  # time.time() at which searches stop (a wall-clock time: it travels)
     population: int
     generations: int
     n_pairs: int
     n_slice: int
+    executor: concurrent.futures.Executor | None = None
+    # One-variable parts already started, by problem: none is regressed twice.
+    parts: dict[tuple, _Part] = field(default_factory=dict)
+    futures: list[concurrent.futures.Future] = field(default_factory=list)
+
+
+def _rng(ctx: _Context, chain: Sequence[_Transform], vars_: Sequence[int]) -> np.random.Generator:
+    """The random points of the tests of ``chain(f)`` on ``vars_``: drawn from the problem's
+    own stream, so they do not depend on which other problems were tested before."""
+    codes = [_TRANSFORMS.index(t) for t in chain]
+    return np.random.default_rng([ctx.seed % 2**64, len(codes), *codes, *vars_])
 
 
 def _chain_eval(ctx: _Context, chain: Sequence[_Transform], Z: np.ndarray, shift: float = 0.0):
@@ -111,10 +129,10 @@ def _chain_eval(ctx: _Context, chain: Sequence[_Transform], Z: np.ndarray, shift
     return v
 
 
-def _points(ctx: _Context, vars_: Sequence[int], n: int) -> np.ndarray:
+def _points(ctx: _Context, rng: np.random.Generator, vars_: Sequence[int], n: int) -> np.ndarray:
     """``n`` data points with the columns outside ``vars_`` held at the reference."""
     Z = np.repeat(ctx.ref[None, :], n, axis=0)
-    rows = ctx.rng.integers(0, ctx.X.shape[0], size=n)
+    rows = rng.integers(0, ctx.X.shape[0], size=n)
     cols = list(vars_)
     Z[:, cols] = ctx.X[rows][:, cols]
     return Z
@@ -142,11 +160,15 @@ def _usable(ctx: _Context, chain: Sequence[_Transform], tr: _Transform, Z: np.nd
 
 
 def _separation(
-    ctx: _Context, chain: Sequence[_Transform], k: int, vars_: Sequence[int]
+    ctx: _Context,
+    rng: np.random.Generator,
+    chain: Sequence[_Transform],
+    k: int,
+    vars_: Sequence[int],
 ) -> list[str]:
     """Kinds (``"product"``, ``"sum"``) in which ``chain(f)`` separates ``x_k`` from the rest."""
-    A = _points(ctx, vars_, ctx.n_pairs)
-    B = _points(ctx, vars_, ctx.n_pairs)
+    A = _points(ctx, rng, vars_, ctx.n_pairs)
+    B = _points(ctx, rng, vars_, ctx.n_pairs)
     AkB, BkA = B.copy(), A.copy()
     AkB[:, k], BkA[:, k] = A[:, k], B[:, k]
     ga, gb = _chain_eval(ctx, chain, A), _chain_eval(ctx, chain, B)
@@ -211,16 +233,42 @@ def _transformed_fits(x: np.ndarray, g: np.ndarray, seed: int) -> list[_Formula]
     return out
 
 
-def _regress(ctx: _Context, x: np.ndarray, g: np.ndarray, tol: float, key: int) -> list[_Formula]:
+@dataclass(frozen=True)
+class _Slice:
+    """One one-variable regression: all a worker needs (numpy arrays and numbers: it pickles)."""
+
+    x: np.ndarray
+    g: np.ndarray
+    tol: float  # nchi2 a formula of ``g`` may keep
+    seed: int  # derived from the problem, not from the order of work
+    population: int
+    generations: int
+    deadline: float  # time.time() at which the search stops
+
+
+def _slice(ctx: _Context, x: np.ndarray, g: np.ndarray, tol: float, key: int) -> _Slice:
+    return _Slice(
+        x=x,
+        g=g,
+        tol=tol,
+        seed=(ctx.seed * 1_000_003 + key) % 2**32,
+        population=ctx.population,
+        generations=ctx.generations,
+        deadline=ctx.deadline,
+    )
+
+
+def _regress(task: _Slice) -> list[_Formula]:
     """Formulas of ``g(x)``: the simplest ones within ``tol`` (nchi2) and the most accurate.
 
     The library first, then the library on transforms of ``g``, then the offline search.
     At most :data:`_ALTERNATIVES`, simplest first; empty if none comes near ``tol``.  The
     surrogate cannot tell apart formulas within its own error: the data will.
+    Module-level, taking one picklable task: an executor runs it by name.
     """
     from llmlex._symbolic import node_count
 
-    seed = (ctx.seed * 1_000_003 + key) % 2**32
+    x, g, tol, seed = task.x, task.g, task.tol, task.seed
 
     def formulas(results: Sequence[FitResult]) -> list[_Formula]:
         out = []
@@ -240,7 +288,7 @@ def _regress(ctx: _Context, x: np.ndarray, g: np.ndarray, tol: float, key: int) 
     if not ok or min(r.nchi2 for r in ok) > tol:
         ok.extend(_transformed_fits(x, g, seed))
     if not ok or min(r.nchi2 for r in ok) > tol:
-        left = ctx.deadline - time.perf_counter()
+        left = task.deadline - time.time()
         if left > 1.0:
             try:
                 run = run_genetic(
@@ -248,8 +296,8 @@ def _regress(ctx: _Context, x: np.ndarray, g: np.ndarray, tol: float, key: int) 
                     None,
                     x,
                     g,
-                    population_size=ctx.population,
-                    num_of_generations=ctx.generations,
+                    population_size=task.population,
+                    num_of_generations=task.generations,
                     exit_condition=tol / 4.0,
                     seed=seed,
                     progress=False,
@@ -283,30 +331,79 @@ def _tolerance(ctx: _Context, chain: Sequence[_Transform], Z: np.ndarray, g: np.
     return 4.0 * nchi2(g, up)
 
 
-def _one_variable(ctx: _Context, chain: Sequence[_Transform], k: int) -> list[sympy.Expr]:
-    from llmlex._symbolic import X as XSYM
+class _Part:
+    """The formulas of a one-variable part: regressed on the executor from the start, or
+    here when first asked for (without an executor, only the parts the search needs)."""
 
+    def __init__(
+        self,
+        ctx: _Context,
+        task: _Slice | None,
+        symbol: sympy.Expr,
+        value: list[sympy.Expr] | None = None,
+    ) -> None:
+        self._task = task
+        self._symbol = symbol  # what the ansatz's ``x`` stands for
+        self._value = value
+        self._future: concurrent.futures.Future | None = None
+        if value is None and ctx.executor is not None:
+            self._future = ctx.executor.submit(_regress, task)
+            ctx.futures.append(self._future)
+
+    def done(self) -> bool:
+        """Whether :meth:`exprs` returns without waiting for a regression."""
+        return self._value is not None or (self._future is not None and self._future.done())
+
+    def exprs(self) -> list[sympy.Expr]:
+        """The part's formulas (variants, the first preferred); empty if none was found."""
+        from llmlex._symbolic import X as XSYM
+
+        if self._value is None:
+            assert self._task is not None
+            found = _regress(self._task) if self._future is None else self._future.result()
+            self._value = [r.expression.xreplace({XSYM: self._symbol}) for r in found]
+        return self._value
+
+
+def _chain_key(chain: Sequence[_Transform]) -> tuple[int, ...]:
+    return tuple(_TRANSFORMS.index(t) for t in chain)
+
+
+def _one_variable(ctx: _Context, chain: Sequence[_Transform], k: int) -> _Part:
+    """``chain(f)`` on the slice through the reference along ``x_k``, started (once)."""
+    key = ("slice", _chain_key(chain), k)
+    if key in ctx.parts:
+        return ctx.parts[key]
     Z = np.repeat(ctx.ref[None, :], ctx.n_slice, axis=0)
     Z[:, k] = np.linspace(ctx.lo[k], ctx.hi[k], ctx.n_slice)
     g = _chain_eval(ctx, chain, Z)
+    var = ctx.variables[k]
     if not np.all(np.isfinite(g)):
-        return []
-    if np.ptp(g) <= 1e-9 * max(float(np.max(np.abs(g))), 1e-300):
-        return [sympy.Float(float(np.mean(g)))]
-    found = _regress(ctx, Z[:, k], g, _tolerance(ctx, chain, Z, g), 17 * k + len(chain))
-    return [r.expression.xreplace({XSYM: ctx.variables[k]}) for r in found]
+        part = _Part(ctx, None, var, value=[])
+    elif np.ptp(g) <= 1e-9 * max(float(np.max(np.abs(g))), 1e-300):
+        part = _Part(ctx, None, var, value=[sympy.Float(float(np.mean(g)))])
+    else:
+        tol = _tolerance(ctx, chain, Z, g)
+        part = _Part(ctx, _slice(ctx, Z[:, k], g, tol, 17 * k + len(chain)), var)
+    ctx.parts[key] = part
+    return part
 
 
 def _combination(
-    ctx: _Context, chain: Sequence[_Transform], i: int, j: int
+    ctx: _Context, rng: np.random.Generator, chain: Sequence[_Transform], i: int, j: int
 ) -> tuple[str, list[sympy.Expr]] | None:
-    """``chain(f)`` as a function of one combination of ``x_i`` and ``x_j``, if it is."""
-    from llmlex._symbolic import X as XSYM
+    """``chain(f)`` as a function of one combination of ``x_i`` and ``x_j``, if it is.
 
-    Z = _points(ctx, (i, j), ctx.n_pairs)
+    Every combination that passes its test is started at once (on an executor they are
+    regressed together); the first of them, in the order of :data:`_COMBOS`, that has a
+    formula is the answer.
+    """
+    Z = _points(ctx, rng, (i, j), ctx.n_pairs)
     g = _chain_eval(ctx, chain, Z)
     noise = max(_noise(ctx, chain, Z, g), 1e-12 * float(np.max(np.abs(g))))
-    t = 0.05 * ctx.rng.uniform(-1.0, 1.0, size=Z.shape[0])
+    t = 0.05 * rng.uniform(-1.0, 1.0, size=Z.shape[0])
+    vi, vj = ctx.variables[i], ctx.variables[j]
+    started: list[tuple[str, _Part]] = []
     for op, num, move, alone in _COMBOS:
         # Relative moves for products and ratios, a fraction of the range for sums.
         step = t * min(ctx.hi[i] - ctx.lo[i], ctx.hi[j] - ctx.lo[j]) if op in "+-" else t
@@ -330,12 +427,15 @@ def _combination(
         u, gu = u[order], g[order]
         if not np.all(np.isfinite(u)):
             continue
-        found = _regress(ctx, u, gu, _tolerance(ctx, chain, Z[order], gu), 31 * i + j)
-        if not found:
-            continue
-        vi, vj = ctx.variables[i], ctx.variables[j]
-        usym = {"*": vi * vj, "/": vi / vj, "+": vi + vj, "-": vi - vj}[op]
-        return f"{vi}{op}{vj}", [r.expression.xreplace({XSYM: usym}) for r in found]
+        key = ("combination", _chain_key(chain), i, j, op)
+        if key not in ctx.parts:
+            usym = {"*": vi * vj, "/": vi / vj, "+": vi + vj, "-": vi - vj}[op]
+            tol = _tolerance(ctx, chain, Z[order], gu)
+            ctx.parts[key] = _Part(ctx, _slice(ctx, u, gu, tol, 31 * i + j), usym)
+        started.append((op, ctx.parts[key]))
+    for op, part in started:
+        if part.exprs():
+            return f"{vi}{op}{vj}", part.exprs()
     return None
 
 
@@ -366,13 +466,18 @@ def _solve(
     """A structure of ``chain(f)`` restricted to ``vars_`` (the rest at the reference).
 
     Returns its description and its formulas (variants, the first preferred), or None.
+    Without an executor the rest of a separation is solved only once the part of ``x_k``
+    has a formula; with one, the rest is solved (its parts submitted) while that part is
+    regressed, unless it is already known to have none.  Either way the answer is the
+    same: every test draws from its own problem's stream (:func:`_rng`).
     """
-    if time.perf_counter() > ctx.deadline:
+    if time.time() > ctx.deadline:
         return None
     if len(vars_) == 1:
-        exprs = _one_variable(ctx, chain, vars_[0])
+        exprs = _one_variable(ctx, chain, vars_[0]).exprs()
         return (f"g({ctx.variables[vars_[0]]})", exprs) if exprs else None
-    Z = _points(ctx, vars_, ctx.n_pairs)
+    rng = _rng(ctx, chain, vars_)
+    Z = _points(ctx, rng, vars_, ctx.n_pairs)
     sign = 1 if float(np.median(_chain_eval(ctx, chain, Z))) >= 0 else -1
     for tr in _TRANSFORMS:  # the simplest transform that explains it
         if tr.name == "f":
@@ -386,19 +491,24 @@ def _solve(
         splits = vars_ if len(vars_) > 2 else vars_[:1]
         for k in splits:
             rest = tuple(v for v in vars_ if v != k)
-            for kind in _separation(ctx, sub, k, vars_):
+            for kind in _separation(ctx, rng, sub, k, vars_):
                 if kind == "product" and not abs(g_ref) > 1e-3 * g_scale:
                     continue  # the product's normalisation divides by g(ref)
-                a = _solve(ctx, sub, (k,))
-                b = _solve(ctx, sub, rest) if a else None
-                if a is None or b is None:
+                if time.time() > ctx.deadline:
+                    continue  # no regression started past the deadline
+                part = _one_variable(ctx, sub, k)
+                if (ctx.executor is None or part.done()) and not part.exprs():
+                    continue
+                b = _solve(ctx, sub, rest)  # on an executor: while x_k's part is regressed
+                a = part.exprs()
+                if not a or b is None:
                     continue
                 op = "*" if kind == "product" else "+"
-                exprs = _variants(a[1], b[1], _joiner(kind, tr, g_ref, sign))
-                text = f"{tr.name} = {_group(a[0])} {op} {_group(b[0])}"
+                exprs = _variants(a, b[1], _joiner(kind, tr, g_ref, sign))
+                text = f"{tr.name} = g({ctx.variables[k]}) {op} {_group(b[0])}"
                 return text, exprs
     if len(vars_) == 2:
-        comb = _combination(ctx, chain, *vars_)
+        comb = _combination(ctx, rng, chain, *vars_)
         if comb is not None:
             return f"g({comb[0]})", comb[1]
     return None
@@ -417,6 +527,7 @@ def decompose(
     n_pairs: int = 256,
     n_slice: int = 200,
     max_error: float = 0.05,
+    executor: concurrent.futures.Executor | None = None,
 ) -> list[tuple[str, sympy.Expr]]:
     """Candidate formulas of a smooth surrogate ``f`` from its separability structure.
 
@@ -441,6 +552,17 @@ def decompose(
     max_error : float
         No test if the surrogate's RMS error exceeds this fraction of its RMS value: a
         rough surrogate would pass any test.
+    executor : concurrent.futures.Executor, optional
+        Run the one-variable regressions there (a process pool, Dask's
+        ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`, a thread pool):
+        both sides of a separation are regressed at once, and so is every invariant
+        combination that passes its test.  The surrogate stays here, where the tests
+        evaluate it; each regression travels as its slice (points, values, tolerance,
+        seed, search settings, and the deadline as a wall-clock time, so workers on other
+        machines need synchronised clocks).  The formulas are those found without an
+        executor: seeds and test points derive from the problem, never from the order in
+        which work is done; only ``time_budget`` may end a search sooner or later.  A
+        regression that fails on the executor (a lost worker) raises here.
 
     Returns
     -------
@@ -473,15 +595,21 @@ def decompose(
         lo=X.min(axis=0),
         hi=X.max(axis=0),
         variables=variables,
-        rng=rng,
         seed=seed,
-        deadline=time.perf_counter() + time_budget,
+        deadline=time.time() + time_budget,
         population=population,
         generations=generations,
         n_pairs=n_pairs,
         n_slice=n_slice,
+        executor=executor,
     )
-    found = _solve(ctx, (), tuple(range(n)))
+    try:
+        found = _solve(ctx, (), tuple(range(n)))
+    finally:
+        # Parts started but not needed (a later combination, the rest of a separation
+        # whose part of x_k has no formula): not waited for.
+        for future in ctx.futures:
+            future.cancel()
     if found is None:
         return []
     return [(f"separable: {found[0]}", e) for e in found[1]]

@@ -341,10 +341,13 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         executor : concurrent.futures.Executor, optional
             KAN path: regress the network's edges there (a process pool, Dask's
             ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`; see
-            :func:`llmlex.kan.kan_to_symbolic`); the training and assembly stay here.  A
-            fit option rather than a parameter, so that :func:`sklearn.base.clone`
-            (which copies parameters) never copies an executor.  For worker processes
-            give the estimator a :class:`~llmlex.ClientSpec`, not an ``openai`` client.
+            :func:`llmlex.kan.kan_to_symbolic`), and the one-variable regressions of the
+            structure tests (with ``kan_simplify``); the training and assembly stay here.
+            The equation is the one found without an executor (unless ``time_budget``
+            ends a search sooner or later there).  A fit option rather than a
+            parameter, so that :func:`sklearn.base.clone` (which copies parameters)
+            never copies an executor.  For worker processes give the estimator a
+            :class:`~llmlex.ClientSpec`, not an ``openai`` client.
 
         Returns
         -------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import pickle
 
 import numpy as np
@@ -102,6 +103,41 @@ def test_kan_path_two_variables():
     assert {"x0", "x1"} <= {s.name for s in reg.expression_.free_symbols}
     back = pickle.loads(pickle.dumps(reg))
     np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+
+
+class _Recording(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool that records the module of every function submitted to it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.modules: list[str] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.modules.append(fn.__module__)
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.kan
+def test_kan_path_on_an_executor_gives_the_same_equation():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("kan")
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 3, (120, 2))
+    y = X[:, 0] ** 2 + 2 * np.sin(X[:, 1])
+    # With kan_simplify the structure tests run: this sum separates.
+    options = {**TINY_KAN, "kan_steps": 20, "kan_simplify": True}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared; one thread trains this net faster
+    try:
+        here = LLMLExRegressor(random_state=0, **options).fit(X, y)
+        with _Recording(max_workers=2) as pool:
+            there = LLMLExRegressor(random_state=0, **options).fit(X, y, executor=pool)
+    finally:
+        torch.set_num_threads(threads)
+    # Both the edges and the structure tests' one-variable regressions went to the pool.
+    assert {"llmlex._kan_edges", "llmlex._separable"} <= set(pool.modules)
+    assert there.method_ == here.method_ == "kan"
+    assert there.equation_ == here.equation_
 
 
 # The four checks below fit twice with the same random_state and compare predictions

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
+import pickle
+
 import numpy as np
 import pytest
 import sympy
@@ -103,3 +107,67 @@ def test_a_form_sympy_cannot_build_in_time_is_skipped_not_a_crash(monkeypatch):
     X = _data(np.array([1.0, 1.0]), np.array([3.0, 3.0]))
     f, data = _surrogate(sympy.exp(x0) / x1, [x0, x1])
     assert decompose(f, X, data(X), [x0, x1], seed=0, time_budget=10) == []
+
+
+class _Deferred(concurrent.futures.Executor):
+    """Runs a task only when its result is asked for, after a pickle round trip (as a
+    process would see it), and logs "submit" and "gather" in the order they happen."""
+
+    def __init__(self):
+        self.log: list[str] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.log.append("submit")
+        call = pickle.loads(pickle.dumps((fn, args, kwargs)))
+        return _DeferredFuture(self.log, call)
+
+
+class _DeferredFuture(concurrent.futures.Future):
+    def __init__(self, log, call):
+        super().__init__()
+        self._log, self._call = log, call
+
+    def result(self, timeout=None):
+        if not self.done():
+            self._log.append("gather")
+            fn, args, kwargs = self._call
+            self.set_result(pickle.loads(pickle.dumps(fn(*args, **kwargs))))
+        return super().result(timeout)
+
+
+def test_on_an_executor_both_parts_of_a_separation_are_submitted_before_either_is_gathered():
+    X = _data(np.array([1.0, 1.0]), np.array([3.0, 3.0]))
+    f, data = _surrogate((x0 + 1) * x1**2, [x0, x1])
+    y = data(X)
+    here = decompose(f, X, y, [x0, x1], seed=0)
+    pool = _Deferred()
+    there = decompose(f, X, y, [x0, x1], seed=0, executor=pool)
+    assert here and there == here
+    assert pool.log[:3] == ["submit", "submit", "gather"]
+
+
+class _Counting(concurrent.futures.Executor):
+    def __init__(self, inner):
+        self.inner, self.submitted = inner, 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted += 1
+        return self.inner.submit(fn, *args, **kwargs)
+
+
+def test_decompose_on_a_process_pool_finds_the_formulas_found_here():
+    # cos(x0)*tanh(x0) is not in the library: its part runs the seeded offline search,
+    # whose formulas change with its seed (measured), so a seed that depended on where or
+    # when the work ran would show.
+    X = _data(np.array([1.0, 1.0]), np.array([3.0, 3.0]))
+    f, data = _surrogate(sympy.cos(x0) * sympy.tanh(x0) + x1, [x0, x1])
+    y = data(X)
+    options = {"seed": 0, "population": 2, "generations": 1, "time_budget": 120}
+    here = decompose(f, X, y, [x0, x1], **options)
+    assert here
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        counted = _Counting(pool)
+        there = decompose(f, X, y, [x0, x1], executor=counted, **options)
+    assert counted.submitted >= 2  # the two parts went to the pool
+    assert there == here
