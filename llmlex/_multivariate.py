@@ -38,11 +38,19 @@ from llmlex._noise import estimate_noise_nd
 from llmlex._score import chi2 as chi2_of
 from llmlex._sparse import linear_candidates
 from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text, time_bound
-from llmlex._uncertainty import jacobian
+from llmlex._uncertainty import covariance, jacobian, significant_digits
 from llmlex.exceptions import AnsatzTooComplexError
 from llmlex.fit import nchi2, r2
 
-__all__ = ["Scored", "choose_formula", "explained", "score_expression", "snap_by_length"]
+__all__ = [
+    "Scored",
+    "choose_formula",
+    "constant_errors",
+    "explained",
+    "rounded_to_errors",
+    "score_expression",
+    "snap_by_length",
+]
 
 log = logging.getLogger("llmlex.multivariate")
 
@@ -448,3 +456,47 @@ def _result(
         timings=timings,
         **fields,
     )
+
+
+def constant_errors(
+    expr: sympy.Expr,
+    variables: Sequence[sympy.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    absolute_sigma: bool = False,
+) -> dict[sympy.Float, float]:
+    """Standard errors of the Float constants of ``expr`` fitted to ``(X, y)``, from the
+    Jacobian at the fitted values (scaled by the reduced chi-squared unless
+    ``absolute_sigma``, as :func:`scipy.optimize.curve_fit`); empty if not evaluable."""
+    try:
+        template, syms, p = parameterise(expr)
+        if not syms:
+            return {}
+        f = compile_expr(template, [*variables, *syms])
+    except (ValueError, TypeError, ZeroDivisionError):
+        return {}
+    cols = [X[:, k] for k in range(X.shape[1])]
+    w = 1.0 / sigma
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(f([*cols, *p]), dtype=float), y.shape)
+        jac = jacobian(lambda q: np.asarray(f([*cols, *q]), dtype=float), p, pred) * w[:, None]
+        dof = y.size - p.size
+        red = float(np.sum(((y - pred) * w) ** 2)) / dof if dof > 0 else math.inf
+        cov = covariance(jac, scale=1.0 if absolute_sigma else red)
+    errors = np.sqrt(np.abs(np.diag(cov)))
+    floats = {float(v): v for v in expr.atoms(sympy.Float)}
+    return {
+        floats[float(v)]: float(e) for v, e in zip(p, errors, strict=True) if float(v) in floats
+    }
+
+
+def rounded_to_errors(expr: sympy.Expr, errors: dict[sympy.Float, float]) -> sympy.Expr:
+    """``expr`` with each Float written to the significant digits its error justifies
+    (6 where the error says nothing)."""
+    out = {}
+    for f in expr.atoms(sympy.Float):
+        digits = significant_digits(float(f), errors.get(f, math.nan), precision=6)
+        out[f] = sympy.Float(f"{float(f):.{digits}g}")
+    return expr.xreplace(out)

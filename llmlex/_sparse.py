@@ -236,6 +236,10 @@ def sub_libraries(terms: Sequence[Term]) -> list[list[int]]:
 
 # ----------------------------------------------------------------- the sparsity path
 
+#: Rational supports of at most this many terms are all tried (at most
+#: ``_RATIONAL_EXHAUSTIVE`` of them), each judged by its real residual.
+_RATIONAL_EXHAUSTIVE_TERMS = 4
+_RATIONAL_EXHAUSTIVE = 6_000
 #: Most supports one sub-library is searched over exhaustively (by increasing size; larger
 #: supports come from the greedy paths only).
 EXHAUSTIVE_SUPPORTS = 20_000
@@ -550,6 +554,11 @@ def _rational_candidates(
         )
         supports = list(dict.fromkeys([*found, *supports]))
         start = found[0] if found else None
+    # Small supports are all tried and judged by the real residual: the linearised one
+    # rewards a Q that nearly vanishes on the data (y Q - P ~ 0 for any y), a degenerate
+    # solution the screening above can prefer to the law.
+    small = [t for t in _exhaustive(A.shape[1], _RATIONAL_EXHAUSTIVE_TERMS) if valid(t)]
+    supports = list(dict.fromkeys([*supports, *small[:_RATIONAL_EXHAUSTIVE]]))
     ranked: list[tuple[float, tuple[int, ...], np.ndarray]] = []
     for s in supports:
         sub = A[:, list(s)]

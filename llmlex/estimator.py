@@ -464,8 +464,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     ) -> None:
         import time
 
+        import sympy
+
         from llmlex._kan_sympy import parameterise
-        from llmlex._multivariate import choose_formula
+        from llmlex._multivariate import choose_formula, constant_errors, rounded_to_errors
 
         t0 = time.perf_counter()
         n = X.shape[0]
@@ -533,7 +535,12 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             if c.accepted or not math.isnan(c.description_length)
         ]
         self.pareto_front_ = _front(points)
-        self.equation_ = self._readable(self.expression_)
+        variables = [sympy.Symbol(name, real=True) for name in names]
+        used = sig_train if sig_train is not None else np.full(train.size, result.noise)
+        errors = constant_errors(
+            result.expression, variables, X[train], y[train], used, absolute_sigma=False
+        )
+        self.equation_ = self._readable(rounded_to_errors(result.expression, errors))
         log.info(
             "%s formula %s (held-out nchi2 %.3g)", result.origin, self.equation_, result.nchi2_test
         )

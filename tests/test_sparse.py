@@ -159,3 +159,15 @@ def test_the_kan_runs_when_no_sparse_formula_explains_the_data():
     assert called == [1]
     assert result.origin in ("sparse", "rational")
     assert math.isfinite(result.description_length)
+
+
+def test_a_rational_law_is_not_lost_to_a_denominator_that_vanishes_on_the_data():
+    # On a narrow band of x1 a quadratic Q(x1) can nearly vanish on every sample, which
+    # makes the linearised residual y Q - P small for any y: the real residual decides.
+    rng = np.random.default_rng(3)
+    X = np.c_[rng.uniform(0.0, 4.0, 300), rng.uniform(0.66, 0.92, 300)]
+    y0 = -2 * X[:, 0] * X[:, 1] / (0.5 + X[:, 0])
+    y = y0 + 0.01 * float(np.sqrt(np.mean(y0 * y0))) * rng.normal(size=300)
+    result = choose_formula(X, y, X, y, ["x0", "x1"])
+    assert result.origin == "rational"
+    assert _same_form(result.expression, -2 * X0 * X1 / (sympy.Rational(1, 2) + X0))
