@@ -93,6 +93,42 @@ _COMBOS: tuple[tuple[str, Callable, Callable, Callable], ...] = (
 )
 
 
+#: A test point is near the data when its distance to the nearest sample (columns
+#: standardised) is at most this many times the 95th percentile of the samples' own
+#: nearest-neighbour distances: beyond it the surrogate extrapolates.
+_REACH = 2.0
+#: Fewest points near the data for a test to be judged (and for a slice to be regressed).
+_MIN_COVERED = 16
+
+
+class _Coverage:
+    """Where a surrogate fitted to the samples ``X`` can be trusted: near them.
+
+    Samples need not fill a box: along trajectories or with correlated inputs the mixed
+    points of a test (``x_k`` of one sample, the rest of another) and the slices through
+    the reference can leave the samples' hull, where a network's values mean nothing.
+    """
+
+    def __init__(self, X: np.ndarray) -> None:
+        from scipy.spatial import cKDTree
+
+        self.center = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale = np.where(scale > 0, scale, 1.0)
+        Z = (X - self.center) / self.scale
+        self.tree = cKDTree(Z)
+        if X.shape[0] > 1:
+            d, _ = self.tree.query(Z, k=2)
+            self.reach = _REACH * float(np.quantile(d[:, 1], 0.95))
+        else:
+            self.reach = math.inf
+
+    def near(self, Z: np.ndarray) -> np.ndarray:
+        """Which rows of ``Z`` are within reach of a sample."""
+        d, _ = self.tree.query((np.asarray(Z, dtype=float) - self.center) / self.scale, k=1)
+        return np.asarray(d <= self.reach)
+
+
 @dataclass
 class _Context:
     f: Surrogate
@@ -109,6 +145,9 @@ class _Context:
     n_pairs: int
     n_slice: int
     executor: concurrent.futures.Executor | None = None
+    coverage: _Coverage | None = None
+    # Tests and slices that could not be judged for lack of samples near their points.
+    unjudged: list[str] = field(default_factory=list)
     # One-variable parts already started, by problem: none is regressed twice.
     parts: dict[tuple, _Part] = field(default_factory=dict)
     futures: list[concurrent.futures.Future] = field(default_factory=list)
@@ -119,6 +158,22 @@ def _rng(ctx: _Context, chain: Sequence[_Transform], vars_: Sequence[int]) -> np
     own stream, so they do not depend on which other problems were tested before."""
     codes = [_TRANSFORMS.index(t) for t in chain]
     return np.random.default_rng([ctx.seed % 2**64, len(codes), *codes, *vars_])
+
+
+def _near(ctx: _Context, *Zs: np.ndarray) -> np.ndarray:
+    """Rows near the data in every one of ``Zs`` (all rows without a coverage map)."""
+    keep = np.ones(Zs[0].shape[0], dtype=bool)
+    if ctx.coverage is not None:
+        for Z in Zs:
+            keep &= ctx.coverage.near(Z)
+    return keep
+
+
+def _unjudged(ctx: _Context, what: str, kept: int, total: int) -> None:
+    note = f"{what}: {kept} of {total} points near the data"
+    if note not in ctx.unjudged:
+        ctx.unjudged.append(note)
+        log.info("not judged for lack of coverage: %s", note)
 
 
 def _chain_eval(ctx: _Context, chain: Sequence[_Transform], Z: np.ndarray, shift: float = 0.0):
@@ -171,6 +226,11 @@ def _separation(
     B = _points(ctx, rng, vars_, ctx.n_pairs)
     AkB, BkA = B.copy(), A.copy()
     AkB[:, k], BkA[:, k] = A[:, k], B[:, k]
+    keep = _near(ctx, A, B, AkB, BkA)
+    if keep.sum() < _MIN_COVERED:
+        _unjudged(ctx, f"separation of {ctx.variables[k]}", int(keep.sum()), keep.size)
+        return []
+    A, B, AkB, BkA = A[keep], B[keep], AkB[keep], BkA[keep]
     ga, gb = _chain_eval(ctx, chain, A), _chain_eval(ctx, chain, B)
     gab, gba = _chain_eval(ctx, chain, AkB), _chain_eval(ctx, chain, BkA)
     if not all(np.all(np.isfinite(v)) for v in (ga, gb, gab, gba)):
@@ -376,8 +436,14 @@ def _one_variable(ctx: _Context, chain: Sequence[_Transform], k: int) -> _Part:
         return ctx.parts[key]
     Z = np.repeat(ctx.ref[None, :], ctx.n_slice, axis=0)
     Z[:, k] = np.linspace(ctx.lo[k], ctx.hi[k], ctx.n_slice)
-    g = _chain_eval(ctx, chain, Z)
+    Z = Z[_near(ctx, Z)]
     var = ctx.variables[k]
+    if Z.shape[0] < _MIN_COVERED:
+        _unjudged(ctx, f"slice along {var}", Z.shape[0], ctx.n_slice)
+        part = _Part(ctx, None, var, value=[])
+        ctx.parts[key] = part
+        return part
+    g = _chain_eval(ctx, chain, Z)
     if not np.all(np.isfinite(g)):
         part = _Part(ctx, None, var, value=[])
     elif np.ptp(g) <= 1e-9 * max(float(np.max(np.abs(g))), 1e-300):
@@ -399,6 +465,12 @@ def _combination(
     formula is the answer.
     """
     Z = _points(ctx, rng, (i, j), ctx.n_pairs)
+    Z = Z[_near(ctx, Z)]
+    if Z.shape[0] < _MIN_COVERED:
+        _unjudged(
+            ctx, f"combinations of {ctx.variables[i]}, {ctx.variables[j]}", Z.shape[0], ctx.n_pairs
+        )
+        return None
     g = _chain_eval(ctx, chain, Z)
     noise = max(_noise(ctx, chain, Z, g), 1e-12 * float(np.max(np.abs(g))))
     t = 0.05 * rng.uniform(-1.0, 1.0, size=Z.shape[0])
@@ -411,7 +483,7 @@ def _combination(
         Zm[:, i], Zm[:, j] = move(Z[:, i], Z[:, j], step)
         Zi[:, i] = alone(Z[:, i], step)
         inside = np.all((Zm >= ctx.lo) & (Zm <= ctx.hi), axis=1) & (Zi[:, i] >= ctx.lo[i])
-        inside &= Zi[:, i] <= ctx.hi[i]
+        inside &= (Zi[:, i] <= ctx.hi[i]) & _near(ctx, Zm, Zi)
         if inside.sum() < 32:
             continue
         gm = _chain_eval(ctx, chain, Zm[inside])
@@ -602,6 +674,7 @@ def decompose(
         n_pairs=n_pairs,
         n_slice=n_slice,
         executor=executor,
+        coverage=_Coverage(X),
     )
     try:
         found = _solve(ctx, (), tuple(range(n)))

@@ -171,3 +171,32 @@ def test_decompose_on_a_process_pool_finds_the_formulas_found_here():
         there = decompose(f, X, y, [x0, x1], executor=counted, **options)
     assert counted.submitted >= 2  # the two parts went to the pool
     assert there == here
+
+
+def test_tests_off_the_data_are_not_judged_and_say_so(caplog):
+    # Samples along a thin band (x1 ~ x0, as along one trajectory): a surrogate fitted
+    # there means nothing far from it, where the mixed points of a separation test and
+    # the slices through the reference would go.  It is wrong there on purpose.
+    rng = np.random.default_rng(0)
+    t = rng.uniform(1, 3, 600)
+    X = np.c_[t, t + rng.uniform(-0.02, 0.02, 600)]
+
+    def f(Z):
+        off = Z[:, 1] - Z[:, 0]
+        return Z[:, 0] * Z[:, 1] + 50.0 * np.where(np.abs(off) > 0.1, off, 0.0)
+
+    y = f(X)
+    with caplog.at_level("INFO", logger="llmlex._separable"):
+        found = decompose(f, X, y, [x0, x1], seed=0, time_budget=10)
+    assert "not judged for lack of coverage" in caplog.text
+    # Whatever is found comes from points near the data: it fits the data.
+    for _, expr in found:
+        assert _refit_nchi2(expr, [x0, x1], X, y) < 1e-6
+
+
+def test_data_that_fill_a_box_are_covered_everywhere(caplog):
+    X = _data(np.array([1.0, 1.0]), np.array([3.0, 3.0]))
+    f, data = _surrogate((x0 + 1) * x1**2, [x0, x1])
+    with caplog.at_level("INFO", logger="llmlex._separable"):
+        found = decompose(f, X, data(X), [x0, x1], seed=0, time_budget=20)
+    assert found and "not judged" not in caplog.text
