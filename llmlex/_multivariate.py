@@ -36,7 +36,7 @@ from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameterise
 from llmlex._noise import estimate_noise_nd
 from llmlex._score import chi2 as chi2_of
-from llmlex._sparse import linear_candidates
+from llmlex._sparse import linear_candidates, power_law_candidates
 from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text, time_bound
 from llmlex._uncertainty import covariance, jacobian, significant_digits
 from llmlex.exceptions import AnsatzTooComplexError
@@ -166,7 +166,7 @@ def score_expression(
 
 def _simple_values(v: float) -> list[sympy.Expr]:
     """Simple numbers near ``v``, simplest first: 0, the nearest integer, fractions of
-    denominator up to 12, multiples of pi by such fractions, ``v`` to 1-3 digits."""
+    denominator up to 12, such fractions times pi and over pi, ``v`` to 1-3 digits."""
     out: list[sympy.Expr] = [sympy.Integer(0)]
     if not math.isfinite(v) or v == 0.0:
         return out
@@ -176,6 +176,9 @@ def _simple_values(v: float) -> list[sympy.Expr]:
     frac_pi = Fraction(v / math.pi).limit_denominator(12)
     if frac_pi != 0:
         out.append(sympy.pi * sympy.Rational(frac_pi.numerator, frac_pi.denominator))
+    per_pi = Fraction(v * math.pi).limit_denominator(12)
+    if per_pi != 0:
+        out.append(sympy.Rational(per_pi.numerator, per_pi.denominator) / sympy.pi)
     for digits in (1, 2, 3):
         short = Fraction(f"{v:.{digits}g}")
         out.append(sympy.Rational(short.numerator, short.denominator))
@@ -303,9 +306,10 @@ def choose_formula(
         noise = math.nan
     if progress:
         progress("sparse regression")
-    found = (
-        linear_candidates(X_train, y_train, sigma, variables, deadline=deadline) if sparse else []
-    )
+    found = []
+    if sparse:
+        found = linear_candidates(X_train, y_train, sigma, variables, deadline=deadline)
+        found += power_law_candidates(X_train, y_train, variables)
     pool: list[Scored] = []
     for c in found:
         if math.isnan(c.description_length):  # linearised constants: the real fit first

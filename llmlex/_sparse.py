@@ -43,7 +43,14 @@ import sympy
 from llmlex._criterion import description_length
 from llmlex._symbolic import node_count, number_cost, operator_kinds
 
-__all__ = ["MAX_TERMS", "LinearCandidate", "Term", "linear_candidates", "term_library"]
+__all__ = [
+    "MAX_TERMS",
+    "LinearCandidate",
+    "Term",
+    "linear_candidates",
+    "power_law_candidates",
+    "term_library",
+]
 
 log = logging.getLogger("llmlex.sparse")
 
@@ -586,4 +593,47 @@ def _rational_candidates(
         template = P / (1 + Q)
         c2 = float(np.sum(((y - np.divide(*fractions(s, coef))) * w) ** 2))
         out.append(LinearCandidate("rational", _fill(template, coef), template, coef, c2, math.nan))
+    return out
+
+
+def power_law_candidates(
+    X: np.ndarray, y: np.ndarray, variables: Sequence[sympy.Symbol]
+) -> list[LinearCandidate]:
+    """Power laws ``c * prod x_k**a_k``, by least squares on ``log|y|`` (a monomial with
+    free exponents: many laws of physics are one).
+
+    Only where ``y`` keeps one sign away from 0 and over the inputs that are positive (the
+    others are left out of the product).  Returns the law with every input and with the
+    inputs whose exponent is more than two standard errors from 0, with the log-fit's
+    constants and a ``nan`` description length (refit them on ``y`` first).
+    """
+    positive = [k for k in range(X.shape[1]) if np.all(X[:, k] > 0)]
+    if not positive or not _one_sign(y):
+        return []
+    n = y.size
+    A = np.column_stack([np.ones(n), *(np.log(X[:, k]) for k in positive)])
+    b = np.log(np.abs(y))
+    if n <= A.shape[1] + 1:
+        return []
+    coef, *_ = np.linalg.lstsq(A, b, rcond=None)
+    resid = b - A @ coef
+    s2 = float(resid @ resid) / (n - A.shape[1])
+    errors = np.sqrt(np.maximum(np.diag(np.linalg.pinv(A.T @ A)) * s2, 0.0))
+    sign = 1.0 if y[0] > 0 else -1.0
+    out = []
+    for keep in ([True] * len(positive), list(np.abs(coef[1:]) > 2 * errors[1:])):
+        if not any(keep):
+            continue
+        cols = [0] + [i + 1 for i, k in enumerate(keep) if k]
+        c, *_ = np.linalg.lstsq(A[:, cols], b, rcond=None)
+        syms = [sympy.Symbol(f"p{k}", real=True) for k in range(len(cols))]
+        template = syms[0] * sympy.Mul(
+            *(variables[positive[i - 1]] ** p for i, p in zip(cols[1:], syms[1:], strict=True))
+        )
+        params = np.array([sign * math.exp(min(float(c[0]), 700.0)), *c[1:]])
+        cand = LinearCandidate(
+            "power", _fill(template, params), template, params, math.nan, math.nan
+        )
+        if all(sympy.srepr(cand.template) != sympy.srepr(o.template) for o in out):
+            out.append(cand)
     return out

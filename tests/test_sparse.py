@@ -171,3 +171,19 @@ def test_a_rational_law_is_not_lost_to_a_denominator_that_vanishes_on_the_data()
     result = choose_formula(X, y, X, y, ["x0", "x1"])
     assert result.origin == "rational"
     assert _same_form(result.expression, -2 * X0 * X1 / (sympy.Rational(1, 2) + X0))
+
+
+def test_power_laws_are_fitted_on_logs_and_their_exponents_snapped():
+    from llmlex._sparse import power_law_candidates
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 5, (300, 3))
+    y = X[:, 0] * X[:, 1] / (4 * np.pi * X[:, 2] ** 2)
+    x2 = sympy.Symbol("x2", real=True)
+    found = power_law_candidates(X, y, [X0, X1, x2])
+    assert found and found[0].origin == "power"
+    np.testing.assert_allclose(found[0].params, [1 / (4 * np.pi), 1, 1, -2], rtol=1e-9)
+    assert power_law_candidates(X, y - np.median(y), [X0, X1, x2]) == []  # y changes sign
+    result = choose_formula(X, y, X, y, ["x0", "x1", "x2"])
+    assert result.origin == "power"
+    assert sympy.simplify(result.expression - X0 * X1 / (4 * sympy.pi * x2**2)) == 0
