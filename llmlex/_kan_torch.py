@@ -23,6 +23,7 @@ import copy
 import io
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -197,7 +198,7 @@ def extract_edges(model: Any, x: Any = None) -> dict[Key, RawEdge]:
     save_act = model.save_act
     model.save_act = True
     try:
-        with torch.no_grad():
+        with torch.no_grad(), benign():
             model(xt)
     finally:
         model.save_act = save_act
@@ -252,11 +253,23 @@ def network_output(model: Any, X: np.ndarray) -> np.ndarray:
     """The network's output on the inputs ``X`` (``(n, n_out)``, float64)."""
     torch, _ = import_kan()
     xt = torch.as_tensor(X, dtype=torch.get_default_dtype(), device=model.device)
-    with torch.no_grad():
+    with torch.no_grad(), benign():
         return to_numpy(model(xt))
 
 
 # ----------------------------------------------------------------------------- training
+
+
+@contextlib.contextmanager
+def benign() -> Iterator[None]:
+    """Silence pykan's warnings that say nothing about the user's data: a forward pass on
+    fewer than two points takes ``torch.std`` of one value (pykan records the spread of
+    each layer's activations on every pass)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"std\(\): degrees of freedom", category=UserWarning
+        )
+        yield
 
 
 @contextlib.contextmanager
@@ -422,7 +435,7 @@ def holdout_loss(model: Any, ds: dict[str, Any], weights: np.ndarray | None = No
     With ``weights`` (one per test sample), the weighted RMSE ``sqrt(mean(w * r**2))``.
     """
     torch, _ = import_kan()
-    with torch.no_grad():
+    with torch.no_grad(), benign():
         r2 = (model(ds["test_input"]) - ds["test_label"]) ** 2
         if weights is not None:
             w = torch.as_tensor(np.asarray(weights, dtype=float), dtype=r2.dtype)

@@ -46,6 +46,20 @@ def test_edge_extraction_shapes_and_pruned_edges():
     np.testing.assert_allclose(raw[(0, 0, 0)][1], X[:, 0], rtol=1e-6)  # re-run on X
 
 
+@needs_kan
+def test_a_forward_pass_on_one_point_warns_nothing():
+    import warnings
+
+    from llmlex._kan_torch import network_output
+
+    model = small_kan([2, 2, 1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        network_output(model, np.zeros((1, 2)))  # pykan takes torch.std of one value
+        extract_edges(model, np.zeros((1, 2)))
+    assert not [w for w in caught if "degrees of freedom" in str(w.message)]
+
+
 def _imports_of(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
