@@ -154,10 +154,14 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
 
     One input column: the univariate genetic search of :func:`llmlex.run_genetic`
     (language model with ``client``, offline proposer with ``client=None``).  Several
-    columns: a small Kolmogorov-Arnold network is trained, each edge regressed as a
-    univariate problem, and the network assembled into one formula in ``x0, x1, ...``
-    (needs torch and pykan: ``pip install "llmlex[kan]"``).  A constant target gives a
-    constant model.
+    columns (:mod:`llmlex._multivariate`): sparse regression over a library of terms,
+    rational functions and power laws propose formulas in seconds; only when none
+    explains the data to the noise is a small Kolmogorov-Arnold network trained, each
+    edge regressed as a univariate problem, and the network assembled into one formula
+    in ``x0, x1, ...`` (needs torch and pykan: ``pip install "llmlex[kan]"``).  Every
+    candidate competes under one description-length criterion (constants and nodes cost;
+    fit beyond the noise earns nothing); the winner's constants are snapped to simple
+    values where the data agree.  A constant target gives a constant model.
 
     Parameters
     ----------
@@ -209,7 +213,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     generators : sequence of {"sparse", "kan"}
         Where formulas for several columns come from.  ``"sparse"``: sparse regression
         over a library of terms (monomials, simple functions of each column and of pairs
-        of columns, their products) and rational functions ``P/Q``, in seconds.
+        of columns, their products), rational functions ``P/Q`` and power laws
+        ``c * prod(x_k**a_k)``, in seconds.
         ``"kan"``: the KAN pipeline (training, per-edge regression, separability tests,
         assembly), run only when no sparse formula explains the data to the noise.  All
         candidates compete under one description-length criterion (see
