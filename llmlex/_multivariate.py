@@ -61,8 +61,11 @@ _SNAP_TOP = 3
 #: Most constants of a formula whose constants are snapped (each is tried at several
 #: values, each try a refit of the others).
 _SNAP_MAX_CONSTANTS = 10
-#: Seconds the snapping may take in all (less if the caller's deadline is nearer).
-_SNAP_TIME = 10.0
+#: Most refits of one formula's snapping (a bound on work, not time: the result must
+#: not depend on the machine's load).
+_SNAP_TRIES = 60
+#: Values farther than this many standard errors from a constant are not tried.
+_SNAP_SIGMAS = 8.0
 #: Seconds one sympy rewrite (``together``, ``apart``, ...) may take.
 _REWRITE_TIME = 1.0
 
@@ -197,29 +200,40 @@ def snap_by_length(
     sigma: np.ndarray,
     *,
     deadline: float | None = None,
+    max_tries: int = _SNAP_TRIES,
 ) -> Scored:
     """Replace constants of ``scored`` by simple numbers while its description length
     falls (the other constants refitted each time).  0 drops a term.
 
-    Constants are tried largest first, each value simplest first; the first replacement
-    that shortens the description is kept and the search starts over.
+    Constants are tried largest first, each value simplest first, among the values within
+    :data:`_SNAP_SIGMAS` standard errors of the constant (farther ones would cost more
+    chi-squared than any shorter writing saves); the first replacement that shortens the
+    description is kept and the search starts over.  At most ``max_tries`` refits: a
+    bound on work, so that the result does not depend on the machine's speed (the
+    ``deadline``, a :func:`time.perf_counter` value, is only a caller's time budget).
     """
     best = scored
     origin = scored.origin if scored.origin.endswith("+snapped") else scored.origin + "+snapped"
     tried: set[str] = set()
+    tries = 0
     improved = True
     while improved:
         improved = False
+        errors = constant_errors(best.expression, variables, X, y, sigma, absolute_sigma=True)
         floats = sorted(best.expression.atoms(sympy.Float), key=lambda f: -abs(float(f)))
         for f in floats:
-            for value in _simple_values(float(f)):
-                if deadline is not None and time.perf_counter() > deadline:
+            v, err = float(f), errors.get(f, math.inf)
+            for value in _simple_values(v):
+                if abs(float(value) - v) > _SNAP_SIGMAS * err:
+                    continue
+                if tries >= max_tries or (deadline is not None and time.perf_counter() > deadline):
                     return best
                 new = best.expression.xreplace({f: value})
                 key = sympy.srepr(new)
                 if key in tried:
                     continue
                 tried.add(key)
+                tries += 1
                 cand = score_expression(origin, new, variables, X, y, sigma)
                 if cand is not None and cand.description_length < best.description_length - 1e-9:
                     best, improved = cand, True
@@ -345,9 +359,7 @@ def choose_formula(
     if progress:
         progress("snapping constants")
     pool.sort(key=lambda s: s.description_length)
-    snap_deadline = time.perf_counter() + _SNAP_TIME
-    if deadline is not None:
-        snap_deadline = min(snap_deadline, deadline)
+    snap_deadline = deadline
 
     def snap(s: Scored) -> Scored:
         return snap_by_length(s, variables, X_train, y_train, sigma, deadline=snap_deadline)
@@ -360,7 +372,7 @@ def choose_formula(
     # and snapped again: the description length depends on how a formula is written.
     rewritten: list[Scored] = []
     for s in snapped:
-        if time.perf_counter() > snap_deadline:
+        if snap_deadline is not None and time.perf_counter() > snap_deadline:
             break
         for expr in rewrites(s.expression, variables):
             r = score_expression(s.origin, expr, variables, X_train, y_train, sigma)

@@ -298,25 +298,33 @@ def _paths(A: np.ndarray, b: np.ndarray, kmax: int) -> list[tuple[int, ...]]:
 def _backward(A: np.ndarray, b: np.ndarray, kmax: int) -> list[tuple[int, ...]]:
     """Backward elimination: from the full least-squares fit (when there are points
     enough for it), drop the column of smallest ``|t|`` until one is left; the supports
-    of at most ``kmax`` columns on the way."""
+    of at most ``kmax`` columns on the way.  The inverse Gram matrix of the remaining
+    columns is downdated at each step (``H - h h^T / h_jj``), not recomputed."""
     n, p = A.shape
     if p > n // 2 or p < 1:
         return []
+    norms = np.linalg.norm(A, axis=0)
+    U = A / norms
+    c = U.T @ b
+    bb = float(b @ b)
+    H = np.linalg.pinv(U.T @ U)
     active = list(range(p))
     out: list[tuple[int, ...]] = []
     while active:
-        sub = A[:, active]
-        coef, *_ = np.linalg.lstsq(sub, b, rcond=None)
+        coef = H @ c[active]
         if len(active) <= kmax:
             out.append(tuple(sorted(active)))
         if len(active) == 1:
             break
-        resid = b - sub @ coef
-        s2 = float(resid @ resid) / max(1, n - len(active))
-        diag = np.diag(np.linalg.pinv(sub.T @ sub))
+        s2 = max(bb - float(c[active] @ coef), 0.0) / max(1, n - len(active))
         with np.errstate(all="ignore"):
-            t = np.abs(coef) / np.sqrt(np.maximum(diag * s2, 1e-300))
-        active.pop(int(np.nanargmin(t)) if np.any(np.isfinite(t)) else 0)
+            t = np.abs(coef) / np.sqrt(np.maximum(np.diag(H) * s2, 1e-300))
+        j = int(np.nanargmin(t)) if np.any(np.isfinite(t)) else 0
+        h = H[:, j].copy()
+        if abs(h[j]) > 1e-300:
+            H = H - np.outer(h, h) / h[j]
+        H = np.delete(np.delete(H, j, axis=0), j, axis=1)
+        active.pop(j)
     return out
 
 
@@ -500,6 +508,51 @@ def linear_candidates(
     return unique[:keep] + rationals
 
 
+def _real_screen(
+    A: np.ndarray,
+    b: np.ndarray,
+    base: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    n_p: int,
+    supports: Sequence[tuple[int, ...]],
+    cost: np.ndarray,
+    top: int,
+) -> list[tuple[int, ...]]:
+    """The ``top`` rational supports by the *real* residual ``y - P/Q`` at their
+    linearised least-squares constants (plus their approximate structure cost), computed
+    for all supports at once by size (normal equations of the unit-norm columns)."""
+    norms = np.linalg.norm(A, axis=0)
+    U = A / norms
+    G, c = U.T @ U, U.T @ b
+    scored: list[tuple[float, tuple[int, ...]]] = []
+    by_size: dict[int, list[tuple[int, ...]]] = {}
+    for sup in supports:
+        by_size.setdefault(len(sup), []).append(sup)
+    for k, group in by_size.items():
+        for start in range(0, len(group), 512):  # bounded memory: n x 512 x k values
+            chunk = group[start : start + 512]
+            idx = np.asarray(chunk, dtype=int)
+            Gs = G[idx[:, :, None], idx[:, None, :]] + 1e-12 * np.eye(k)
+            with np.errstate(all="ignore"):
+                try:
+                    coef = np.linalg.solve(Gs, c[idx][..., None])[..., 0] / norms[idx]
+                except np.linalg.LinAlgError:
+                    continue
+                terms = base[:, idx] * coef[None]  # (n, m, k)
+                is_q = idx >= n_p
+                P = np.sum(np.where(is_q[None], 0.0, terms), axis=2)
+                Q = 1.0 + np.sum(np.where(is_q[None], terms, 0.0), axis=2)
+                r = (y[:, None] - P / Q) * w[:, None]
+                chi2_value = np.sum(r * r, axis=0)
+            dl = 0.5 * chi2_value + np.sum(cost[idx], axis=1)
+            for value, sup in zip(dl, chunk, strict=True):
+                if math.isfinite(value):
+                    scored.append((float(value), sup))
+    scored.sort(key=lambda t: t[0])
+    return [sup for _, sup in scored[:top]]
+
+
 def _rational_candidates(
     X: np.ndarray,
     y: np.ndarray,
@@ -565,7 +618,8 @@ def _rational_candidates(
     # rewards a Q that nearly vanishes on the data (y Q - P ~ 0 for any y), a degenerate
     # solution the screening above can prefer to the law.
     small = [t for t in _exhaustive(A.shape[1], _RATIONAL_EXHAUSTIVE_TERMS) if valid(t)]
-    supports = list(dict.fromkeys([*supports, *small[:_RATIONAL_EXHAUSTIVE]]))
+    small = _real_screen(A, b, base, y, w, n_p, small[:_RATIONAL_EXHAUSTIVE], cost, 10 * refits)
+    supports = list(dict.fromkeys([*supports, *small]))
     ranked: list[tuple[float, tuple[int, ...], np.ndarray]] = []
     for s in supports:
         sub = A[:, list(s)]
