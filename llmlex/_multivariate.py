@@ -66,6 +66,8 @@ _SNAP_MAX_CONSTANTS = 10
 _SNAP_TRIES = 60
 #: Values farther than this many standard errors from a constant are not tried.
 _SNAP_SIGMAS = 8.0
+#: Formulas larger than this (sympy nodes) are not rewritten.
+_REWRITE_MAX_NODES = 80
 #: Seconds one sympy rewrite (``together``, ``apart``, ...) may take.
 _REWRITE_TIME = 1.0
 
@@ -374,7 +376,11 @@ def choose_formula(
     for s in snapped:
         if snap_deadline is not None and time.perf_counter() > snap_deadline:
             break
+        if s.complexity > _REWRITE_MAX_NODES:  # a network's assembly: nothing to gain
+            continue
         for expr in rewrites(s.expression, variables):
+            if len(expr.atoms(sympy.Float)) > _SNAP_MAX_CONSTANTS:
+                continue
             r = score_expression(s.origin, expr, variables, X_train, y_train, sigma)
             if r is not None:
                 rewritten.append(snap(r))
