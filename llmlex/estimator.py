@@ -504,6 +504,17 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             except MissingDependencyError as err:
                 log.warning("no KAN (%s): the sparse-regression formula is kept", err)
                 return None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as err:  # pykan can fail inside training (an SVD, a solve)
+                if "sparse" not in self.generators:
+                    raise
+                log.warning(
+                    "the KAN failed (%s: %s): the sparse-regression formula is kept",
+                    type(err).__name__,
+                    err,
+                )
+                return None
 
         bar = progress_bar(3, bool(self.progress), "multivariate fit", unit="stage")
 

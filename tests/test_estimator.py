@@ -264,3 +264,22 @@ def test_equation_names_the_columns_and_writes_constants_to_their_digits():
     np.testing.assert_allclose(
         reg.predict(pd.DataFrame({"time": t[:5]})), reg.result_.predict(t[:5])
     )
+
+
+def test_a_failing_kan_keeps_the_sparse_formula(monkeypatch, caplog):
+    # pykan can fail inside training (an SVD that does not converge, an unbound local in
+    # its curve fit): the estimator keeps the best sparse formula and says why.
+    from llmlex import estimator
+
+    def broken(*args, **kwargs):
+        raise UnboundLocalError("cannot access local variable 'coef'")
+
+    monkeypatch.setattr(estimator.LLMLExRegressor, "_run_kan", broken)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.5, 3, (200, 2))
+    y = np.sin(X[:, 0]) + np.sin(X[:, 1] ** 2)  # sin(x1**2) is not in the library: KAN
+    with caplog.at_level("WARNING"):
+        reg = LLMLExRegressor(random_state=0).fit(X, y)
+    assert reg.method_ == "sparse" and "the KAN failed" in caplog.text
+    with pytest.raises(UnboundLocalError):  # the KAN alone: nothing to fall back on
+        LLMLExRegressor(random_state=0, generators=("kan",)).fit(X, y)
