@@ -270,6 +270,55 @@ def rewrites(expr: sympy.Expr, variables: Sequence[sympy.Symbol]) -> list[sympy.
     return out
 
 
+def _sparse_pool(
+    X: np.ndarray,
+    y: np.ndarray,
+    sigma: np.ndarray,
+    variables: Sequence[sympy.Symbol],
+    sparse: bool,
+    deadline: float | None,
+) -> list[Scored]:
+    """The sparse generators' candidates (:mod:`llmlex._sparse`), scored at ``sigma``."""
+    if not sparse:
+        return []
+    found = linear_candidates(X, y, sigma, variables, deadline=deadline)
+    found += power_law_candidates(X, y, variables)
+    pool: list[Scored] = []
+    for c in found:
+        if math.isnan(c.description_length):  # linearised constants: the real fit first
+            scored = score_expression(c.origin, c.expression, variables, X, y, sigma)
+            if scored is not None:
+                pool.append(scored)
+        else:
+            size = node_count(c.expression)
+            pool.append(Scored(c.origin, c.expression, c.chi2, c.description_length, size))
+    return pool
+
+
+#: A formula whose chi-squared is below this quantile of its distribution under the
+#: estimated noise level shows that level to be too high.
+_REVISE_P = 1e-3
+
+
+def _revised_noise(pool: Sequence[Scored], noise: float, n: int) -> float | None:
+    """A lower noise level if the shortest description among the formulas that fit
+    improbably well under ``noise`` says so: that formula's residual scale (floored at
+    :data:`llmlex._noise.NOISE_FLOOR` of the level), else ``None``."""
+    from scipy.stats import chi2 as chi2_dist
+
+    from llmlex._noise import NOISE_FLOOR
+
+    improbable = []
+    for s in pool:
+        dof = n - len(s.expression.atoms(sympy.Float))
+        if dof > 0 and math.isfinite(s.chi2) and chi2_dist.cdf(s.chi2, dof) < _REVISE_P:
+            improbable.append((s, dof))
+    if not improbable:
+        return None
+    s, dof = min(improbable, key=lambda t: t[0].description_length)
+    return max(noise * math.sqrt(s.chi2 / dof), NOISE_FLOOR * noise)
+
+
 def choose_formula(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -322,22 +371,21 @@ def choose_formula(
         noise = math.nan
     if progress:
         progress("sparse regression")
-    found = []
-    if sparse:
-        found = linear_candidates(X_train, y_train, sigma, variables, deadline=deadline)
-        found += power_law_candidates(X_train, y_train, variables)
-    pool: list[Scored] = []
-    for c in found:
-        if math.isnan(c.description_length):  # linearised constants: the real fit first
-            scored = score_expression(c.origin, c.expression, variables, X_train, y_train, sigma)
-            if scored is not None:
-                pool.append(scored)
-        else:
-            pool.append(
-                Scored(
-                    c.origin, c.expression, c.chi2, c.description_length, node_count(c.expression)
-                )
+    pool = _sparse_pool(X_train, y_train, sigma, variables, sparse, deadline)
+    if sigma_train is None:
+        # The estimate from the data alone reads curvature between sparse samples as noise
+        # (20 points in a plane): a formula whose chi-squared is improbably small under it
+        # (p < 1e-3) sets the level instead, and the candidates are found again at it.
+        for _ in range(2):
+            revised = _revised_noise(pool, noise, n)
+            if revised is None:
+                break
+            log.info(
+                "noise level revised from %.3g to %.3g by a formula's residuals", noise, revised
             )
+            noise = revised
+            sigma = np.full(n, noise)
+            pool = _sparse_pool(X_train, y_train, sigma, variables, sparse, deadline)
     kan_result: KANSymbolicResult | None = None
     best = min(pool, key=lambda s: s.description_length, default=None)
     if best is not None:

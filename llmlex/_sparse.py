@@ -331,7 +331,8 @@ def _backward(A: np.ndarray, b: np.ndarray, kmax: int) -> list[tuple[int, ...]]:
 def _screen(
     A: np.ndarray, b: np.ndarray, supports: Sequence[tuple[int, ...]], cost: np.ndarray, top: int
 ) -> list[tuple[int, ...]]:
-    """The ``top`` supports of smallest approximate description length.
+    """The ``top`` supports of smallest approximate description length, and the
+    closest fit of each size.
 
     Least squares of each support from the Gram matrix of the unit-norm columns (batched
     by size), ``chi2 / 2`` plus the structure cost of its terms (``cost``, nats per
@@ -347,6 +348,7 @@ def _screen(
     bb = float(b @ b)
     floor = 1e-9 * bb
     scored: list[tuple[float, tuple[int, ...]]] = []
+    closest: list[tuple[int, ...]] = []
     by_size: dict[int, list[tuple[int, ...]]] = {}
     for s in supports:
         by_size.setdefault(len(s), []).append(s)
@@ -366,8 +368,12 @@ def _screen(
         for value, sup in zip(dl, group, strict=True):
             if math.isfinite(value):
                 scored.append((float(value), sup))
+        # The closest fit of each size too, whatever its cost at this noise level: if the
+        # level was overestimated, that is the formula that shows it.
+        if np.any(np.isfinite(chi2_value)):
+            closest.append(group[int(np.nanargmin(chi2_value))])
     scored.sort(key=lambda t: t[0])
-    return [sup for _, sup in scored[:top]]
+    return list(dict.fromkeys([*(sup for _, sup in scored[:top]), *closest]))
 
 
 def _search(
@@ -474,7 +480,8 @@ def linear_candidates(
     -------
     list of LinearCandidate
         The linear ones best first (each fitted by weighted least squares: the nonlinear
-        fit too), then the rational ones with their linearised constants and a ``nan``
+        fit too; ``keep`` of them, then the closest fit of each size not among them),
+        then the rational ones with their linearised constants and a ``nan``
         description length (refit them first).
     """
     terms = term_library(X, variables, degree=degree)
@@ -504,8 +511,16 @@ def linear_candidates(
         if key not in seen:
             seen.add(key)
             unique.append(c)
+    # And the closest fit of each size (what shows an overestimated noise level).
+    closest: dict[int, LinearCandidate] = {}
+    for c in unique:
+        k = len(c.params)
+        if k not in closest or c.chi2 < closest[k].chi2:
+            closest[k] = c
+    chosen = unique[:keep]
+    chosen += [c for c in closest.values() if all(c is not o for o in chosen)]
     rationals = _rational_candidates(X, y, sigma, variables, max_terms) if rational else []
-    return unique[:keep] + rationals
+    return chosen + rationals
 
 
 def _real_screen(

@@ -187,3 +187,16 @@ def test_power_laws_are_fitted_on_logs_and_their_exponents_snapped():
     result = choose_formula(X, y, X, y, ["x0", "x1", "x2"])
     assert result.origin == "power"
     assert sympy.simplify(result.expression - X0 * X1 / (4 * sympy.pi * x2**2)) == 0
+
+
+def test_an_overestimated_noise_level_on_few_points_is_revised_by_an_exact_fit():
+    # 20 points on [-3, 3]^2: the model-free estimate reads the cubic's curvature between
+    # samples as noise; the exact polynomial's chi-squared is then improbably small under
+    # it, so the level is revised and the law is chosen (Keijzer-15's form).
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, (20, 2))
+    y = X[:, 0] ** 3 / 5 - X[:, 0] + X[:, 1] ** 3 / 2 - X[:, 1]
+    result = choose_formula(X, y, X, y, ["x0", "x1"])
+    truth = X0**3 / 5 - X0 + X1**3 / 2 - X1
+    assert sympy.expand(result.expression - truth) == 0
+    assert result.noise < 1e-6 * float(np.sqrt(np.mean(y * y)))
