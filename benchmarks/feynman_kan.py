@@ -153,17 +153,23 @@ def pykan_formula(model, X: np.ndarray, syms: list[sympy.Symbol], ckpt: str):
     return sympy.sympify(formula)
 
 
-def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
-    import torch
-
+def sample(eq: dict, args: argparse.Namespace, seed: int) -> tuple:
+    """The truth, its symbols, training and held-out samples (uniform in the variables'
+    ranges, seeded), and the generator they were drawn from."""
     truth, syms = truth_expr(eq)
-    n = len(syms)
     rng = np.random.default_rng(seed)
     lo = np.array([v[1] for v in eq["vars"]])
     hi = np.array([v[2] for v in eq["vars"]])
-    X = rng.uniform(lo, hi, size=(args.train, n))
-    Xt = rng.uniform(lo, hi, size=(args.test, n))
-    y, yt = ks.evaluate(truth, syms, X), ks.evaluate(truth, syms, Xt)
+    X = rng.uniform(lo, hi, size=(args.train, len(syms)))
+    Xt = rng.uniform(lo, hi, size=(args.test, len(syms)))
+    return truth, syms, X, ks.evaluate(truth, syms, X), Xt, ks.evaluate(truth, syms, Xt), rng
+
+
+def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
+    import torch
+
+    truth, syms, X, y, Xt, yt, _ = sample(eq, args, seed)
+    n = len(syms)
     row: dict = {"name": eq["name"], "formula": eq["formula"], "n_var": n}
 
     t0 = time.perf_counter()
@@ -239,14 +245,8 @@ def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
     data, chosen by description length."""
     from llmlex import LLMLExRegressor
 
-    truth, syms = truth_expr(eq)
+    truth, syms, X, y, Xt, yt, rng = sample(eq, args, seed)
     n = len(syms)
-    rng = np.random.default_rng(seed)
-    lo = np.array([v[1] for v in eq["vars"]])
-    hi = np.array([v[2] for v in eq["vars"]])
-    X = rng.uniform(lo, hi, size=(args.train, n))
-    Xt = rng.uniform(lo, hi, size=(args.test, n))
-    y, yt = ks.evaluate(truth, syms, X), ks.evaluate(truth, syms, Xt)
     if args.noise:
         y = y + args.noise * float(np.sqrt(np.mean(y * y))) * rng.standard_normal(y.size)
     row: dict = {"name": eq["name"], "formula": eq["formula"], "n_var": n}
