@@ -104,6 +104,18 @@ def explained(chi2_value: float, dof: int) -> bool:
     return bool(chi2_value <= dof + 2.0 * math.sqrt(2.0 * dof))
 
 
+def _model(f: Callable[[list], object], X: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``params -> predictions at the rows of X`` of a compiled template (variables first,
+    then parameters), as the fits and Jacobians want it."""
+    cols = [X[:, k] for k in range(X.shape[1])]
+    n = X.shape[0]
+
+    def model(params: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(f([*cols, *params]), dtype=float), (n,))
+
+    return model
+
+
 def score_expression(
     origin: str,
     expr: sympy.Expr,
@@ -140,19 +152,18 @@ def score_expression(
     except (ValueError, TypeError, ZeroDivisionError) as err:
         log.debug("candidate %s not evaluable: %s", origin, err)
         return None
-    cols = [X[:, k] for k in range(X.shape[1])]
+    model = _model(f, X)
     w = 1.0 / sigma
     with np.errstate(all="ignore"):
         try:
-            pred = np.broadcast_to(np.asarray(f([*cols, *params]), dtype=float), y.shape)
+            pred = model(params)
         except (ValueError, TypeError, ZeroDivisionError):
             return None
         if not np.all(np.isfinite(pred)):
             return None
         chi2_value = float(np.sum(((y - pred) * w) ** 2))
         if syms:
-            jac = jacobian(lambda p: np.asarray(f([*cols, *p]), dtype=float), params, pred)
-            fisher = np.sum((jac * w[:, None]) ** 2, axis=0)
+            fisher = np.sum((jacobian(model, params, pred) * w[:, None]) ** 2, axis=0)
         else:
             fisher = np.zeros(0)
     dl = description_length(
@@ -547,11 +558,11 @@ def constant_errors(
         f = compile_expr(template, [*variables, *syms])
     except (ValueError, TypeError, ZeroDivisionError):
         return {}
-    cols = [X[:, k] for k in range(X.shape[1])]
+    model = _model(f, X)
     w = 1.0 / sigma
     with np.errstate(all="ignore"):
-        pred = np.broadcast_to(np.asarray(f([*cols, *p]), dtype=float), y.shape)
-        jac = jacobian(lambda q: np.asarray(f([*cols, *q]), dtype=float), p, pred) * w[:, None]
+        pred = model(p)
+        jac = jacobian(model, p, pred) * w[:, None]
         dof = y.size - p.size
         red = float(np.sum(((y - pred) * w) ** 2)) / dof if dof > 0 else math.inf
         cov = covariance(jac, scale=1.0 if absolute_sigma else red)

@@ -185,12 +185,7 @@ def estimate_noise(x: np.ndarray, y: np.ndarray, *, weights: np.ndarray | None =
         if half:
             parts.append(_pseudo_residuals(xs, means, counts, half))
         e = np.concatenate(parts) if parts else np.empty(0)
-        e = np.abs(e[np.isfinite(e)])
-        if e.size == 0:
-            return floor
-        s0 = MAD_TO_SIGMA * float(np.median(e))
-        kept = e[e <= _CLIP * s0]
-        s = float(np.sqrt(np.mean(kept * kept) / _CLIPPED_VARIANCE)) if kept.size else 0.0
+        s = _robust_rms(e)
     s *= y_top
     return s if math.isfinite(s) and s > floor else floor
 

@@ -141,6 +141,19 @@ def _degree(degree: int | None, d: int) -> int:
     return 4 if d <= 2 else 3 if d == 3 else 2 if d <= 6 else 1
 
 
+def _monomials(
+    X: np.ndarray, variables: Sequence[sympy.Symbol], degree: int
+) -> list[tuple[sympy.Expr, np.ndarray, str, int]]:
+    """The constant and the monomials of the inputs up to ``degree``, by degree."""
+    n, d = X.shape
+    raw: list[tuple[sympy.Expr, np.ndarray, str, int]] = [(sympy.Integer(1), np.ones(n), "poly", 0)]
+    for m in range(1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(d), m):
+            expr = sympy.Mul(*(variables[k] for k in combo))
+            raw.append((expr, np.prod([X[:, k] for k in combo], axis=0), "poly", m))
+    return raw
+
+
 def term_library(
     X: np.ndarray, variables: Sequence[sympy.Symbol], *, degree: int = 3
 ) -> list[Term]:
@@ -162,14 +175,10 @@ def term_library(
         The constant first, then the monomials by degree, then the rest; every column
         finite and at most :data:`_MAX_VALUE` in magnitude, none a multiple of another.
     """
-    n, d = X.shape
+    d = X.shape[1]
     deg = _degree(degree, d)
     cols = [X[:, k] for k in range(d)]
-    raw: list[tuple[sympy.Expr, np.ndarray, str, int]] = [(sympy.Integer(1), np.ones(n), "poly", 0)]
-    for m in range(1, deg + 1):
-        for combo in itertools.combinations_with_replacement(range(d), m):
-            expr = sympy.Mul(*(variables[k] for k in combo))
-            raw.append((expr, np.prod([cols[k] for k in combo], axis=0), "poly", m))
+    raw = _monomials(X, variables, deg)
     unary = [_unary(variables[k], cols[k]) for k in range(d)]
     for k in range(d):
         raw += [(e, v, fam, 1) for e, v, fam in unary[k]]
@@ -582,9 +591,9 @@ def _rational_candidates(
     approximate structure cost, with those constants (to be refitted by nonlinear least
     squares: their description length is ``nan``)."""
     n, d = X.shape
-    poly = [t for t in term_library(X, variables, degree=2 if d <= 6 else 1) if t.family == "poly"]
-    numer = poly
-    denom = [t for t in poly if t.degree > 0]
+    # Only the polynomials: the rest of the library is not built for nothing.
+    numer = _distinct(_monomials(X, variables, 2 if d <= 6 else 1))
+    denom = [t for t in numer if t.degree > 0]
     if not denom:
         return []
     w = 1.0 / np.asarray(sigma, dtype=float)
