@@ -98,20 +98,24 @@ def exact_recovery(
     r2: float,
     timeout: float = 10.0,
     nonnegative: Sequence[str] = (),
+    positive: Sequence[str] = (),
 ) -> bool:
     """SRBench: R2 > 0.5 and a constant difference or ratio after rounding constants.
 
     ``nonnegative``: names of the variables whose sampled range is >= 0; there
     ``sqrt(a*b)`` is ``sqrt(a)*sqrt(b)``, which sympy sees only with such symbols (the
-    candidate's and the truth's symbols are matched by name).
+    candidate's and the truth's symbols are matched by name).  ``positive``: those whose
+    range is > 0 (``sqrt(1 - v**2/c**2)`` is ``sqrt(c**2 - v**2)/c`` only for ``c > 0``).
     """
     if not (r2 > 0.5) or cand is None:
         return False
     c = round_floats(cand)
-    names = set(nonnegative)
+    names, strict = set(nonnegative) | set(positive), set(positive)
     if names:
         subs = {
-            s: sympy.Symbol(s.name, nonnegative=True)
+            s: sympy.Symbol(s.name, positive=True)
+            if s.name in strict
+            else sympy.Symbol(s.name, nonnegative=True)
             for s in (truth.free_symbols | c.free_symbols)
             if s.name in names
         }
@@ -126,6 +130,11 @@ def exact_recovery(
 def nonnegative_names(eq: dict) -> list[str]:
     """Symbols ``x0..`` of the variables sampled in a range within x >= 0."""
     return [f"x{k}" for k, v in enumerate(eq["vars"]) if v[1] >= 0]
+
+
+def positive_names(eq: dict) -> list[str]:
+    """Symbols ``x0..`` of the variables sampled in a range within x > 0."""
+    return [f"x{k}" for k, v in enumerate(eq["vars"]) if v[1] > 0]
 
 
 def r2_score(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -213,7 +222,9 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
     row["ours_time"] = time.perf_counter() - t1
     row["ours_total_time"] = row["train_time"] + row["ours_time"]
     pos = nonnegative_names(eq)
-    row["ours_exact"] = exact_recovery(truth, ours, row["ours_r2"], nonnegative=pos)
+    row["ours_exact"] = exact_recovery(
+        truth, ours, row["ours_r2"], nonnegative=pos, positive=positive_names(eq)
+    )
 
     if not args.no_pykan:
         t2 = time.perf_counter()
@@ -231,9 +242,11 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
             row["pykan_expr"] = f"ERROR {type(err).__name__}: {err}"
             row["pykan_r2"] = row["pykan_refit_r2"] = -math.inf
         row["pykan_time"] = time.perf_counter() - t2
-        row["pykan_exact"] = exact_recovery(truth, pk, row["pykan_r2"], nonnegative=pos)
+        row["pykan_exact"] = exact_recovery(
+            truth, pk, row["pykan_r2"], nonnegative=pos, positive=positive_names(eq)
+        )
         row["pykan_refit_exact"] = exact_recovery(
-            truth, pkr, row["pykan_refit_r2"], nonnegative=pos
+            truth, pkr, row["pykan_refit_r2"], nonnegative=pos, positive=positive_names(eq)
         )
     del torch
     return row
@@ -265,7 +278,11 @@ def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         row["ours_expr"] = f"ERROR {type(err).__name__}: {err}"
     row["ours_total_time"] = time.perf_counter() - t0
     row["ours_exact"] = exact_recovery(
-        truth, ours, row["ours_r2"], nonnegative=nonnegative_names(eq)
+        truth,
+        ours,
+        row["ours_r2"],
+        nonnegative=nonnegative_names(eq),
+        positive=positive_names(eq),
     )
     return row
 
@@ -345,7 +362,9 @@ def recheck(paths: Sequence[Path]) -> list[dict]:
                 continue
             cand = parse_expr(text, local_dict=local)
             was = r.get(key)
-            r[key] = exact_recovery(truth, cand, r[r2_key], nonnegative=pos)
+            r[key] = exact_recovery(
+                truth, cand, r[r2_key], nonnegative=pos, positive=positive_names(eq)
+            )
             if was != r[key]:
                 print(f"{r['name']}: {key} {was} -> {r[key]}", flush=True)
     return rows

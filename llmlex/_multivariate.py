@@ -35,8 +35,9 @@ from llmlex._criterion import description_length
 from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameterise
 from llmlex._noise import estimate_noise_nd
+from llmlex._products import product_candidates
 from llmlex._score import chi2 as chi2_of
-from llmlex._sparse import linear_candidates, power_law_candidates
+from llmlex._sparse import linear_candidates, transformed_candidates
 from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text, time_bound
 from llmlex._uncertainty import covariance, jacobian, significant_digits
 from llmlex.exceptions import AnsatzTooComplexError
@@ -293,7 +294,8 @@ def _sparse_pool(
     if not sparse:
         return []
     found = linear_candidates(X, y, sigma, variables, deadline=deadline)
-    found += power_law_candidates(X, y, variables)
+    found += product_candidates(X, y, sigma, variables)
+    found += transformed_candidates(X, y, sigma, variables, deadline=deadline)
     pool: list[Scored] = []
     for c in found:
         if math.isnan(c.description_length):  # linearised constants: the real fit first
@@ -311,14 +313,22 @@ def _sparse_pool(
 _REVISE_P = 1e-3
 
 
-def _revised_noise(pool: Sequence[Scored], noise: float, n: int) -> float | None:
+#: Lowest noise level a revision sets, relative to the RMS of the target: below it, two
+#: ways of writing one law differ by rounding (a few hundred ulps) and a term of 1e-16
+#: would be "worth" its cost.
+_ROUNDING = 1e-12
+
+
+def _revised_noise(pool: Sequence[Scored], noise: float, y: np.ndarray) -> float | None:
     """A lower noise level if the shortest description among the formulas that fit
     improbably well under ``noise`` says so: that formula's residual scale (floored at
-    :data:`llmlex._noise.NOISE_FLOOR` of the level), else ``None``."""
+    :data:`llmlex._noise.NOISE_FLOOR` of the level and at :data:`_ROUNDING` of the
+    target's RMS), else ``None``."""
     from scipy.stats import chi2 as chi2_dist
 
     from llmlex._noise import NOISE_FLOOR
 
+    n = y.size
     improbable = []
     for s in pool:
         dof = n - len(s.expression.atoms(sympy.Float))
@@ -327,7 +337,9 @@ def _revised_noise(pool: Sequence[Scored], noise: float, n: int) -> float | None
     if not improbable:
         return None
     s, dof = min(improbable, key=lambda t: t[0].description_length)
-    return max(noise * math.sqrt(s.chi2 / dof), NOISE_FLOOR * noise)
+    floor = max(NOISE_FLOOR * noise, _ROUNDING * float(np.sqrt(np.mean(y * y))))
+    revised = max(noise * math.sqrt(s.chi2 / dof), floor)
+    return revised if revised < noise else None
 
 
 def choose_formula(
@@ -388,7 +400,7 @@ def choose_formula(
         # (20 points in a plane): a formula whose chi-squared is improbably small under it
         # (p < 1e-3) sets the level instead, and the candidates are found again at it.
         for _ in range(2):
-            revised = _revised_noise(pool, noise, n)
+            revised = _revised_noise(pool, noise, y_train)
             if revised is None:
                 break
             log.info(

@@ -48,8 +48,8 @@ __all__ = [
     "LinearCandidate",
     "Term",
     "linear_candidates",
-    "power_law_candidates",
     "term_library",
+    "transformed_candidates",
 ]
 
 log = logging.getLogger("llmlex.sparse")
@@ -674,44 +674,37 @@ def _rational_candidates(
     return out
 
 
-def power_law_candidates(
-    X: np.ndarray, y: np.ndarray, variables: Sequence[sympy.Symbol]
+def transformed_candidates(
+    X: np.ndarray,
+    y: np.ndarray,
+    sigma: np.ndarray,
+    variables: Sequence[sympy.Symbol],
+    *,
+    keep: int = 3,
+    deadline: float | None = None,
 ) -> list[LinearCandidate]:
-    """Power laws ``c * prod x_k**a_k``, by least squares on ``log|y|`` (a monomial with
-    free exponents: many laws of physics are one).
+    """Sparse regression of ``y**2`` (``y >= 0``) and of ``1/y`` (``y`` one-signed): laws
+    that are the square root or the reciprocal of a short sum, such as
+    ``sqrt((x1 - x0)**2 + (x3 - x2)**2)`` or ``1/(1/x0 + x1/x2)``.
 
-    Only where ``y`` keeps one sign away from 0 and over the inputs that are positive (the
-    others are left out of the product).  Returns the law with every input and with the
-    inputs whose exponent is more than two standard errors from 0, with the log-fit's
+    Each target is weighted by its propagated error (``2|y| sigma``, ``sigma/y**2``);
+    the ``keep`` best of each are returned as ``sqrt(P)`` or ``1/P`` with their
     constants and a ``nan`` description length (refit them on ``y`` first).
     """
-    positive = [k for k in range(X.shape[1]) if np.all(X[:, k] > 0)]
-    if not positive or not _one_sign(y):
-        return []
-    n = y.size
-    A = np.column_stack([np.ones(n), *(np.log(X[:, k]) for k in positive)])
-    b = np.log(np.abs(y))
-    if n <= A.shape[1] + 1:
-        return []
-    coef, *_ = np.linalg.lstsq(A, b, rcond=None)
-    resid = b - A @ coef
-    s2 = float(resid @ resid) / (n - A.shape[1])
-    errors = np.sqrt(np.maximum(np.diag(np.linalg.pinv(A.T @ A)) * s2, 0.0))
-    sign = 1.0 if y[0] > 0 else -1.0
-    out = []
-    for keep in ([True] * len(positive), list(np.abs(coef[1:]) > 2 * errors[1:])):
-        if not any(keep):
-            continue
-        cols = [0] + [i + 1 for i, k in enumerate(keep) if k]
-        c, *_ = np.linalg.lstsq(A[:, cols], b, rcond=None)
-        syms = [sympy.Symbol(f"p{k}", real=True) for k in range(len(cols))]
-        template = syms[0] * sympy.Mul(
-            *(variables[positive[i - 1]] ** p for i, p in zip(cols[1:], syms[1:], strict=True))
+    sigma = np.asarray(sigma, dtype=float)
+    targets: list[tuple[str, np.ndarray, np.ndarray, Callable[[sympy.Expr], sympy.Expr]]] = []
+    if np.all(y >= 0) and np.ptp(y) > 0:
+        targets.append(("sqrt", y * y, np.maximum(2.0 * y * sigma, sigma * sigma), sympy.sqrt))
+    if _one_sign(y):
+        targets.append(("reciprocal", 1.0 / y, sigma / (y * y), lambda e: 1 / e))
+    out: list[LinearCandidate] = []
+    for name, target, s, outer in targets:
+        found = linear_candidates(
+            X, target, s, variables, rational=False, keep=keep, deadline=deadline
         )
-        params = np.array([sign * math.exp(min(float(c[0]), 700.0)), *c[1:]])
-        cand = LinearCandidate(
-            "power", _fill(template, params), template, params, math.nan, math.nan
-        )
-        if all(sympy.srepr(cand.template) != sympy.srepr(o.template) for o in out):
-            out.append(cand)
+        for c in found[:keep]:
+            template = outer(c.template)
+            out.append(
+                LinearCandidate(name, outer(c.expression), template, c.params, math.nan, math.nan)
+            )
     return out

@@ -1,0 +1,127 @@
+"""Products of factors by sparse regression on log|y| (llmlex._products), alone and
+through the estimator's choice (llmlex._multivariate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+sympy = pytest.importorskip("sympy")
+
+from llmlex._multivariate import choose_formula  # noqa: E402
+from llmlex._products import (  # noqa: E402
+    composite_factors,
+    factor_library,
+    product_candidates,
+)
+
+X0, X1, X2 = sympy.symbols("x0 x1 x2", real=True)
+VARS = [X0, X1, X2]
+
+
+def _X(n: int = 400, seed: int = 0, low: float = 1.0, high: float = 5.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, (n, 3))
+
+
+def _noisy(y0: np.ndarray, level: float, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return y0 + level * float(np.sqrt(np.mean(y0 * y0))) * rng.normal(size=y0.size)
+
+
+def _same(expr: sympy.Expr, truth: sympy.Expr, X: np.ndarray) -> bool:
+    """Equal as functions on the data's rows (exact constants: snapped)."""
+    f, g = (sympy.lambdify(VARS, e, "numpy")(*X.T) for e in (expr, truth))
+    return bool(np.allclose(f, g, rtol=1e-12, atol=0.0))
+
+
+def test_the_library_holds_factors_away_from_zero_once_each():
+    X = _X()
+    X[:, 2] = np.linspace(-2.0, 2.0, X.shape[0])
+    X[0, 2] = 0.0  # a sample at 0: log|x2| is not a factor there
+    kinds = {(f.base, f.kind) for f in factor_library(X, VARS)}
+    assert {(X0, "power"), (sympy.sin(X1), "power"), (X0 - X1, "power")} <= kinds
+    assert (X2, "power") not in kinds
+    assert (X2, "exp") in kinds  # exp(a*x2) is finite wherever x2 is
+
+
+def test_a_power_law_is_found_with_its_exponents():
+    X = _X()
+    y = X[:, 0] * X[:, 1] / (4 * np.pi * X[:, 2] ** 2)
+    found = product_candidates(X, y, np.full(y.size, 1e-8), VARS)
+    assert found[0].origin == "product"
+    np.testing.assert_allclose(sorted(found[0].params), sorted([1 / (4 * np.pi), 1, 1, -2]))
+
+
+def test_a_factor_that_changes_sign_takes_an_integer_exponent_and_the_data_sign():
+    # sin(x2) changes sign on [1, 5]: the product is -x0*x1*sin(x2), signs and all.
+    X = _X()
+    y = -X[:, 0] * X[:, 1] * np.sin(X[:, 2])
+    found = product_candidates(X, y, np.full(y.size, 1e-8), VARS)
+    best = found[0].expression
+    assert sympy.sin(X2) in best.atoms(sympy.sin)
+    pred = sympy.lambdify(VARS, best)(*X.T)
+    np.testing.assert_allclose(pred, y, rtol=1e-8, atol=1e-10)
+
+
+def test_products_are_undone_from_an_outer_arcsin_and_bose_function():
+    X = _X()
+    y = np.arcsin(X[:, 0] / (5 * X[:, 1] * X[:, 2]))
+    origins = {c.origin for c in product_candidates(X, y, np.full(y.size, 1e-8), VARS)}
+    assert "asin-product" in origins
+    y = 1 / (np.exp(X[:, 0] * X[:, 1] / X[:, 2]) - 1)
+    bose = [
+        c
+        for c in product_candidates(X, y, np.full(y.size, 1e-8), VARS)
+        if c.origin == "bose-product"
+    ]
+    np.testing.assert_allclose(sympy.lambdify(VARS, bose[0].expression)(*X.T), y, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("law", "truth", "shift"),
+    [
+        (lambda x: x[0] * x[1] * np.sin(x[2]), X0 * X1 * sympy.sin(X2), 0.0),
+        # m0 / sqrt(1 - v**2/c**2) with v < c: a product of (c**2 - v**2)**(-1/2) and c.
+        (
+            lambda x: x[0] / np.sqrt(1 - x[1] ** 2 / x[2] ** 2),
+            X0 / sympy.sqrt(1 - X1**2 / X2**2),
+            4.0,
+        ),
+        (lambda x: x[0] * (x[2] - x[1]) / x[1], X0 * (X2 - X1) / X1, 0.0),
+    ],
+)
+def test_the_estimator_choice_returns_the_product_law_at_one_percent_noise(law, truth, shift):
+    X = _X(seed=2)
+    X[:, 2] += shift
+    y = _noisy(law(X.T), 0.01)
+    result = choose_formula(X, y, X, y, ["x0", "x1", "x2"])
+    assert result.origin.split("+")[0].endswith("product")
+    assert _same(result.expression, truth, X)
+
+
+def test_a_law_that_is_no_product_gets_no_product_candidate_that_fits():
+    X = _X()
+    y = X[:, 0] + X[:, 1] ** 2 - np.cos(X[:, 2])  # changes no sign, but is a sum
+    for c in product_candidates(X, y, np.full(y.size, 1e-3), VARS):
+        pred = sympy.lambdify(VARS, c.expression)(*X.T)
+        assert np.max(np.abs(pred - y)) > 1e-2
+
+
+def test_a_boltzmann_factor_of_a_monomial_argument_is_a_factor():
+    # n0 * exp(-m*g*x / (kb*T)) with four inputs in the argument (five columns here).
+    rng = np.random.default_rng(4)
+    X = rng.uniform(1.0, 3.0, (500, 5))
+    y = X[:, 0] * np.exp(-X[:, 1] * X[:, 2] / (X[:, 3] * X[:, 4]))
+    syms = sympy.symbols("x0:5", real=True)
+    found = product_candidates(X, y, np.full(y.size, 1e-6), syms)
+    best = found[0].expression
+    np.testing.assert_allclose(sympy.lambdify(syms, best)(*X.T), y, rtol=1e-8)
+    assert len(best.atoms(sympy.exp)) == 1
+
+
+def test_composite_factors_carry_a_refittable_scale():
+    X = _X(n=50)
+    comp = composite_factors(X, VARS)
+    planck = [f for f in comp if f.kind == "power" and f.base.has(sympy.exp)]
+    assert planck and all(f.base.atoms(sympy.Float) for f in planck)
