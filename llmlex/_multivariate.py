@@ -323,23 +323,37 @@ def _revised_noise(pool: Sequence[Scored], noise: float, y: np.ndarray) -> float
     """A lower noise level if the shortest description among the formulas that fit
     improbably well under ``noise`` says so: that formula's residual scale (floored at
     :data:`llmlex._noise.NOISE_FLOOR` of the level and at :data:`_ROUNDING` of the
-    target's RMS), else ``None``."""
+    target's RMS), else ``None``.
+
+    Repeated to a fixed point on the same pool, its chi-squared values and description
+    lengths rescaled to each new level (``chi2 * (s/s')**2``; each constant's precision
+    costs ``log(s/s')`` more): at a high level the shortest improbable formula is an
+    approximation, at its level the exact one may be the shortest improbable one."""
     from scipy.stats import chi2 as chi2_dist
 
     from llmlex._noise import NOISE_FLOOR
 
     n = y.size
-    improbable = []
-    for s in pool:
-        dof = n - len(s.expression.atoms(sympy.Float))
-        if dof > 0 and math.isfinite(s.chi2) and chi2_dist.cdf(s.chi2, dof) < _REVISE_P:
-            improbable.append((s, dof))
-    if not improbable:
-        return None
-    s, dof = min(improbable, key=lambda t: t[0].description_length)
     floor = max(NOISE_FLOOR * noise, _ROUNDING * float(np.sqrt(np.mean(y * y))))
-    revised = max(noise * math.sqrt(s.chi2 / dof), floor)
-    return revised if revised < noise else None
+    level = noise
+    for _ in range(20):
+        ratio2 = (noise / level) ** 2
+        improbable = []
+        for s in pool:
+            k = len(s.expression.atoms(sympy.Float))
+            dof = n - k
+            c2 = s.chi2 * ratio2
+            if dof > 0 and math.isfinite(c2) and chi2_dist.cdf(c2, dof) < _REVISE_P:
+                dl = s.description_length + 0.5 * (c2 - s.chi2) + 0.5 * k * math.log(ratio2)
+                improbable.append((dl, c2, dof))
+        if not improbable:
+            break
+        _, c2, dof = min(improbable)
+        new = max(level * math.sqrt(c2 / dof), floor)
+        if new >= level * (1.0 - 1e-9):
+            break
+        level = new
+    return level if level < noise else None
 
 
 def choose_formula(
@@ -395,6 +409,10 @@ def choose_formula(
     if progress:
         progress("sparse regression")
     pool = _sparse_pool(X_train, y_train, sigma, variables, sparse, deadline)
+    # A level set by an inexact formula's own residuals cannot say that formula explains
+    # the data (its chi-squared is then the degrees of freedom by construction): the
+    # network still runs.  One set by an exact formula (rounding) can.
+    approximate_level = False
     if sigma_train is None:
         # The estimate from the data alone reads curvature between sparse samples as noise
         # (20 points in a plane): a formula whose chi-squared is improbably small under it
@@ -407,13 +425,15 @@ def choose_formula(
                 "noise level revised from %.3g to %.3g by a formula's residuals", noise, revised
             )
             noise = revised
+            rounding = _ROUNDING * float(np.sqrt(np.mean(y_train * y_train)))
+            approximate_level = revised > 1e3 * rounding
             sigma = np.full(n, noise)
             pool = _sparse_pool(X_train, y_train, sigma, variables, sparse, deadline)
     kan_result: KANSymbolicResult | None = None
     best = min(pool, key=lambda s: s.description_length, default=None)
     if best is not None:
         k = len(best.expression.atoms(sympy.Float))
-        done = explained(best.chi2, n - k)
+        done = explained(best.chi2, n - k) and not approximate_level
     else:
         done = False
     t_sparse = time.perf_counter() - t0

@@ -182,7 +182,21 @@ def test_an_overestimated_noise_level_on_few_points_is_revised_by_an_exact_fit()
     rng = np.random.default_rng(0)
     X = rng.uniform(-3, 3, (20, 2))
     y = X[:, 0] ** 3 / 5 - X[:, 0] + X[:, 1] ** 3 / 2 - X[:, 1]
-    result = choose_formula(X, y, X, y, ["x0", "x1"])
+    called: list[int] = []
+    result = choose_formula(X, y, X, y, ["x0", "x1"], kan=lambda: called.append(1))
     truth = X0**3 / 5 - X0 + X1**3 / 2 - X1
     assert sympy.expand(result.expression - truth) == 0
     assert result.noise < 1e-6 * float(np.sqrt(np.mean(y * y)))
+    assert not called  # set by an exact fit, the level says the law explains the data
+
+
+def test_a_level_revised_by_an_approximation_does_not_skip_the_network():
+    # Nguyen-9, 20 points: no short sparse law; a 5-term approximation fits improbably
+    # well under the model-free estimate and lowers it to its own residuals, under which
+    # it "explains" the data by construction.  The network must still be tried.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (20, 2))
+    y = np.sin(X[:, 0]) + np.sin(X[:, 1] ** 2)
+    called: list[int] = []
+    choose_formula(X, y, X, y, ["x0", "x1"], kan=lambda: called.append(1))
+    assert called
