@@ -4,10 +4,15 @@ The estimator's route for several input columns (:class:`llmlex.LLMLExRegressor`
 
 1. The noise level: the error bars given, else estimated from the data
    (:func:`llmlex._noise.estimate_noise_nd`).
-2. Sparse regression over a library of terms and rational functions
-   (:mod:`llmlex._sparse`): seconds, and exact when the law is short in that library.
-3. When no sparse formula explains the data to the noise (``chi2 <= dof + 2 sqrt(2 dof)``,
-   as the univariate search stops), the KAN pipeline (:mod:`llmlex.kan`, with its
+2. Sparse regression over a library of terms, rational functions, and square roots and
+   reciprocals of short sums (:mod:`llmlex._sparse`); products of factors found on the
+   log scale, also inside ``arcsin`` and ``1/(exp(.) - 1)`` (:mod:`llmlex._products`):
+   seconds, and exact when the law is short in those libraries.  When the level was
+   estimated and a formula fits improbably well under it (``p < 1e-3``), that formula's
+   residuals set it instead (to a fixed point), and the search runs again.
+3. When no such formula explains the data to the noise (``chi2 <= dof + 2 sqrt(2 dof)``,
+   as the univariate search stops; a level set by an inexact formula's own residuals
+   never counts as explained), the KAN pipeline (:mod:`llmlex.kan`, with its
    separability tests and, with a client, the LLM) adds its formulas.
 4. Every candidate is scored by its description length on the training data
    (:mod:`llmlex._criterion`: every constant and every node costs, fit beyond the noise

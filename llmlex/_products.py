@@ -24,6 +24,7 @@ numpy, sympy and scikit-learn (through :mod:`llmlex._sparse`); no torch.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -44,6 +45,11 @@ log = logging.getLogger("llmlex.products")
 MAX_FACTORS = 6
 #: Fewest usable samples (where the transformed target is finite and nonzero).
 _MIN_ROWS = 10
+#: Binomial factors (:func:`_binomials`) up to this many inputs (their number grows as
+#: the fourth power of the inputs').
+_BINOMIAL_INPUTS = 6
+#: Other factors tried in pairs with the powers (the best alone, in a large library).
+_SHORTLIST = 60
 #: An integer exponent is taken only if the log-space one is this close to it.
 _INTEGER_TOLERANCE = 0.2
 
@@ -53,14 +59,32 @@ class Factor:
     """A factor of a product: ``base**a`` (``kind="power"``) or ``exp(a*base)``
     (``kind="exp"``), and the log of its absolute value per unit exponent on the data.
 
-    ``signed`` factors change sign on the data: their exponent must be an integer."""
+    ``signed`` factors change sign on the data: their exponent must be an integer.  The
+    base is given, or built on first use by ``make`` (thousands of factors of monomial
+    arguments are screened, a few used; building ``sin(1.0*x0*x1/x2)`` in sympy costs
+    far more than evaluating it), with ``nodes`` its size."""
 
-    base: sympy.Expr
+    source: sympy.Expr | None
     log_values: np.ndarray
     kind: str = "power"
     signed: bool = False
     variables: int = 1
     sign: np.ndarray | None = None  # of a signed factor on the data
+    make: Callable[[], sympy.Expr] | None = None
+    nodes: int = 0
+    negated: bool = False
+
+    @functools.cached_property
+    def base(self) -> sympy.Expr:
+        if self.source is not None:
+            return self.source
+        assert self.make is not None
+        return -self.make() if self.negated else self.make()
+
+    @functools.cached_property
+    def size(self) -> int:
+        """sympy nodes of the base."""
+        return self.nodes if self.source is None else node_count(self.source)
 
     def expr(self, exponent: sympy.Expr) -> sympy.Expr:
         if self.kind == "exp":
@@ -68,9 +92,15 @@ class Factor:
         return self.base**exponent
 
 
-def _power(base: sympy.Expr, v: np.ndarray, nvars: int) -> Factor | None:
+def _power(
+    base: sympy.Expr | None,
+    v: np.ndarray,
+    nvars: int,
+    make: Callable[[], sympy.Expr] | None = None,
+    nodes: int = 0,
+) -> Factor | None:
     """``base`` (or ``-base`` where it is negative throughout) as a power factor, if it
-    stays away from 0 on every sample."""
+    stays away from 0 on every sample; ``make`` and ``nodes`` for a base built later."""
     v = np.asarray(v, dtype=float)
     if not np.all(np.isfinite(v)):
         return None
@@ -78,11 +108,30 @@ def _power(base: sympy.Expr, v: np.ndarray, nvars: int) -> Factor | None:
     top = float(np.max(a)) if a.size else 0.0
     if top == 0.0 or float(np.min(a)) <= 1e-6 * top or np.ptp(v) == 0.0:
         return None
+    lazy = {"make": make, "nodes": nodes}
     if np.all(v < 0):
+        if base is None:
+            return Factor(None, np.log(a), variables=nvars, negated=True, **lazy)
         return Factor(-base, np.log(a), variables=nvars)
     if np.all(v > 0):
-        return Factor(base, np.log(a), variables=nvars)
-    return Factor(base, np.log(a), signed=True, variables=nvars, sign=np.sign(v))
+        return Factor(base, np.log(a), variables=nvars, **lazy)
+    return Factor(base, np.log(a), signed=True, variables=nvars, sign=np.sign(v), **lazy)
+
+
+def _binomials(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor | None]:
+    """``m1 + m2`` and ``m1 - m2`` for monomials of degree 1 and 2 not both of degree 1
+    (those are the pair factors): ``x - u*t``, ``c**2 + u*v``, ``w0**2 - w**2``."""
+    d = X.shape[1]
+    monos: list[tuple[sympy.Expr, np.ndarray, int]] = [(variables[k], X[:, k], 1) for k in range(d)]
+    for k, j in itertools.combinations_with_replacement(range(d), 2):
+        monos.append((variables[k] * variables[j], X[:, k] * X[:, j], 2))
+    out: list[Factor | None] = []
+    for (e1, v1, g1), (e2, v2, g2) in itertools.combinations(monos, 2):
+        if g1 == g2 == 1:
+            continue
+        nv = len(e1.free_symbols | e2.free_symbols)
+        out += [_power(e1 - e2, v1 - v2, nv), _power(e1 + e2, v1 + v2, nv)]
+    return out
 
 
 def factor_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor]:
@@ -111,6 +160,8 @@ def factor_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Fac
         ]
         if np.all(vk > 0) and np.all(vj > 0):
             raw.append(_power(sympy.log(xk / xj), np.log(vk / vj), 2))
+    if d <= _BINOMIAL_INPUTS:
+        raw += _binomials(X, variables)
     out: list[Factor] = []
     units: list[np.ndarray] = []
     for f in raw:
@@ -178,10 +229,17 @@ def composite_factors(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[
         if float(np.max(np.abs(vals))) <= 700.0:
             out.append(Factor(expr, vals, kind="exp", variables=len(expr.free_symbols)))
     for expr, vals in plain:
+        nv, size = len(expr.free_symbols), node_count(expr) + 3
         for _, g, fn, scales in _COMPOSITES:
             for k in scales:
                 with np.errstate(all="ignore"):
-                    f = _power(g(sympy.Float(k) * expr), fn(k * vals), len(expr.free_symbols))
+                    f = _power(
+                        None,
+                        fn(k * vals),
+                        nv,
+                        make=lambda g=g, k=k, expr=expr: g(sympy.Float(k) * expr),
+                        nodes=size,
+                    )
                 if f is not None and float(np.max(np.abs(f.log_values))) <= 700.0:
                     out.append(f)
     return out
@@ -306,37 +364,48 @@ def _powers_and_others(
     equations); :func:`_pruned` then drops the powers the law has not."""
     p = A.shape[1]
     others = [i for i in range(p) if i not in set(powers)]
-    kmax = 3 if len(others) <= 25 else 2
-    extra: list[tuple[int, ...]] = [()]
-    for k in range(1, kmax + 1):
-        extra += list(itertools.combinations(others, k))
     norms = np.linalg.norm(A, axis=0)
     U = A / norms
     G, c, bb = U.T @ U, U.T @ b, float(b @ b)
-    scored: list[tuple[float, tuple[int, ...]]] = []
-    by_size: dict[int, list[tuple[int, ...]]] = {}
-    for e in extra:
-        by_size.setdefault(len(e), []).append(tuple(sorted({*powers, *e})))
-    for group in by_size.values():
-        for start in range(0, len(group), 4096):
-            chunk = group[start : start + 4096]
-            idx = np.asarray(chunk, dtype=int)
-            if idx.shape[1] == 0:
-                continue
-            m = idx.shape[1]
-            Gs = G[idx[:, :, None], idx[:, None, :]] + 1e-12 * np.eye(m)
-            with np.errstate(all="ignore"):
-                try:
-                    coef = np.linalg.solve(Gs, c[idx][..., None])[..., 0]
-                except np.linalg.LinAlgError:
-                    continue
-                chi2_value = np.maximum(bb - np.sum(c[idx] * coef, axis=1), floor)
-            extra_cost = np.sum(np.where(np.isin(idx, powers), 0.0, cost[idx]), axis=1)
-            for value, sup in zip(0.5 * chi2_value + extra_cost, chunk, strict=True):
-                if math.isfinite(value):
-                    scored.append((float(value), sup))
-    scored.sort(key=lambda t: t[0])
-    return [sup for _, sup in scored[:top]]
+
+    def scored(extras: Sequence[tuple[int, ...]]) -> list[tuple[float, tuple[int, ...]]]:
+        out: list[tuple[float, tuple[int, ...]]] = []
+        by_size: dict[int, list[tuple[int, ...]]] = {}
+        for e in extras:
+            sup = tuple(sorted({*powers, *e}))
+            if sup:
+                by_size.setdefault(len(sup), []).append(sup)
+        for group in by_size.values():
+            for start in range(0, len(group), 4096):
+                chunk = group[start : start + 4096]
+                idx = np.asarray(chunk, dtype=int)
+                m = idx.shape[1]
+                Gs = G[idx[:, :, None], idx[:, None, :]] + 1e-12 * np.eye(m)
+                with np.errstate(all="ignore"):
+                    try:
+                        coef = np.linalg.solve(Gs, c[idx][..., None])[..., 0]
+                    except np.linalg.LinAlgError:
+                        continue
+                    chi2_value = np.maximum(bb - np.sum(c[idx] * coef, axis=1), floor)
+                extra_cost = np.sum(np.where(np.isin(idx, powers), 0.0, cost[idx]), axis=1)
+                for value, sup in zip(0.5 * chi2_value + extra_cost, chunk, strict=True):
+                    if math.isfinite(value):
+                        out.append((float(value), sup))
+        return out
+
+    # A large library: pairs (and triples) only among the others that do best alone.
+    shortlist = others
+    if len(others) > _SHORTLIST:
+        alone = scored([(i,) for i in others])
+        alone.sort(key=lambda t: t[0])
+        shortlist = sorted({i for _, sup in alone[:_SHORTLIST] for i in sup if i in others})
+    kmax = 3 if len(shortlist) <= 25 else 2
+    extra: list[tuple[int, ...]] = [(), *((i,) for i in others)]
+    for k in range(2, kmax + 1):
+        extra += list(itertools.combinations(shortlist, k))
+    ranked = scored(extra)
+    ranked.sort(key=lambda t: t[0])
+    return list(dict.fromkeys(sup for _, sup in ranked[:top]))
 
 
 def _pruned(
@@ -404,10 +473,10 @@ def product_candidates(
     if not factors:
         return []
     L = np.stack([f.log_values for f in factors], axis=1)
-    cost = np.array([(node_count(f.base) + 2) * math.log(6.0) for f in factors])
+    cost = np.array([(f.size + 2) * math.log(6.0) for f in factors])
     comp = composite_factors(X, variables)
     Lc = np.stack([f.log_values for f in comp], axis=1) if comp else np.zeros((X.shape[0], 0))
-    cost_c = np.array([(node_count(f.base) + 2) * math.log(6.0) for f in comp])
+    cost_c = np.array([(f.size + 2) * math.log(6.0) for f in comp])
     single = [i for i, f in enumerate(factors) if f.variables == 1]
     powers = [i for i, f in enumerate(factors) if f.kind == "power" and f.base in variables]
     libs = [single, list(range(len(factors)))] if len(single) < len(factors) else [single]

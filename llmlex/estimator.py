@@ -155,7 +155,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     One input column: the univariate genetic search of :func:`llmlex.run_genetic`
     (language model with ``client``, offline proposer with ``client=None``).  Several
     columns (:mod:`llmlex._multivariate`): sparse regression over a library of terms,
-    rational functions and power laws propose formulas in seconds; only when none
+    rational functions, and products of factors (powers, ``sin``, differences of
+    columns, Boltzmann factors, ...) found on the log scale propose formulas in
+    seconds; only when none
     explains the data to the noise is a small Kolmogorov-Arnold network trained, each
     edge regressed as a univariate problem, and the network assembled into one formula
     in ``x0, x1, ...`` (needs torch and pykan: ``pip install "llmlex[kan]"``).  Every
@@ -213,8 +215,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     generators : sequence of {"sparse", "kan"}
         Where formulas for several columns come from.  ``"sparse"``: sparse regression
         over a library of terms (monomials, simple functions of each column and of pairs
-        of columns, their products), rational functions ``P/Q`` and power laws
-        ``c * prod(x_k**a_k)``, in seconds.
+        of columns, their products), rational functions ``P/Q``, square roots and
+        reciprocals of such sums, and products ``c * prod(f_k(x)**a_k)`` of powers,
+        trigonometric factors, differences and sums of columns and functions of
+        monomials (``exp(-m*g*h/(k*T))``), in seconds.
         ``"kan"``: the KAN pipeline (training, per-edge regression, separability tests,
         assembly), run only when no sparse formula explains the data to the noise.  All
         candidates compete under one description-length criterion (see
