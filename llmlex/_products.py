@@ -49,7 +49,7 @@ _MIN_ROWS = 10
 #: the fourth power of the inputs').
 _BINOMIAL_INPUTS = 6
 #: Other factors tried in pairs with the powers (the best alone, in a large library).
-_SHORTLIST = 60
+_SHORTLIST = 250
 #: An integer exponent is taken only if the log-space one is this close to it.
 _INTEGER_TOLERANCE = 0.2
 
@@ -215,8 +215,8 @@ def composite_factors(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[
     """Factors of a monomial argument ``M``: ``exp(a*M)`` and ``g(k*M)**a`` for ``g`` in
     ``exp(.) - 1``, ``cosh``, ``tanh``, ``sin``, ``cos``: Boltzmann factors, gaussians,
     Planck's law.  ``M`` has exponents +-1 on up to five inputs (three beyond six inputs),
-    or +-2 and +-1 on up to two (``exp`` only); the scale ``k`` is a float the refit
-    frees."""
+    or +-2 and +-1 on up to two (``exp`` only), or is ``(x_i - x_j)**2`` or
+    ``((x_i - x_j)/x_k)**2`` (``exp`` only); the scale ``k`` is a float the refit frees."""
     d = X.shape[1]
     out: list[Factor] = []
     squares = [
@@ -224,14 +224,26 @@ def composite_factors(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[
         for e, v in _monomial_args(X, variables, (-2, -1, 1, 2), 2)
         if any(abs(p) == 2 for p in e.as_powers_dict().values())
     ]
+    # Gaussians of a difference: exp(a*(x_i - x_j)**2), exp(a*((x_i - x_j)/x_k)**2).
+    for i, j in itertools.combinations(range(d), 2):
+        diff = X[:, i] - X[:, j]
+        squares.append(((variables[i] - variables[j]) ** 2, diff * diff))
+        for k in range(d):
+            if k not in (i, j) and np.all(X[:, k] != 0):
+                q = diff / X[:, k]
+                squares.append((((variables[i] - variables[j]) / variables[k]) ** 2, q * q))
     plain = _monomial_args(X, variables, (-1, 1), 5 if d <= 6 else 3)
     for expr, vals in [*plain, *squares]:
         if float(np.max(np.abs(vals))) <= 700.0:
             out.append(Factor(expr, vals, kind="exp", variables=len(expr.free_symbols)))
-    for expr, vals in plain:
+    # g of a single input too, at the scales other than 1 (sin(x/2); sin(x) is a factor).
+    single = [(variables[k], X[:, k]) for k in range(d)]
+    for expr, vals in [*single, *plain]:
         nv, size = len(expr.free_symbols), node_count(expr) + 3
         for _, g, fn, scales in _COMPOSITES:
             for k in scales:
+                if k == 1.0 and expr in variables:
+                    continue
                 with np.errstate(all="ignore"):
                     f = _power(
                         None,
@@ -502,16 +514,15 @@ def product_candidates(
             continue
         floor = 1e-9 * float(bc @ bc)  # below it, chi-squared is rounding
         supports = _search(A, bc, libs, cost, max_factors, screen)
-        supports += _powers_and_others(A, bc, powers, cost, screen, floor)
-        # The powers and one factor of a monomial argument: the best few such factors
-        # join this target's library.
+        # The factors of a monomial argument that best complete the powers join this
+        # target's library; then the powers with up to two (three) other factors.
         Ac = (Lc[rows] - ww @ Lc[rows] / ww.sum()) * w[rows, None]
         chosen = _powers_and_one(A, bc, Ac, powers, cost_c, max(4, screen // 3))
         lib = [*factors, *(comp[i] for i in chosen)]
         A = np.concatenate([A, Ac[:, chosen]], axis=1)
         mean_L = np.concatenate([mean_L, (ww @ Lc[rows] / ww.sum())[chosen]])
         cost_all = np.concatenate([cost, cost_c[chosen]])
-        supports += [(*powers, len(factors) + j) for j in range(len(chosen))]
+        supports += _powers_and_others(A, bc, powers, cost_all, screen, floor)
         ranked: list[tuple[float, float, tuple[int, ...], np.ndarray]] = []
         for s in dict.fromkeys(_pruned(A, bc, s, cost_all, floor) for s in supports):
             if not s or len(s) > max_factors:

@@ -134,11 +134,11 @@ def _unary(x: sympy.Symbol, v: np.ndarray) -> list[tuple[sympy.Expr, np.ndarray,
 
 
 def _degree(degree: int | None, d: int) -> int:
-    """The monomials' degree for ``d`` inputs: given, else 4 for up to 2 inputs, 3 for 3,
-    2 up to 6, 1 beyond (the library stays within a few hundred terms)."""
+    """The monomials' degree for ``d`` inputs: given, else 4 for up to 2 inputs, 3 up to 6,
+    1 beyond (the library stays within a few hundred terms)."""
     if degree is not None:
         return int(degree)
-    return 4 if d <= 2 else 3 if d == 3 else 2 if d <= 6 else 1
+    return 4 if d <= 2 else 3 if d <= 6 else 1
 
 
 def _monomials(
@@ -166,8 +166,8 @@ def term_library(
     variables : sequence of sympy.Symbol
         One symbol per column.
     degree : int, optional
-        Highest total degree of the monomials; by default 4 for up to 2 inputs, 3 for 3,
-        2 up to 6 and 1 beyond, so that the library stays within a few hundred terms.
+        Highest total degree of the monomials; by default 4 for up to 2 inputs, 3 up to 6
+        and 1 beyond, so that the library stays within a few hundred terms.
 
     Returns
     -------
@@ -186,6 +186,12 @@ def term_library(
         # An input times a function of one (x * sin(x), x0 * exp(-x1), ...).
         for expr, v, fam in unary[k][:4]:
             raw.append((variables[j] * expr, cols[j] * v, fam, 2))
+    if 3 <= d <= 6:
+        # Two inputs times sin or cos of one (q*v*B*sin(theta), beta*alpha*cos(theta)).
+        for k in range(d):
+            for i, j in itertools.combinations_with_replacement(range(d), 2):
+                for expr, v, fam in unary[k][:2]:
+                    raw.append((variables[i] * variables[j] * expr, cols[i] * cols[j] * v, fam, 3))
     for k, j in itertools.combinations(range(d), 2):
         xk, xj = variables[k], variables[j]
         vk, vj = cols[k], cols[j]
