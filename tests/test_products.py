@@ -96,7 +96,8 @@ def test_the_estimator_choice_returns_the_product_law_at_one_percent_noise(law, 
     X[:, 2] += shift
     y = _noisy(law(X.T), 0.01)
     result = choose_formula(X, y, X, y, ["x0", "x1", "x2"])
-    assert result.origin.split("+")[0].endswith("product")
+    # x0*x1*sin(x2) is also one term of the linear library: either generator may win.
+    assert result.origin.split("+")[0] in ("product", "sparse")
     assert _same(result.expression, truth, X)
 
 
