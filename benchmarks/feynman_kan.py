@@ -66,17 +66,25 @@ _FUNCS = {
 
 
 def load_equations(path: Path, n_vars: tuple[int, ...] = (2, 3)) -> list[dict]:
-    """Equations with the given numbers of variables (counted from ``v*_name``)."""
+    """Equations with the given numbers of variables (counted from ``v*_name``), each with
+    its row ``index`` in the table (its seed is ``--seed`` plus that index)."""
     out = []
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        for row in csv.DictReader(fh):
+        for index, row in enumerate(csv.DictReader(fh)):
             names = [
                 (row[f"v{k}_name"].strip(), float(row[f"v{k}_low"]), float(row[f"v{k}_high"]))
                 for k in range(1, 11)
                 if (row.get(f"v{k}_name") or "").strip()
             ]
             if len(names) in n_vars:
-                out.append({"name": row["Filename"], "formula": row["Formula"], "vars": names})
+                out.append(
+                    {
+                        "name": row["Filename"],
+                        "formula": row["Formula"],
+                        "vars": names,
+                        "index": index,
+                    }
+                )
     return out
 
 
@@ -456,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"time budget spent: {len(eqs) - k} equations not run", flush=True)
             break
         runner = run_estimator if args.estimator else run_equation
-        row = runner(eq, args, seed=args.seed + k)
+        # The equation's row in the table, not its position in this run: the same
+        # equation gets the same samples whatever --only, --shard or --offset select.
+        row = runner(eq, args, seed=args.seed + eq["index"])
         rows.append(row)
         print(json.dumps(row, default=str), flush=True)
     print(summarise(rows, not (args.no_pykan or args.estimator)))

@@ -48,8 +48,12 @@ _MIN_ROWS = 10
 #: Binomial factors (:func:`_binomials`) up to this many inputs (their number grows as
 #: the fourth power of the inputs').
 _BINOMIAL_INPUTS = 6
+#: Relative precision below which the log-space fit does not weight a sample further.
+_LOG_PRECISION = 1e-7
 #: Other factors tried in pairs with the powers (the best alone, in a large library).
-_SHORTLIST = 250
+_SHORTLIST = 1600
+#: Supports kept at each size of the beam search over other factors.
+_BEAM = 10
 #: An integer exponent is taken only if the log-space one is this close to it.
 _INTEGER_TOLERANCE = 0.2
 
@@ -119,18 +123,26 @@ def _power(
 
 
 def _binomials(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor | None]:
-    """``m1 + m2`` and ``m1 - m2`` for monomials of degree 1 and 2 not both of degree 1
-    (those are the pair factors): ``x - u*t``, ``c**2 + u*v``, ``w0**2 - w**2``."""
+    """``m1 + m2`` and ``m1 - m2`` for monomials of degree 1 and 2 (and 3 up to four
+    inputs) not both of degree 1 (those are the pair factors): ``x - u*t``,
+    ``c**2 + u*v``, ``w0**2 - w**2``, ``t*c**2 - u*x``.  Also the sum of the squares of
+    three inputs (the length of a vector)."""
     d = X.shape[1]
     monos: list[tuple[sympy.Expr, np.ndarray, int]] = [(variables[k], X[:, k], 1) for k in range(d)]
-    for k, j in itertools.combinations_with_replacement(range(d), 2):
-        monos.append((variables[k] * variables[j], X[:, k] * X[:, j], 2))
+    for g in (2, 3) if d <= 4 else (2,):
+        for combo in itertools.combinations_with_replacement(range(d), g):
+            expr = sympy.Mul(*(variables[k] for k in combo))
+            monos.append((expr, np.prod([X[:, k] for k in combo], axis=0), g))
     out: list[Factor | None] = []
     for (e1, v1, g1), (e2, v2, g2) in itertools.combinations(monos, 2):
         if g1 == g2 == 1:
             continue
         nv = len(e1.free_symbols | e2.free_symbols)
         out += [_power(e1 - e2, v1 - v2, nv), _power(e1 + e2, v1 + v2, nv)]
+    for i, j, k in itertools.combinations(range(d), 3):
+        xi, xj, xk = variables[i], variables[j], variables[k]
+        v = X[:, i] ** 2 + X[:, j] ** 2 + X[:, k] ** 2
+        out.append(_power(xi**2 + xj**2 + xk**2, v, 3))
     return out
 
 
@@ -185,8 +197,8 @@ _COMPOSITES: tuple[tuple[str, Callable[[sympy.Expr], sympy.Expr], Callable, tupl
     ("expm1", lambda t: sympy.exp(t) - 1, np.expm1, (1.0, 0.5, 1 / (2 * math.pi))),
     ("cosh", sympy.cosh, np.cosh, (1.0,)),
     ("tanh", sympy.tanh, np.tanh, (1.0,)),
-    ("sin", sympy.sin, np.sin, (1.0, 0.5)),
-    ("cos", sympy.cos, np.cos, (1.0,)),
+    ("sin", sympy.sin, np.sin, (1.0, 0.5, 2 * math.pi)),
+    ("cos", sympy.cos, np.cos, (1.0, 2 * math.pi)),
 )
 
 
@@ -405,17 +417,25 @@ def _powers_and_others(
                         out.append((float(value), sup))
         return out
 
-    # A large library: pairs (and triples) only among the others that do best alone.
+    # A large library: pairs (and triples) only among the others that do best alone,
+    # and a beam: the best few supports of each size, each grown by every other factor
+    # (a factor that helps only with a partner is found once the partner is in).
+    alone = scored([(), *((i,) for i in others)])
+    alone.sort(key=lambda t: t[0])
     shortlist = others
     if len(others) > _SHORTLIST:
-        alone = scored([(i,) for i in others])
-        alone.sort(key=lambda t: t[0])
         shortlist = sorted({i for _, sup in alone[:_SHORTLIST] for i in sup if i in others})
     kmax = 3 if len(shortlist) <= 25 else 2
-    extra: list[tuple[int, ...]] = [(), *((i,) for i in others)]
+    extra: list[tuple[int, ...]] = []
     for k in range(2, kmax + 1):
         extra += list(itertools.combinations(shortlist, k))
-    ranked = scored(extra)
+    ranked = alone + scored(extra)
+    beam = [tuple(i for i in sup if i in others) for _, sup in alone[:_BEAM]]
+    for _ in range(2):
+        grown = scored([tuple(sorted({*b, i})) for b in beam for i in others if i not in b])
+        grown.sort(key=lambda t: t[0])
+        ranked += grown
+        beam = [tuple(i for i in sup if i in others) for _, sup in grown[:_BEAM]]
     ranked.sort(key=lambda t: t[0])
     return list(dict.fromkeys(sup for _, sup in ranked[:top]))
 
@@ -499,7 +519,10 @@ def product_candidates(
             continue
         with np.errstate(all="ignore"):
             u = outer.inverse(y)
-            w = np.abs(u) / (outer.slope(y) * sigma)
+            # The log's error to first order, floored at a relative precision: weights
+            # spanning many decades (a Boltzmann factor's tail at a rounding-level noise)
+            # make the weighted least squares lose the exact fit to conditioning.
+            w = 1.0 / np.hypot(outer.slope(y) * sigma / np.abs(u), _LOG_PRECISION)
             b = np.log(np.abs(u))
         rows = np.isfinite(b) & np.isfinite(w) & (w > 0)
         if rows.sum() < max(_MIN_ROWS, 0.8 * y.size):

@@ -205,9 +205,9 @@ def term_library(
             (sympy.sqrt(xk**2 + xj**2), np.sqrt(vk * vk + vj * vj), "pair", 2),
         ]
         if _one_sign(vj):
-            raw.append((xk / xj, vk / vj, "pair", 2))
+            raw += [(xk / xj, vk / vj, "pair", 2), ((xk / xj) ** 2, (vk / vj) ** 2, "pair", 2)]
         if _one_sign(vk):
-            raw.append((xj / xk, vj / vk, "pair", 2))
+            raw += [(xj / xk, vj / vk, "pair", 2), ((xj / xk) ** 2, (vj / vk) ** 2, "pair", 2)]
     return _distinct(raw)
 
 
