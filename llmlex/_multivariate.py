@@ -188,7 +188,8 @@ def score_expression(
 
 def _simple_values(v: float) -> list[sympy.Expr]:
     """Simple numbers near ``v``, simplest first: 0, the nearest integer, fractions of
-    denominator up to 12, such fractions times pi and over pi, ``v`` to 1-3 digits."""
+    denominator up to 12, such fractions times pi, over pi and times pi**2, ``v`` to 1-3
+    digits."""
     out: list[sympy.Expr] = [sympy.Integer(0)]
     if not math.isfinite(v) or v == 0.0:
         return out
@@ -201,6 +202,9 @@ def _simple_values(v: float) -> list[sympy.Expr]:
     per_pi = Fraction(v * math.pi).limit_denominator(12)
     if per_pi != 0:
         out.append(sympy.Rational(per_pi.numerator, per_pi.denominator) / sympy.pi)
+    frac_pi2 = Fraction(v / math.pi**2).limit_denominator(12)
+    if frac_pi2 != 0:
+        out.append(sympy.pi**2 * sympy.Rational(frac_pi2.numerator, frac_pi2.denominator))
     for digits in (1, 2, 3):
         short = Fraction(f"{v:.{digits}g}")
         out.append(sympy.Rational(short.numerator, short.denominator))

@@ -200,3 +200,11 @@ def test_a_level_revised_by_an_approximation_does_not_skip_the_network():
     called: list[int] = []
     choose_formula(X, y, X, y, ["x0", "x1"], kan=lambda: called.append(1))
     assert called
+
+
+def test_simple_values_include_multiples_of_pi_and_its_square():
+    from llmlex._multivariate import _simple_values
+
+    assert sympy.pi**2 in _simple_values(math.pi**2)
+    assert sympy.pi / 2 in _simple_values(math.pi / 2)
+    assert 1 / (4 * sympy.pi) in _simple_values(1 / (4 * math.pi))
