@@ -292,7 +292,41 @@ def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         nonnegative=nonnegative_names(eq),
         positive=positive_names(eq),
     )
+    for peer in args.peers:
+        row.update(run_peer(peer, eq, truth, X, y, Xt, yt, seed))
     return row
+
+
+def run_peer(
+    peer: str,
+    eq: dict,
+    truth: sympy.Expr,
+    X: np.ndarray,
+    y: np.ndarray,
+    Xt: np.ndarray,
+    yt: np.ndarray,
+    seed: int,
+) -> dict:
+    """gplearn or pyoperon (as ``benchmarks/multivariate.py`` runs them) on the same
+    samples, scored as llmlex is: ``<peer>_r2``, ``_exact``, ``_expr``, ``_time``."""
+    from multivariate import METHODS
+
+    out: dict = {}
+    try:
+        got = METHODS[peer](X, y, seed, argparse.Namespace(time_budget=None))
+        r2 = r2_score(yt, ks.evaluate(got.expr, symbols_of(X.shape[1]), Xt))
+        out |= {f"{peer}_r2": r2, f"{peer}_expr": str(got.expr), f"{peer}_time": got.time}
+        out[f"{peer}_exact"] = exact_recovery(
+            truth, got.expr, r2, nonnegative=nonnegative_names(eq), positive=positive_names(eq)
+        )
+    except Exception as err:  # a benchmark records failures and goes on
+        out |= {f"{peer}_r2": -math.inf, f"{peer}_expr": f"ERROR {err}", f"{peer}_time": math.nan}
+        out[f"{peer}_exact"] = False
+    return out
+
+
+def symbols_of(d: int) -> list[sympy.Symbol]:
+    return [sympy.Symbol(f"x{k}", real=True) for k in range(d)]
 
 
 def paper_example(args: argparse.Namespace) -> dict:
@@ -305,7 +339,7 @@ def paper_example(args: argparse.Namespace) -> dict:
     return run_equation(eq, args, seed=args.seed)
 
 
-def summarise(rows: list[dict], with_pykan: bool) -> str:
+def summarise(rows: list[dict], with_pykan: bool, peers: Sequence[str] = ()) -> str:
     lines = []
     hdr = f"{'equation':<14} {'n':>1} {'ours':>5} {'R2':>10} {'time':>6}"
     if with_pykan:
@@ -332,6 +366,12 @@ def summarise(rows: list[dict], with_pykan: bool) -> str:
             f"median time {statistics.median(r['ours_total_time'] for r in rows):.0f} s "
             f"(training included)"
         )
+        for peer in peers:
+            lines.append(
+                f"{peer}: exact {sum(r[f'{peer}_exact'] for r in rows)}/{n}, "
+                f"R2>0.999 {sum(r[f'{peer}_r2'] > 0.999 for r in rows)}/{n}, median time "
+                f"{statistics.median(r[f'{peer}_time'] for r in rows):.0f} s"
+            )
         if with_pykan:
             lines.append(
                 f"pykan auto_symbolic: exact {sum(r['pykan_exact'] for r in rows)}/{n}, "
@@ -414,6 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit-budget", type=float, default=None, help="with --estimator: time_budget")
     p.add_argument("--noise", type=float, default=0.0, help="with --estimator: fraction of RMS(y)")
     p.add_argument(
+        "--peers",
+        nargs="*",
+        default=[],
+        choices=["gplearn", "pyoperon"],
+        help="with --estimator: also these regressors on the same samples",
+    )
+    p.add_argument(
         "--n-vars", type=int, nargs="+", default=[2, 3], help="numbers of variables to run"
     )
     p.add_argument("--no-pykan", action="store_true", help="skip pykan's auto_symbolic")
@@ -469,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         row = runner(eq, args, seed=args.seed + eq["index"])
         rows.append(row)
         print(json.dumps(row, default=str), flush=True)
-    print(summarise(rows, not (args.no_pykan or args.estimator)))
+    print(summarise(rows, not (args.no_pykan or args.estimator), args.peers))
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     return 0
