@@ -135,6 +135,95 @@ def exact_recovery(
     return False
 
 
+#: nchi2 on clean data below which a refitted form counts as found (as univariate.py).
+FORM_EXACT = 1e-9
+
+
+def parametrize(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Symbol], list[float]]:
+    """``expr`` with every constant replaced by a parameter: a coefficient or additive
+    constant of a term, a non-structural exponent (integers and halves/thirds are
+    structure), a number inside a function; as ``univariate.py``'s rule, in several
+    variables."""
+    values: list[float] = []
+    params: list[sympy.Symbol] = []
+
+    def new(c: sympy.Expr) -> sympy.Expr:
+        values.append(float(c))  # TypeError for a complex constant
+        params.append(sympy.Symbol(f"c{len(values) - 1}", real=True))
+        return params[-1]
+
+    def walk(e: sympy.Expr) -> sympy.Expr:
+        if not e.free_symbols:
+            return new(e)
+        if e.is_Symbol:
+            return e
+        if e.is_Add or e.is_Mul:
+            c, rest = e.as_independent(*e.free_symbols, as_Add=e.is_Add)
+            parts = [walk(t) for t in (e.func.make_args(rest))]
+            out = e.func(*parts)
+            if e.is_Add:
+                return out if c == 0 else out + new(c)
+            if c is sympy.S.One:
+                return out
+            return -out if c is sympy.S.NegativeOne else new(c) * out
+        if e.is_Pow:
+            base, ex = e.args
+            if not ex.free_symbols:
+                structure = ex.is_Integer or (ex.is_Rational and ex.q in (2, 3))
+                return walk(base) ** (ex if structure else new(ex))
+            return (walk(base) if base.free_symbols else new(base)) ** walk(ex)
+        return e.func(*[walk(a) for a in e.args])
+
+    out = walk(sympy.sympify(expr))
+    return out, params, values
+
+
+def truth_constants(truth: sympy.Expr) -> int:
+    """Constants of the truth written with a coefficient per term of its numerator and
+    denominator (one of them shared), plus those inside the terms."""
+    num, den = sympy.fraction(sympy.together(truth))
+    count = 0
+    for part, shared_scale in ((num, 0), (den, 1)):
+        if part == 1:
+            continue
+        terms = sympy.Add.make_args(sympy.expand(part))
+        count += len(terms) - shared_scale
+        for t in terms:
+            _, rest = t.as_independent(*t.free_symbols, as_Add=False)
+            count += len(parametrize(rest)[2]) if rest.free_symbols else 0
+    return count
+
+
+def form_found(
+    truth: sympy.Expr,
+    cand: sympy.Expr | None,
+    syms: list[sympy.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+) -> bool:
+    """The univariate benchmark's **form found** rule: every constant of ``cand`` refitted
+    on the clean ``(X, y)`` gives nchi2 < :data:`FORM_EXACT`, with at most one constant
+    more than the truth."""
+    if cand is None:
+        return False
+    try:
+        template, params, values = parametrize(cand)
+        if len(values) > truth_constants(truth) + 1:
+            return False
+        fit = ks.fit_constants(
+            template,
+            syms,
+            params,
+            np.asarray(values),
+            X,
+            y,
+            deadline=time.perf_counter() + 30.0,
+        )
+        return bool(fit.nchi2 < FORM_EXACT)
+    except Exception:  # complex constants, sympy failures, a form undefined on the data
+        return False
+
+
 def nonnegative_names(eq: dict) -> list[str]:
     """Symbols ``x0..`` of the variables sampled in a range within x >= 0."""
     return [f"x{k}" for k, v in enumerate(eq["vars"]) if v[1] >= 0]
@@ -292,6 +381,7 @@ def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         nonnegative=nonnegative_names(eq),
         positive=positive_names(eq),
     )
+    row["ours_form"] = form_found(truth, ours, syms, Xt, yt)
     for peer in args.peers:
         row.update(run_peer(peer, eq, truth, X, y, Xt, yt, seed))
     return row
@@ -319,9 +409,11 @@ def run_peer(
         out[f"{peer}_exact"] = exact_recovery(
             truth, got.expr, r2, nonnegative=nonnegative_names(eq), positive=positive_names(eq)
         )
+        out[f"{peer}_form"] = form_found(truth, got.expr, symbols_of(X.shape[1]), Xt, yt)
     except Exception as err:  # a benchmark records failures and goes on
         out |= {f"{peer}_r2": -math.inf, f"{peer}_expr": f"ERROR {err}", f"{peer}_time": math.nan}
         out[f"{peer}_exact"] = False
+        out[f"{peer}_form"] = False
     return out
 
 
@@ -360,8 +452,13 @@ def summarise(rows: list[dict], with_pykan: bool, peers: Sequence[str] = ()) -> 
     n = len(rows)
     if n:
         lines.append("")
+        form = (
+            f"form found {sum(r['ours_form'] for r in rows)}/{n}, "
+            if all("ours_form" in r for r in rows)
+            else ""
+        )
         lines.append(
-            f"llmlex: exact {sum(r['ours_exact'] for r in rows)}/{n}, "
+            f"llmlex: exact {sum(r['ours_exact'] for r in rows)}/{n}, {form}"
             f"R2>0.999 {sum(r['ours_r2'] > 0.999 for r in rows)}/{n}, "
             f"median time {statistics.median(r['ours_total_time'] for r in rows):.0f} s "
             f"(training included)"
@@ -369,6 +466,7 @@ def summarise(rows: list[dict], with_pykan: bool, peers: Sequence[str] = ()) -> 
         for peer in peers:
             lines.append(
                 f"{peer}: exact {sum(r[f'{peer}_exact'] for r in rows)}/{n}, "
+                f"form found {sum(r[f'{peer}_form'] for r in rows)}/{n}, "
                 f"R2>0.999 {sum(r[f'{peer}_r2'] > 0.999 for r in rows)}/{n}, median time "
                 f"{statistics.median(r[f'{peer}_time'] for r in rows):.0f} s"
             )
