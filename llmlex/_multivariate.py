@@ -11,8 +11,9 @@ The estimator's route for several input columns (:class:`llmlex.LLMLExRegressor`
    estimated and a formula fits improbably well under it (``p < 1e-3``), that formula's
    residuals set it instead (to a fixed point), and the search runs again.
 3. When no such formula explains the data to the noise (``chi2 <= dof + 2 sqrt(2 dof)``,
-   as the univariate search stops; a level set by an inexact formula's own residuals
-   never counts as explained), the KAN pipeline (:mod:`llmlex.kan`, with its
+   as the univariate search stops; under a level set by an inexact formula's own
+   residuals, only a formula of at most four constants counts as explained), the KAN
+   pipeline (:mod:`llmlex.kan`, with its
    separability tests and, with a client, the LLM) adds its formulas.
 4. Every candidate is scored by its description length on the training data
    (:mod:`llmlex._criterion`: every constant and every node costs, fit beyond the noise
@@ -322,6 +323,8 @@ def _sparse_pool(
 _REVISE_P = 1e-3
 
 
+#: Most constants of a formula that may end the search under a noise level it set.
+_SHORT_CONSTANTS = 4
 #: Lowest noise level a revision sets, relative to the RMS of the target: below it, two
 #: ways of writing one law differ by rounding (a few hundred ulps) and a term of 1e-16
 #: would be "worth" its cost.
@@ -419,8 +422,10 @@ def choose_formula(
         progress("sparse regression")
     pool = _sparse_pool(X_train, y_train, sigma, variables, sparse, deadline)
     # A level set by an inexact formula's own residuals cannot say that formula explains
-    # the data (its chi-squared is then the degrees of freedom by construction): the
-    # network still runs.  One set by an exact formula (rounding) can.
+    # the data (its chi-squared is then the degrees of freedom by construction): unless
+    # the best formula is short (at most _SHORT_CONSTANTS constants: a short law with
+    # noise, not a long approximation), the network still runs.  A level set by an exact
+    # formula (rounding) can say it.
     approximate_level = False
     if sigma_train is None:
         # The estimate from the data alone reads curvature between sparse samples as noise
@@ -442,7 +447,7 @@ def choose_formula(
     best = min(pool, key=lambda s: s.description_length, default=None)
     if best is not None:
         k = len(best.expression.atoms(sympy.Float))
-        done = explained(best.chi2, n - k) and not approximate_level
+        done = explained(best.chi2, n - k) and not (approximate_level and k > _SHORT_CONSTANTS)
     else:
         done = False
     t_sparse = time.perf_counter() - t0
