@@ -110,15 +110,18 @@ def test_a_law_that_is_no_product_gets_no_product_candidate_that_fits():
 
 
 def test_a_boltzmann_factor_of_a_monomial_argument_is_a_factor():
-    # n0 * exp(-m*g*x / (kb*T)) with four inputs in the argument (five columns here).
-    rng = np.random.default_rng(4)
-    X = rng.uniform(1.0, 3.0, (500, 5))
-    y = X[:, 0] * np.exp(-X[:, 1] * X[:, 2] / (X[:, 3] * X[:, 4]))
-    syms = sympy.symbols("x0:5", real=True)
-    found = product_candidates(X, y, np.full(y.size, 1e-6), syms)
-    best = found[0].expression
-    np.testing.assert_allclose(sympy.lambdify(syms, best)(*X.T), y, rtol=1e-8)
-    assert len(best.atoms(sympy.exp)) == 1
+    # n0 * exp(-m*g*x / (kb*T)): five inputs in the argument, which reaches 125.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1.0, 5.0, (1000, 6))
+    y = X[:, 0] * np.exp(-X[:, 1] * X[:, 2] * X[:, 4] / (X[:, 3] * X[:, 5]))
+    syms = sympy.symbols("x0:6", real=True)
+    # Also at a rounding-level noise, where the log-space weights |y|/sigma would span
+    # many decades (y down to exp(-125) here) without their relative-precision floor.
+    for sigma in (1e-6, 1e-13):
+        found = product_candidates(X, y, np.full(y.size, sigma), syms)
+        best = found[0].expression
+        np.testing.assert_allclose(sympy.lambdify(syms, best)(*X.T), y, rtol=1e-8)
+        assert len(best.atoms(sympy.exp)) == 1
 
 
 def test_composite_factors_carry_a_refittable_scale():
