@@ -5,19 +5,28 @@ Many laws of physics are a constant times a product of powers of simple factors:
 ``q1*q2/(4*pi*eps*r**2)``, ``r*F*sin(theta)``, ``m0/sqrt(1 - v**2/c**2)`` (that is
 ``m0*c*(c**2 - v**2)**(-1/2)``), ``kappa*(T2 - T1)*A/d``.  On a log scale such a law is a
 *sum*, ``log|y| = log|c| + sum_k a_k log|f_k(x)|``, so the sparse regression of
-:mod:`llmlex._sparse` finds it over a library of factors ``f_k``: each input, its
-``sin`` and ``cos``, ``x - 1``, ``exp`` of an input and of its square, and of each pair
-of inputs their difference, sum, difference and sum of squares, and the log of their
-ratio.  With some laws the product sits inside one outer function, which is undone first:
-``y = arcsin(F)`` (then ``sin(y) = F``) and ``y = 1/(exp(F) - 1)`` (then
-``log(1 + 1/y) = F``).
+:mod:`llmlex._sparse` finds it over a library of factors ``f_k``
+(:func:`factor_library`): each input, its ``sin`` and ``cos``, ``x - 1``, ``exp`` of an
+input and of its square; of each pair of inputs their difference, sum, difference and sum
+of squares, the log of their ratio; binomials ``m1 +- m2`` of low-degree monomials
+(``x - u*t``, ``c**2 + u*v``) and sums of three squares; and (:func:`composite_factors`)
+functions of a monomial argument: ``exp(-m*g*h/(k*T))``, ``exp(M) - 1``, ``cosh``,
+``tanh``, ``sin``, ``cos`` of ``k*M``, gaussians of differences.  With some laws the
+product sits inside one outer function, which is undone first: ``y = arcsin(F)`` (then
+``sin(y) = F``) and ``y = 1/(exp(F) - 1)`` (then ``log(1 + 1/y) = F``).
+
+The supports are the sparsity paths of :mod:`llmlex._sparse` and, because a greedy path
+misses a factor that helps only with a partner, every input's power with every one or
+two other factors (batched normal equations) and a beam search, each pruned of the
+factors whose removal shortens ``chi2/2`` plus the factors' cost.
 
 The log-space fit weights each sample by ``|u| / sigma_u`` (the error of ``log|u|`` to
-first order), so that samples near a zero of the law, where the log is noise, do not
-decide.  A factor whose sign changes on the data takes an integer exponent (its sign
-must then match the data's); the others a free one.  The candidates are returned with
-their log-space constants and a ``nan`` description length: the caller refits them on
-``y`` by nonlinear least squares and scores them (:mod:`llmlex._multivariate`).
+first order, floored at a relative precision of 1e-7), so that samples near a zero of the
+law, where the log is noise, do not decide.  A factor whose sign changes on the data
+takes an integer exponent (its sign must then match the data's); the others a free one.
+The candidates are returned with their log-space constants and a ``nan`` description
+length: the caller refits them on ``y`` by nonlinear least squares and scores them
+(:mod:`llmlex._multivariate`).
 
 numpy, sympy and scikit-learn (through :mod:`llmlex._sparse`); no torch.
 """
