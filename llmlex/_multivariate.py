@@ -304,7 +304,7 @@ def _sparse_pool(
     if not sparse:
         return []
     found = linear_candidates(X, y, sigma, variables, deadline=deadline)
-    found += product_candidates(X, y, sigma, variables)
+    found += product_candidates(X, y, sigma, variables, deadline=deadline)
     found += transformed_candidates(X, y, sigma, variables, deadline=deadline)
     pool: list[Scored] = []
     for c in found:

@@ -37,6 +37,7 @@ import functools
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -67,7 +68,7 @@ _BEAM = 10
 _INTEGER_TOLERANCE = 0.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Factor:
     """A factor of a product: ``base**a`` (``kind="power"``) or ``exp(a*base)``
     (``kind="exp"``), and the log of its absolute value per unit exponent on the data.
@@ -100,6 +101,7 @@ class Factor:
         return self.nodes if self.source is None else node_count(self.source)
 
     def expr(self, exponent: sympy.Expr) -> sympy.Expr:
+        """The factor at ``exponent``: ``base**exponent`` or ``exp(exponent*base)``."""
         if self.kind == "exp":
             return sympy.exp(exponent * self.base)
         return self.base**exponent
@@ -157,8 +159,21 @@ def _binomials(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor 
 
 def factor_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor]:
     """The factors a product may be made of, evaluated on ``X`` (see the module's
-    docstring); each finite and away from 0 on every sample, none a multiple of another on
-    the log scale."""
+    docstring).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        Inputs (finite).
+    variables : sequence of sympy.Symbol
+        One symbol per column of ``X``.
+
+    Returns
+    -------
+    list of Factor
+        Each finite and away from 0 on every sample, none a multiple of another on the
+        log scale; the inputs' powers first.
+    """
     d = X.shape[1]
     raw: list[Factor | None] = []
     for k in range(d):
@@ -237,7 +252,20 @@ def composite_factors(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[
     ``exp(.) - 1``, ``cosh``, ``tanh``, ``sin``, ``cos``: Boltzmann factors, gaussians,
     Planck's law.  ``M`` has exponents +-1 on up to five inputs (three beyond six inputs),
     or +-2 and +-1 on up to two (``exp`` only), or is ``(x_i - x_j)**2`` or
-    ``((x_i - x_j)/x_k)**2`` (``exp`` only); the scale ``k`` is a float the refit frees."""
+    ``((x_i - x_j)/x_k)**2`` (``exp`` only); the scale ``k`` is a float the refit frees.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        Inputs (finite).
+    variables : sequence of sympy.Symbol
+        One symbol per column of ``X``.
+
+    Returns
+    -------
+    list of Factor
+        Finite and varying on every sample; their sympy bases built only when used.
+    """
     d = X.shape[1]
     out: list[Factor] = []
     squares = [
@@ -255,15 +283,15 @@ def composite_factors(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[
                 squares.append((((variables[i] - variables[j]) / variables[k]) ** 2, q * q))
     plain = _monomial_args(X, variables, (-1, 1), 5 if d <= 6 else 3)
     for expr, vals in [*plain, *squares]:
-        if float(np.max(np.abs(vals))) <= 700.0:
+        if float(np.max(np.abs(vals))) <= 700.0 and np.ptp(vals) > 0:
             out.append(Factor(expr, vals, kind="exp", variables=len(expr.free_symbols)))
     # g of a single input too, at the scales other than 1 (sin(x/2); sin(x) is a factor).
     single = [(variables[k], X[:, k]) for k in range(d)]
     for expr, vals in [*single, *plain]:
         nv, size = len(expr.free_symbols), node_count(expr) + 3
-        for _, g, fn, scales in _COMPOSITES:
+        for name, g, fn, scales in _COMPOSITES:
             for k in scales:
-                if k == 1.0 and expr in variables:
+                if k == 1.0 and expr in variables and name in ("sin", "cos"):
                     continue
                 with np.errstate(all="ignore"):
                     f = _power(
@@ -305,7 +333,7 @@ def _powers_and_one(
         except np.linalg.LinAlgError:
             return []
         chi2_value = float(b @ b) - np.sum(rhs * coef, axis=1)
-    value = 0.5 * chi2_value + cost
+    value = np.where(dc > 0, 0.5 * chi2_value + cost, np.inf)  # a constant column: none
     order = np.argsort(np.where(np.isfinite(value), value, np.inf))
     return [int(i) for i in order[:top] if np.isfinite(value[i])]
 
@@ -398,7 +426,8 @@ def _powers_and_others(
     p = A.shape[1]
     others = [i for i in range(p) if i not in set(powers)]
     norms = np.linalg.norm(A, axis=0)
-    U = A / norms
+    with np.errstate(all="ignore"):
+        U = A / np.where(norms > 0, norms, 1.0)
     G, c, bb = U.T @ U, U.T @ b, float(b @ b)
 
     def scored(extras: Sequence[tuple[int, ...]]) -> list[tuple[float, tuple[int, ...]]]:
@@ -483,6 +512,7 @@ def product_candidates(
     max_factors: int = MAX_FACTORS,
     keep: int = 6,
     screen: int = 30,
+    deadline: float | None = None,
 ) -> list[LinearCandidate]:
     """Products ``c * prod f_k(x)**a_k`` (also inside ``arcsin`` and ``1/(exp(F) - 1)``)
     by sparse regression on the log scale.
@@ -500,9 +530,15 @@ def product_candidates(
     max_factors : int
         Most factors of a product.
     keep : int
-        Candidates returned per outer function (the best by the log-space fit).
+        Candidates returned for ``y`` itself (the best by the log-space fit); half as
+        many, at least 2, inside each outer function.
     screen : int
-        Supports given a log-space least-squares fit.
+        Supports kept from each search (the sparsity paths, the powers with other
+        factors) and, a third of it (at least 4), the factors of a monomial argument
+        that join the library.
+    deadline : float, optional
+        A :func:`time.perf_counter` value after which no further outer function is
+        tried (the candidates found so far are returned).
 
     Returns
     -------
@@ -519,13 +555,20 @@ def product_candidates(
     Lc = np.stack([f.log_values for f in comp], axis=1) if comp else np.zeros((X.shape[0], 0))
     cost_c = np.array([(f.size + 2) * math.log(6.0) for f in comp])
     single = [i for i, f in enumerate(factors) if f.variables == 1]
-    powers = [i for i, f in enumerate(factors) if f.kind == "power" and f.base in variables]
+    # Each input's power (an input negative throughout is the factor -x).
+    powers = [
+        i
+        for i, f in enumerate(factors)
+        if f.kind == "power" and (f.base in variables or -f.base in variables)
+    ]
     libs = [single, list(range(len(factors)))] if len(single) < len(factors) else [single]
     sigma = np.asarray(sigma, dtype=float)
     out: list[LinearCandidate] = []
     for outer in _OUTERS:
         if not outer.applies(y):
             continue
+        if deadline is not None and time.perf_counter() > deadline and out:
+            break
         with np.errstate(all="ignore"):
             u = outer.inverse(y)
             # The log's error to first order, floored at a relative precision: weights

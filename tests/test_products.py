@@ -129,3 +129,26 @@ def test_composite_factors_carry_a_refittable_scale():
     comp = composite_factors(X, VARS)
     planck = [f for f in comp if f.kind == "power" and f.base.has(sympy.exp)]
     assert planck and all(f.base.atoms(sympy.Float) for f in planck)
+
+
+def test_a_constant_column_and_inputs_negative_throughout_are_handled():
+    rng = np.random.default_rng(5)
+    X = -rng.uniform(1.0, 5.0, (200, 3))  # negative throughout: -x is the factor
+    X[:, 2] = 3.0  # constant: no factor of it
+    y = 2.0 * X[:, 0] ** 2 / X[:, 1]
+    found = product_candidates(X, y, np.full(y.size, 1e-8), VARS)
+    pred = sympy.lambdify(VARS, found[0].expression)(*X.T)
+    np.testing.assert_allclose(pred, y, rtol=1e-8)
+    assert not any(X2 in c.expression.free_symbols for c in found[:1])
+
+
+def test_hyperbolic_factors_of_a_single_input():
+    X = _X(seed=6, low=1.0, high=3.0)
+    for y, g in (
+        (X[:, 0] * np.tanh(X[:, 1]), sympy.tanh),
+        (X[:, 0] / np.cosh(X[:, 1]), sympy.cosh),
+    ):
+        found = product_candidates(X, y, np.full(y.size, 1e-8), VARS)
+        best = found[0].expression
+        assert best.atoms(g)
+        np.testing.assert_allclose(sympy.lambdify(VARS, best)(*X.T), y, rtol=1e-8)

@@ -22,7 +22,15 @@ from llmlex._sparse import linear_candidates, sub_libraries, term_library  # noq
 
 X0, X1 = sympy.symbols("x0 x1", real=True)
 #: The origins of the generators beside the KAN (llmlex._sparse, llmlex._products).
-SPARSE_ORIGINS = ("sparse", "rational", "sqrt", "reciprocal", "product", "asin-product")
+SPARSE_ORIGINS = (
+    "sparse",
+    "rational",
+    "sqrt",
+    "reciprocal",
+    "product",
+    "asin-product",
+    "bose-product",
+)
 LAWS = {
     "quadratic": (lambda a, b: a * b - 0.3 * a**2 + 1.5 * b, X0 * X1 - 3 * X0**2 / 10 + 3 * X1 / 2),
     "pendulum": (lambda a, b: -9.8 * np.sin(a) - 0.3 * b, None),
@@ -208,3 +216,21 @@ def test_simple_values_include_multiples_of_pi_and_its_square():
     assert sympy.pi**2 in _simple_values(math.pi**2)
     assert sympy.pi / 2 in _simple_values(math.pi / 2)
     assert 1 / (4 * sympy.pi) in _simple_values(1 / (4 * math.pi))
+
+
+def test_square_roots_and_reciprocals_of_sparse_sums():
+    from llmlex._sparse import transformed_candidates
+
+    rng = np.random.default_rng(7)
+    X = rng.uniform(1.0, 3.0, (300, 2))
+    y = np.sqrt((X[:, 0] - X[:, 1]) ** 2 + 1.0)
+    found = transformed_candidates(X, y, np.full(y.size, 1e-9), [X0, X1])
+    best = next(c for c in found if c.origin == "sqrt")
+    pred = sympy.lambdify([X0, X1], best.expression)(*X.T)
+    np.testing.assert_allclose(pred, y, rtol=1e-8)
+    y = 1.0 / (1.0 / X[:, 0] + X[:, 1] / 2.0)
+    found = transformed_candidates(X, y, np.full(y.size, 1e-9), [X0, X1])
+    best = next(c for c in found if c.origin == "reciprocal")
+    pred = sympy.lambdify([X0, X1], best.expression)(*X.T)
+    np.testing.assert_allclose(pred, y, rtol=1e-8)
+    assert transformed_candidates(X, y - y.mean(), np.full(y.size, 1e-9), [X0, X1]) == []
