@@ -41,9 +41,9 @@ from llmlex._criterion import description_length
 from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameterise
 from llmlex._noise import estimate_noise_nd
-from llmlex._products import product_candidates
+from llmlex._products import ProductLibrary, product_candidates, product_library
 from llmlex._score import chi2 as chi2_of
-from llmlex._sparse import linear_candidates, transformed_candidates
+from llmlex._sparse import Term, linear_candidates, term_library, transformed_candidates
 from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text, time_bound
 from llmlex._uncertainty import covariance, jacobian, significant_digits
 from llmlex.exceptions import AnsatzTooComplexError
@@ -291,20 +291,33 @@ def rewrites(expr: sympy.Expr, variables: Sequence[sympy.Symbol]) -> list[sympy.
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class _Libraries:
+    """The generators' libraries on the training inputs, built once for every noise
+    level the search is run at."""
+
+    terms: list[Term]
+    products: ProductLibrary
+
+
 def _sparse_pool(
     X: np.ndarray,
     y: np.ndarray,
     sigma: np.ndarray,
     variables: Sequence[sympy.Symbol],
-    sparse: bool,
+    libraries: _Libraries | None,
     deadline: float | None,
 ) -> list[Scored]:
-    """The sparse generators' candidates (:mod:`llmlex._sparse`), scored at ``sigma``."""
-    if not sparse:
+    """The sparse generators' candidates (:mod:`llmlex._sparse`, :mod:`llmlex._products`),
+    scored at ``sigma``; none without ``libraries`` (the generators are off)."""
+    if libraries is None:
         return []
-    found = linear_candidates(X, y, sigma, variables, deadline=deadline)
-    found += product_candidates(X, y, sigma, variables, deadline=deadline)
-    found += transformed_candidates(X, y, sigma, variables, deadline=deadline)
+    terms = libraries.terms
+    found = linear_candidates(X, y, sigma, variables, deadline=deadline, terms=terms)
+    found += product_candidates(
+        X, y, sigma, variables, deadline=deadline, library=libraries.products
+    )
+    found += transformed_candidates(X, y, sigma, variables, deadline=deadline, terms=terms)
     pool: list[Scored] = []
     for c in found:
         if math.isnan(c.description_length):  # linearised constants: the real fit first
@@ -419,7 +432,12 @@ def choose_formula(
         noise = math.nan
     if progress:
         progress("sparse regression")
-    pool = _sparse_pool(X_train, y_train, sigma, variables, sparse, deadline)
+    libraries = (
+        _Libraries(term_library(X_train, variables), product_library(X_train, variables))
+        if sparse
+        else None
+    )
+    pool = _sparse_pool(X_train, y_train, sigma, variables, libraries, deadline)
     # A level set by an inexact formula's own residuals cannot say that formula explains
     # the data (its chi-squared is then the degrees of freedom by construction): unless
     # the best formula is short (at most _SHORT_CONSTANTS constants: a short law with
@@ -441,7 +459,7 @@ def choose_formula(
             rounding = _ROUNDING * float(np.sqrt(np.mean(y_train * y_train)))
             approximate_level = revised > 1e3 * rounding
             sigma = np.full(n, noise)
-            pool = _sparse_pool(X_train, y_train, sigma, variables, sparse, deadline)
+            pool = _sparse_pool(X_train, y_train, sigma, variables, libraries, deadline)
     kan_result: KANSymbolicResult | None = None
     best = min(pool, key=lambda s: s.description_length, default=None)
     if best is not None:

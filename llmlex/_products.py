@@ -47,7 +47,14 @@ import sympy
 from llmlex._sparse import LinearCandidate, _fill, _search
 from llmlex._symbolic import node_count
 
-__all__ = ["Factor", "composite_factors", "factor_library", "product_candidates"]
+__all__ = [
+    "Factor",
+    "ProductLibrary",
+    "composite_factors",
+    "factor_library",
+    "product_candidates",
+    "product_library",
+]
 
 log = logging.getLogger("llmlex.products")
 
@@ -338,6 +345,50 @@ def _powers_and_one(
     return [int(i) for i in order[:top] if np.isfinite(value[i])]
 
 
+@dataclass(frozen=True, eq=False)
+class ProductLibrary:
+    """The factors of :func:`factor_library` and :func:`composite_factors` on one ``X``,
+    their log values stacked and their approximate costs: they depend on the inputs only,
+    so a caller that searches several targets or noise levels builds them once."""
+
+    factors: list[Factor]
+    composites: list[Factor]
+    L: np.ndarray
+    Lc: np.ndarray
+    cost: np.ndarray
+    cost_c: np.ndarray
+
+
+def product_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> ProductLibrary:
+    """The library :func:`product_candidates` searches, built on ``X``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        Inputs (finite).
+    variables : sequence of sympy.Symbol
+        One symbol per column of ``X``.
+
+    Returns
+    -------
+    ProductLibrary
+    """
+    factors = factor_library(X, variables)
+    comp = composite_factors(X, variables)
+    n = X.shape[0]
+    L = np.stack([f.log_values for f in factors], axis=1) if factors else np.zeros((n, 0))
+    Lc = np.stack([f.log_values for f in comp], axis=1) if comp else np.zeros((n, 0))
+    per_node = math.log(6.0)
+    return ProductLibrary(
+        factors,
+        comp,
+        L,
+        Lc,
+        np.array([(f.size + 2) * per_node for f in factors]),
+        np.array([(f.size + 2) * per_node for f in comp]),
+    )
+
+
 @dataclass(frozen=True)
 class _Outer:
     """An outer function ``y = g(F)`` undone before the log-space fit: ``u = g^-1(y)``,
@@ -513,6 +564,7 @@ def product_candidates(
     keep: int = 6,
     screen: int = 30,
     deadline: float | None = None,
+    library: ProductLibrary | None = None,
 ) -> list[LinearCandidate]:
     """Products ``c * prod f_k(x)**a_k`` (also inside ``arcsin`` and ``1/(exp(F) - 1)``)
     by sparse regression on the log scale.
@@ -539,6 +591,8 @@ def product_candidates(
     deadline : float, optional
         A :func:`time.perf_counter` value after which no further outer function is
         tried (the candidates found so far are returned).
+    library : ProductLibrary, optional
+        :func:`product_library` of ``X``, if already built.
 
     Returns
     -------
@@ -546,14 +600,11 @@ def product_candidates(
         Origin ``product`` (or ``asin-product``, ``bose-product``), the constants of the
         log-space fit and a ``nan`` chi-squared and description length: refit them first.
     """
-    factors = factor_library(X, variables)
+    plib = library if library is not None else product_library(X, variables)
+    factors, comp = plib.factors, plib.composites
     if not factors:
         return []
-    L = np.stack([f.log_values for f in factors], axis=1)
-    cost = np.array([(f.size + 2) * math.log(6.0) for f in factors])
-    comp = composite_factors(X, variables)
-    Lc = np.stack([f.log_values for f in comp], axis=1) if comp else np.zeros((X.shape[0], 0))
-    cost_c = np.array([(f.size + 2) * math.log(6.0) for f in comp])
+    L, Lc, cost, cost_c = plib.L, plib.Lc, plib.cost, plib.cost_c
     single = [i for i, f in enumerate(factors) if f.variables == 1]
     # Each input's power (an input negative throughout is the factor -x).
     powers = [

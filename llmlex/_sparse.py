@@ -155,7 +155,7 @@ def _monomials(
 
 
 def term_library(
-    X: np.ndarray, variables: Sequence[sympy.Symbol], *, degree: int = 3
+    X: np.ndarray, variables: Sequence[sympy.Symbol], *, degree: int | None = None
 ) -> list[Term]:
     """The candidate terms of a sparse regression, evaluated on ``X``.
 
@@ -464,6 +464,7 @@ def linear_candidates(
     keep: int = 12,
     screen: int = 40,
     deadline: float | None = None,
+    terms: Sequence[Term] | None = None,
 ) -> list[LinearCandidate]:
     """Sparse-regression candidates for ``y = f(X)``, best description length first.
 
@@ -490,6 +491,9 @@ def linear_candidates(
         Supports of each kind given an exact score (the best by the approximate one).
     deadline : float, optional
         A :func:`time.perf_counter` value after which no new support is refitted.
+    terms : sequence of Term, optional
+        The library, if already built on ``X`` (``degree`` is then ignored): it depends
+        on the inputs only, and callers regress several targets on the same inputs.
 
     Returns
     -------
@@ -499,7 +503,7 @@ def linear_candidates(
         then the rational ones with their linearised constants and a ``nan``
         description length (refit them first).
     """
-    terms = term_library(X, variables, degree=degree)
+    terms = list(terms) if terms is not None else term_library(X, variables, degree=degree)
     w = 1.0 / np.asarray(sigma, dtype=float)
     A = np.stack([t.values for t in terms], axis=1) * w[:, None]
     b = y * w
@@ -688,6 +692,7 @@ def transformed_candidates(
     *,
     keep: int = 3,
     deadline: float | None = None,
+    terms: Sequence[Term] | None = None,
 ) -> list[LinearCandidate]:
     """Sparse regression of ``y**2`` (``y >= 0``) and of ``1/y`` (``y`` one-signed): laws
     that are the square root or the reciprocal of a short sum, such as
@@ -695,9 +700,12 @@ def transformed_candidates(
 
     Each target is weighted by its propagated error (``2|y| sigma``, ``sigma/y**2``);
     the ``keep`` best of each are returned as ``sqrt(P)`` or ``1/P`` with their
-    constants and a ``nan`` description length (refit them on ``y`` first).
+    constants and a ``nan`` description length (refit them on ``y`` first).  ``terms``:
+    the library of :func:`term_library` if already built on ``X``.
     """
     sigma = np.asarray(sigma, dtype=float)
+    if terms is None:
+        terms = term_library(X, variables)
     targets: list[tuple[str, np.ndarray, np.ndarray, Callable[[sympy.Expr], sympy.Expr]]] = []
     if np.all(y >= 0) and np.ptp(y) > 0:
         targets.append(("sqrt", y * y, np.maximum(2.0 * y * sigma, sigma * sigma), sympy.sqrt))
@@ -706,7 +714,7 @@ def transformed_candidates(
     out: list[LinearCandidate] = []
     for name, target, s, outer in targets:
         found = linear_candidates(
-            X, target, s, variables, rational=False, keep=keep, deadline=deadline
+            X, target, s, variables, rational=False, keep=keep, deadline=deadline, terms=terms
         )
         for c in found[:keep]:
             template = outer(c.template)
