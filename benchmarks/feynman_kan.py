@@ -81,6 +81,7 @@ def load_equations(path: Path, n_vars: tuple[int, ...] = (2, 3)) -> list[dict]:
                     {
                         "name": row["Filename"],
                         "formula": row["Formula"],
+                        "output": row["Output"].strip(),
                         "vars": names,
                         "index": index,
                     }
@@ -357,10 +358,19 @@ def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
     if args.noise:
         y = y + args.noise * float(np.sqrt(np.mean(y * y))) * rng.standard_normal(y.size)
     row: dict = {"name": eq["name"], "formula": eq["formula"], "n_var": n}
+    units: dict = {}
+    if args.units:
+        from feynman_units import units_of
+
+        given, out = units_of(eq["name"], [v[0] for v in eq["vars"]], eq["output"])
+        units = {"units": given, "target_units": out}
     t0 = time.perf_counter()
     try:
         est = LLMLExRegressor(
-            random_state=seed, generators=tuple(args.generators), time_budget=args.fit_budget
+            random_state=seed,
+            generators=tuple(args.generators),
+            time_budget=args.fit_budget,
+            **units,
         ).fit(X, y)
         ours = est.expression_
         row["ours_r2"] = r2_score(yt, est.predict(Xt))
@@ -549,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit-budget", type=float, default=None, help="with --estimator: time_budget")
     p.add_argument("--noise", type=float, default=0.0, help="with --estimator: fraction of RMS(y)")
     p.add_argument(
+        "--units",
+        action="store_true",
+        help="with --estimator: give the columns' SI units (benchmarks/feynman_units.py)",
+    )
+    p.add_argument(
         "--peers",
         nargs="*",
         default=[],
@@ -572,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.peers and not args.estimator:
         p.error("--peers runs beside --estimator")
+    if args.units and not args.estimator:
+        p.error("--units runs with --estimator")
     if args.recheck:
         rows = recheck(args.recheck)
         feyn = [r for r in rows if r["name"] in {e["name"] for e in load_equations(CSV)}]

@@ -15,6 +15,10 @@ The estimator's route for several input columns (:class:`llmlex.LLMLExRegressor`
    residuals, only a formula of at most four constants counts as explained), the KAN
    pipeline (:mod:`llmlex.kan`, with its
    separability tests and, with a client, the LLM) adds its formulas.
+With the columns' physical units (``reduction``, :mod:`llmlex._dimensions`), steps 2 and
+3 search ``y / P(x) = f(pi)`` over the dimensionless groups ``pi`` instead, and every
+formula found is written back in the inputs before it is scored.
+
 4. Every candidate is scored by its description length on the training data
    (:mod:`llmlex._criterion`: every constant and every node costs, fit beyond the noise
    earns nothing); the best few get their constants snapped to simple values (0, which
@@ -38,6 +42,7 @@ import numpy as np
 import sympy
 
 from llmlex._criterion import description_length
+from llmlex._dimensions import Reduction
 from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameterise
 from llmlex._noise import estimate_noise_nd
@@ -50,6 +55,7 @@ from llmlex.exceptions import AnsatzTooComplexError
 from llmlex.fit import nchi2, r2
 
 __all__ = [
+    "Problem",
     "Scored",
     "choose_formula",
     "constant_errors",
@@ -343,6 +349,26 @@ _SHORT_CONSTANTS = 4
 _ROUNDING = 1e-12
 
 
+def _lifted(
+    pool: Sequence[Scored],
+    red: _Reduced,
+    variables: Sequence[sympy.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    sigma: np.ndarray,
+) -> list[Scored]:
+    """Formulas of the groups written in the inputs and scored there (the same fit: the
+    chi-squared does not change, the description length does)."""
+    out = []
+    for s in pool:
+        scored = score_expression(
+            s.origin, red.lift(s.expression), variables, X, y, sigma, refit=False
+        )
+        if scored is not None:
+            out.append(scored)
+    return out
+
+
 def _revised_noise(pool: Sequence[Scored], noise: float, y: np.ndarray) -> float | None:
     """A lower noise level if the shortest description among the formulas that fit
     improbably well under ``noise`` says so: that formula's residual scale (floored at
@@ -380,6 +406,89 @@ def _revised_noise(pool: Sequence[Scored], noise: float, y: np.ndarray) -> float
     return level if level < noise else None
 
 
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """The data a generator is asked to explain: the inputs as given, or the
+    dimensionless groups of a :class:`~llmlex._dimensions.Reduction` (then ``y`` is the
+    target over the prefactor, and ``sigma`` its error bars)."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    names: tuple[str, ...]
+    sigma_train: np.ndarray | None
+    sigma_test: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class _Reduced:
+    """A problem in dimensionless groups and the way back to the inputs."""
+
+    problem: Problem
+    variables: list[sympy.Symbol]
+    factor: np.ndarray  # the prefactor on the training rows
+    back: dict[sympy.Symbol, sympy.Expr]
+    prefactor: sympy.Expr
+
+    def lift(self, expr: sympy.Expr) -> sympy.Expr:
+        """A formula of the groups as a formula of the inputs."""
+        by_name = {s.name: e for s, e in self.back.items()}
+        subs = {s: by_name[s.name] for s in expr.free_symbols if s.name in by_name}
+        return self.prefactor * expr.xreplace(subs)
+
+
+def _monomial(variables: Sequence[sympy.Symbol], powers: Sequence[Fraction]) -> sympy.Expr:
+    return sympy.Mul(
+        *(
+            v ** sympy.Rational(p.numerator, p.denominator)
+            for v, p in zip(variables, powers, strict=True)
+        )
+    )
+
+
+def _reduced(
+    reduction: Reduction,
+    problem: Problem,
+    variables: Sequence[sympy.Symbol],
+) -> _Reduced:
+    taken = {v.name for v in variables}
+    names = []
+    for j in range(len(reduction.groups)):
+        name = f"pi{j}"
+        while name in taken:
+            name = "_" + name
+        names.append(name)
+    factor_train = reduction.factor(problem.X_train)
+    factor_test = reduction.factor(problem.X_test)
+    if not (np.all(np.isfinite(factor_train)) and np.all(factor_train != 0)):
+        raise ValueError("the units' prefactor is zero or not finite on the data")
+
+    def scaled(sigma: np.ndarray | None, factor: np.ndarray) -> np.ndarray | None:
+        return None if sigma is None else sigma / np.abs(factor)
+
+    reduced = Problem(
+        reduction.inputs(problem.X_train),
+        problem.y_train / factor_train,
+        reduction.inputs(problem.X_test),
+        problem.y_test / factor_test,
+        tuple(names),
+        scaled(problem.sigma_train, factor_train),
+        scaled(problem.sigma_test, factor_test),
+    )
+    groups = [sympy.Symbol(n, real=True) for n in names]
+    return _Reduced(
+        reduced,
+        groups,
+        factor_train,
+        {
+            g: _monomial(variables, powers)
+            for g, powers in zip(groups, reduction.groups, strict=True)
+        },
+        _monomial(variables, reduction.prefactor),
+    )
+
+
 def choose_formula(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -389,8 +498,9 @@ def choose_formula(
     *,
     sigma_train: np.ndarray | None = None,
     sigma_test: np.ndarray | None = None,
-    kan: Callable[[], KANSymbolicResult | None] | None = None,
+    kan: Callable[[Problem], KANSymbolicResult | None] | None = None,
     sparse: bool = True,
+    reduction: Reduction | None = None,
     deadline: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> KANSymbolicResult:
@@ -407,10 +517,14 @@ def choose_formula(
     sigma_train, sigma_test : ndarray, optional
         Error bars; without them the noise level is estimated from the training data.
     kan : callable, optional
-        Runs the KAN pipeline and returns its result (``None`` when it cannot run); called
-        only when no sparse formula explains the data to the noise.
+        Runs the KAN pipeline on the :class:`Problem` it is given and returns its result
+        (``None`` when it cannot run); called only when no sparse formula explains the
+        data to the noise.
     sparse : bool
         Propose sparse-regression formulas (:mod:`llmlex._sparse`).
+    reduction : Reduction, optional
+        The columns' dimensional analysis: the generators search the dimensionless
+        problem, and their formulas are written back in the inputs.
     deadline : float, optional
         :func:`time.perf_counter` value after which no more refits start (sparse search
         and snapping; the KAN keeps its own budget).
@@ -430,14 +544,36 @@ def choose_formula(
     else:
         sigma = np.asarray(sigma_train, dtype=float)
         noise = math.nan
+    problem = Problem(X_train, y_train, X_test, y_test, tuple(names), sigma_train, sigma_test)
+    red = None
+    if reduction is not None and not reduction.trivial:
+        red = _reduced(reduction, problem, variables)
+        log.info("dimensional analysis: %s", reduction.describe(names))
+        problem = red.problem
+    search_vars = variables if red is None else red.variables
+    X_s, y_s = problem.X_train, problem.y_train
+    factor = np.ones(n) if red is None else np.abs(red.factor)
+
+    def generate(sigma: np.ndarray) -> list[Scored]:
+        """The sparse generators' formulas, in the inputs, scored at ``sigma``."""
+        if X_s.shape[1] == 0:  # no group: y = c * P(x) by dimensions alone
+            assert red is not None
+            c = sympy.Float(
+                float(np.sum(y_s * factor**2 / sigma**2) / np.sum(factor**2 / sigma**2))
+            )
+            one = score_expression("units", red.lift(c), variables, X_train, y_train, sigma)
+            return [] if one is None else [one]
+        found = _sparse_pool(X_s, y_s, sigma / factor, search_vars, libraries, deadline)
+        return found if red is None else _lifted(found, red, variables, X_train, y_train, sigma)
+
     if progress:
         progress("sparse regression")
     libraries = (
-        _Libraries(term_library(X_train, variables), product_library(X_train, variables))
-        if sparse
+        _Libraries(term_library(X_s, search_vars), product_library(X_s, search_vars))
+        if sparse and X_s.shape[1] > 0
         else None
     )
-    pool = _sparse_pool(X_train, y_train, sigma, variables, libraries, deadline)
+    pool = generate(sigma)
     # A level set by an inexact formula's own residuals cannot say that formula explains
     # the data (its chi-squared is then the degrees of freedom by construction): unless
     # the best formula is short (at most _SHORT_CONSTANTS constants: a short law with
@@ -459,7 +595,7 @@ def choose_formula(
             rounding = _ROUNDING * float(np.sqrt(np.mean(y_train * y_train)))
             approximate_level = revised > 1e3 * rounding
             sigma = np.full(n, noise)
-            pool = _sparse_pool(X_train, y_train, sigma, variables, libraries, deadline)
+            pool = generate(sigma)
     kan_result: KANSymbolicResult | None = None
     best = min(pool, key=lambda s: s.description_length, default=None)
     if best is not None:
@@ -468,16 +604,21 @@ def choose_formula(
     else:
         done = False
     t_sparse = time.perf_counter() - t0
-    if not done and kan is not None:
+    if not done and kan is not None and X_s.shape[1] > 0:
         if progress:
             progress("KAN")
-        kan_result = kan()
+        kan_result = kan(problem)
         if kan_result is not None:
-            scored = score_expression(
-                "kan", kan_result.expression, variables, X_train, y_train, sigma, refit=False
-            )
+            expr = kan_result.expression if red is None else red.lift(kan_result.expression)
+            scored = score_expression("kan", expr, variables, X_train, y_train, sigma, refit=False)
             if scored is not None:
                 pool.append(scored)
+            if red is not None:  # its own candidates are formulas of the groups
+                kan_result = replace(
+                    kan_result,
+                    raw_expression=red.lift(kan_result.raw_expression),
+                    candidates=(),
+                )
     if not pool:
         raise ValueError("no candidate formula could be evaluated on the data")
     if progress:

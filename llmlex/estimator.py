@@ -19,17 +19,18 @@ import functools
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from llmlex._dimensions import Reduction, reduce_dimensions
 from llmlex._forms import POLYNOMIAL_LIBRARY
 from llmlex._noise import estimate_noise, estimate_noise_nd
 from llmlex._progress import progress_bar
 from llmlex.ansatz import parse_ansatz
-from llmlex.exceptions import MissingDependencyError
+from llmlex.exceptions import MissingDependencyError, UnitsError
 from llmlex.fit import FitResult
 from llmlex.genetic import run_genetic
 from llmlex.kan import KANLEX, EdgeRegressor, regress_edge
@@ -223,6 +224,20 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         assembly), run only when no sparse formula explains the data to the noise.  All
         candidates compete under one description-length criterion (see
         :mod:`llmlex._multivariate`).
+    units : sequence or mapping, optional
+        The physical units of the input columns, for dimensional analysis: one entry per
+        column, or a mapping from column name (``feature_names_in_``, else ``x0, x1,
+        ...``) to units.  Each is text (``"kg*m/s**2"``, ``"m s^-2"``, ``"J/K"``, ``""``
+        for a dimensionless column), a mapping ``{"m": 1, "s": -2}`` or the exponents
+        over (m, kg, s, A, K, mol, cd).  With ``target_units``, the law is searched as
+        ``y = P(x) * f(pi)``, ``P`` a product of powers of the columns with the target's
+        units and ``pi`` the dimensionless groups (Buckingham's theorem; fewer variables,
+        so a law of many columns becomes findable), and written back in the columns.
+        The law must be dimensionally homogeneous in the columns given: a dimensional
+        constant (``G``, ``c``, ``k_B``) must be a column.  Ignored without
+        ``target_units``.
+    target_units : str, mapping or sequence, optional
+        The target's units (as each entry of ``units``).
 
     Attributes
     ----------
@@ -239,9 +254,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     result_ : FitResult or KANSymbolicResult
         The underlying llmlex result (use it with :mod:`llmlex.export` and
         :mod:`llmlex.plots`).
-    method_ : {"genetic", "sparse", "kan", "constant"}
+    method_ : {"genetic", "sparse", "kan", "units", "constant"}
         Which path produced the formula (``"sparse"``: sparse regression, linear or
-        rational, for several columns).
+        rational, for several columns; ``"units"``: the units alone fix the law up to a
+        constant).
     stats_ : RunStats or None
         Calls, tokens and time of the univariate search (``None`` otherwise).
     n_features_in_ : int
@@ -283,6 +299,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         kan_simplify: bool = True,
         test_size: float = 0.2,
         generators: Sequence[str] = ("sparse", "kan"),
+        units: Sequence[Any] | Mapping[str, Any] | None = None,
+        target_units: Any = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -305,6 +323,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.kan_simplify = kan_simplify
         self.test_size = test_size
         self.generators = generators
+        self.units = units
+        self.target_units = target_units
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -393,10 +413,11 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         names = [f"x{k}" for k in range(X.shape[1])]
+        reduction = self._reduction(X)
 
         if np.ptp(y) == 0.0:
             self._fit_constant(float(y[0]), "constant target")
-        elif X.shape[1] == 1:
+        elif X.shape[1] == 1 and (reduction is None or reduction.trivial):
             if np.ptp(X[:, 0]) == 0.0:  # a constant input carries no function of x
                 mean = float(np.average(y, weights=w))
                 self._fit_constant(mean, "constant input: mean of the target")
@@ -405,8 +426,30 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 self._fit_univariate(X[:, 0], y, seed, names[0], sigma)
         else:
             sigma = None if w is None else estimate_noise_nd(X, y, weights=w) / np.sqrt(w)
-            self._fit_multivariate(X, y, seed, names, sigma, executor=executor)
+            self._fit_multivariate(X, y, seed, names, sigma, reduction=reduction, executor=executor)
         return self
+
+    def _reduction(self, X: np.ndarray) -> Reduction | None:
+        """The columns' dimensional analysis, when ``units`` and ``target_units`` are set."""
+        if self.units is None or self.target_units is None:
+            return None
+        n = X.shape[1]
+        if isinstance(self.units, Mapping):
+            given = getattr(self, "feature_names_in_", None)
+            keys = [str(c) for c in given] if given is not None else [f"x{k}" for k in range(n)]
+            unknown = set(map(str, self.units)) - set(keys)
+            missing = [k for k in keys if k not in self.units]
+            if unknown or missing:
+                raise UnitsError(
+                    f"units must name every column ({', '.join(keys)}): "
+                    f"missing {missing or 'none'}, unknown {sorted(unknown) or 'none'}"
+                )
+            units = [self.units[k] for k in keys]
+        elif isinstance(self.units, str) or len(self.units) != n:
+            raise UnitsError(f"units must give one entry per column ({n}), got {self.units!r}")
+        else:
+            units = list(self.units)
+        return reduce_dimensions(units, self.target_units, X)
 
     def _fit_constant(self, value: float, message: str) -> None:
         import sympy
@@ -469,6 +512,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         names: list[str],
         sigma: np.ndarray | None,
         *,
+        reduction: Reduction | None = None,
         executor: concurrent.futures.Executor | None = None,
     ) -> None:
         import time
@@ -476,7 +520,12 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         import sympy
 
         from llmlex._kan_sympy import parameterise
-        from llmlex._multivariate import choose_formula, constant_errors, rounded_to_errors
+        from llmlex._multivariate import (
+            Problem,
+            choose_formula,
+            constant_errors,
+            rounded_to_errors,
+        )
 
         t0 = time.perf_counter()
         n = X.shape[0]
@@ -490,18 +539,18 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         sig_train = None if sigma is None else sigma[train]
         sig_test = None if sigma is None else sigma[test]
 
-        def kan() -> KANSymbolicResult | None:
+        def kan(problem: Problem) -> KANSymbolicResult | None:
             left = None if budget is None else max(1.0, budget - (time.perf_counter() - t0))
             try:
                 return self._run_kan(
-                    X[train],
-                    y[train],
-                    X[test],
-                    y[test],
+                    problem.X_train,
+                    problem.y_train,
+                    problem.X_test,
+                    problem.y_test,
                     seed,
-                    names,
-                    sig_train,
-                    sig_test,
+                    list(problem.names),
+                    problem.sigma_train,
+                    problem.sigma_test,
                     budget=left,
                     executor=executor,
                 )
@@ -538,13 +587,14 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 sigma_test=sig_test,
                 kan=kan if "kan" in self.generators else None,
                 sparse="sparse" in self.generators,
+                reduction=reduction,
                 deadline=None if budget is None else t0 + budget,
                 progress=stage,
             )
         finally:
             if bar is not None:
                 bar.close()
-        self.method_ = "kan" if result.origin == "kan" else "sparse"
+        self.method_ = result.origin if result.origin in ("kan", "units") else "sparse"
         self.result_ = result
         self.expression_ = result.expression
         self.params_ = parameterise(result.expression)[2]
@@ -673,10 +723,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         n = X.shape[0]
         with np.errstate(all="ignore"):
-            if self.method_ in ("kan", "sparse"):
-                out = self.result_.predict(X)
-            else:
+            if isinstance(self.result_, FitResult):  # one column (or a constant)
                 out = self.result_.predict(X[:, 0])
+            else:
+                out = self.result_.predict(X)
         return np.array(np.broadcast_to(np.asarray(out, dtype=float), (n,)))
 
     # ------------------------------------------------------------------ pickling

@@ -4,6 +4,7 @@ The hierarchy (every class also derives from the built-in that the error really 
 
     LLMLExError                          base of everything llmlex raises on purpose
     ├── DataError(ValueError)            bad x / y handed in by the caller
+    ├── UnitsError(ValueError)           units that cannot be read, or no law of them
     ├── AnsatzError(ValueError)          an ansatz text that is not in the safe language
     │   └── AnsatzTooComplexError        ...or exceeds the size / nesting / exponent bounds
     ├── PersistError(ValueError)         a saved document llmlex cannot load
@@ -44,6 +45,7 @@ __all__ = [
     "MissingDependencyError",
     "NoValidAnsatzError",
     "PersistError",
+    "UnitsError",
     "UsageError",
 ]
 
@@ -54,6 +56,11 @@ class LLMLExError(Exception):
 
 class DataError(LLMLExError, ValueError):
     """The data handed in is unusable (NaN/inf, length mismatch, too few points, ...)."""
+
+
+class UnitsError(LLMLExError, ValueError):
+    """Physical units that cannot be read, or no product of the inputs' units has the
+    target's (see :func:`llmlex.LLMLExRegressor`'s ``units``)."""
 
 
 class AnsatzError(LLMLExError, ValueError):

@@ -29,7 +29,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     for names in (
         # exceptions and pure helpers
         "exceptions _version _validation _aio _features _jsonio _checkpoint _score _lsq _report "
-        "_noise _criterion _uncertainty _progress",
+        "_dimensions _noise _criterion _uncertainty _progress",
         # the expression language
         "_functions ansatz _symbolic _sympy_json _formula",
         # numerics and result types

@@ -283,3 +283,57 @@ def test_a_failing_kan_keeps_the_sparse_formula(monkeypatch, caplog):
     assert reg.method_ == "sparse" and "the KAN failed" in caplog.text
     with pytest.raises(UnboundLocalError):  # the KAN alone: nothing to fall back on
         LLMLExRegressor(random_state=0, generators=("kan",)).fit(X, y)
+
+
+def test_units_reduce_a_five_column_law_to_two_groups():
+    # Lorentz force F = q*(Ef + B*v*sin(theta)): without units the sparse search returns
+    # an approximation; with them it searches F/(q*Ef) = f(theta, B*v/Ef) and is exact.
+    import sympy
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 5, (300, 5))
+    q, Ef, B, v, th = X.T
+    y = q * (Ef + B * v * np.sin(th))
+    units = ["C", "V/m", "T", "m/s", ""]
+    reg = LLMLExRegressor(
+        random_state=0, generators=("sparse",), units=units, target_units="N"
+    ).fit(X, y)
+    x = sympy.symbols("x0:5", real=True)
+    truth = x[0] * (x[1] + x[2] * x[3] * sympy.sin(x[4]))
+    assert sympy.simplify(reg.expression_ - truth) == 0
+    assert reg.method_ == "sparse"
+    assert reg.score(X, y) == pytest.approx(1.0)
+
+
+def test_units_by_column_name_and_a_law_fixed_by_dimensions_alone():
+    pd = pytest.importorskip("pandas")
+    import sympy
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"L": rng.uniform(0.2, 2, 40), "g": rng.uniform(5, 15, 40)})
+    period = 2 * np.pi * np.sqrt(frame["L"] / frame["g"]) * (1 + 0.01 * rng.normal(size=40))
+    reg = LLMLExRegressor(random_state=0, units={"g": "m/s^2", "L": "m"}, target_units="s")
+    reg.fit(frame, period)
+    # c * sqrt(L/g): one constant, nothing searched
+    assert len(reg.expression_.atoms(sympy.Float, sympy.Rational) - {sympy.S.Half}) <= 2
+    ratio = reg.predict(frame) / np.sqrt(frame["L"] / frame["g"])
+    assert np.ptp(ratio) < 1e-9 and np.mean(ratio) == pytest.approx(2 * np.pi, rel=0.01)
+    assert "L" in reg.equation_ and "g" in reg.equation_
+
+
+@pytest.mark.parametrize(
+    ("units", "target", "match"),
+    [
+        (["m"], "s", "one entry per column"),
+        ({"x0": "m"}, "s", "missing"),
+        ({"x0": "m", "x1": "s", "x9": "m"}, "s", "unknown"),
+        (["m", "kg"], "s", "dimensional constant"),
+        (["m", "parsec"], "s", "unknown unit"),
+    ],
+)
+def test_bad_units_raise_a_units_error(units, target, match):
+    from llmlex.exceptions import UnitsError
+
+    X = np.random.default_rng(0).uniform(1, 2, (30, 2))
+    with pytest.raises(UnitsError, match=match):
+        LLMLExRegressor(units=units, target_units=target).fit(X, X[:, 0] * X[:, 1])

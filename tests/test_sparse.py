@@ -135,7 +135,7 @@ def test_the_choice_is_the_law_without_a_kan_when_a_short_law_exists(name):
         X, y = _data(name, 0.01, seed=seed)
         called = []
 
-        def kan(called=called):
+        def kan(problem, called=called):
             called.append(1)
             return None
 
@@ -161,7 +161,7 @@ def test_the_kan_runs_when_no_sparse_formula_explains_the_data():
     y = np.sin(X[:, 0]) + np.sin(X[:, 1] ** 2)  # sin(x1**2) is not in the library
     called = []
 
-    def kan():
+    def kan(problem):
         called.append(1)
         return None  # no network available: the best sparse formula is kept
 
@@ -191,7 +191,7 @@ def test_an_overestimated_noise_level_on_few_points_is_revised_by_an_exact_fit()
     X = rng.uniform(-3, 3, (20, 2))
     y = X[:, 0] ** 3 / 5 - X[:, 0] + X[:, 1] ** 3 / 2 - X[:, 1]
     called: list[int] = []
-    result = choose_formula(X, y, X, y, ["x0", "x1"], kan=lambda: called.append(1))
+    result = choose_formula(X, y, X, y, ["x0", "x1"], kan=lambda problem: called.append(1))
     truth = X0**3 / 5 - X0 + X1**3 / 2 - X1
     assert sympy.expand(result.expression - truth) == 0
     assert result.noise < 1e-6 * float(np.sqrt(np.mean(y * y)))
@@ -206,7 +206,7 @@ def test_a_level_revised_by_an_approximation_does_not_skip_the_network():
     X = rng.uniform(0, 1, (20, 2))
     y = np.sin(X[:, 0]) + np.sin(X[:, 1] ** 2)
     called: list[int] = []
-    choose_formula(X, y, X, y, ["x0", "x1"], kan=lambda: called.append(1))
+    choose_formula(X, y, X, y, ["x0", "x1"], kan=lambda problem: called.append(1))
     assert called
 
 
@@ -234,3 +234,26 @@ def test_square_roots_and_reciprocals_of_sparse_sums():
     pred = sympy.lambdify([X0, X1], best.expression)(*X.T)
     np.testing.assert_allclose(pred, y, rtol=1e-8)
     assert transformed_candidates(X, y - y.mean(), np.full(y.size, 1e-9), [X0, X1]) == []
+
+
+def test_with_units_the_generators_and_the_network_see_the_dimensionless_problem():
+    from llmlex._dimensions import reduce_dimensions
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 3, (200, 3))  # a length, a speed, a time
+    y = X[:, 0] * np.sin((X[:, 1] * X[:, 2] / X[:, 0]) ** 2)  # sin(u**2): no short law
+    reduction = reduce_dimensions(["m", "m/s", "s"], "m", X)
+    seen = []
+
+    def kan(problem):
+        seen.append(problem)
+        return None
+
+    result = choose_formula(X, y, X, y, ["x0", "x1", "x2"], kan=kan, reduction=reduction)
+    (problem,) = seen
+    assert problem.names == ("pi0",) and problem.X_train.shape == (200, 1)
+    np.testing.assert_allclose(problem.X_train[:, 0], X[:, 1] * X[:, 2] / X[:, 0])
+    np.testing.assert_allclose(problem.y_train, y / X[:, 0])
+    # every candidate is written in the inputs
+    assert result.expression.free_symbols <= set(sympy.symbols("x0:3", real=True))
+    assert all("pi0" not in c.text for c in result.candidates)
