@@ -6,12 +6,13 @@ Many laws of physics are a constant times a product of powers of simple factors:
 ``m0*c*(c**2 - v**2)**(-1/2)``), ``kappa*(T2 - T1)*A/d``.  On a log scale such a law is a
 *sum*, ``log|y| = log|c| + sum_k a_k log|f_k(x)|``, so the sparse regression of
 :mod:`llmlex._sparse` finds it over a library of factors ``f_k``
-(:func:`factor_library`): each input, its ``sin`` and ``cos``, ``x - 1``, ``exp`` of an
-input and of its square; of each pair of inputs their difference, sum, difference and sum
-of squares, the log of their ratio; binomials ``m1 +- m2`` of low-degree monomials
-(``x - u*t``, ``c**2 + u*v``) and sums of three squares; and (:func:`composite_factors`)
-functions of a monomial argument: ``exp(-m*g*h/(k*T))``, ``exp(M) - 1``, ``cosh``,
-``tanh``, ``sin``, ``cos`` of ``k*M``, gaussians of differences.  With some laws the
+(:func:`factor_library`): each input, its ``sin`` and ``cos``, ``x - 1``, its ``log``
+where positive, ``exp`` of an input and of its square; of each pair of inputs their
+difference, sum, difference and sum of squares, the log of their ratio; binomials
+``m1 +- m2`` of low-degree monomials (``x - u*t``, ``c**2 + u*v``) and sums of three
+squares; and (:func:`composite_factors`) functions of a monomial argument:
+``exp(-m*g*h/(k*T))``, ``exp(M) - 1``, ``cosh``, ``tanh``, ``sin``, ``cos`` of ``k*M``,
+gaussians of differences.  With some laws the
 product sits inside one outer function, which is undone first: ``y = arcsin(F)`` (then
 ``sin(y) = F``) and ``y = 1/(exp(F) - 1)`` (then ``log(1 + 1/y) = F``).
 
@@ -73,6 +74,8 @@ _SHORTLIST = 1600
 _BEAM = 10
 #: An integer exponent is taken only if the log-space one is this close to it.
 _INTEGER_TOLERANCE = 0.2
+#: Composites whose log values beside the powers are this parallel are one factor.
+_SAME_DIRECTION = 0.99
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +196,8 @@ def factor_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Fac
             Factor(x, v, kind="exp"),
             Factor(x**2, v * v, kind="exp"),
         ]
+        if np.all(v > 0):  # n*log(V2/V1) once the volumes' ratio is one variable
+            raw.append(_power(sympy.log(x), np.log(v), 1))
     for k, j in itertools.combinations(range(d), 2):
         xk, xj, vk, vj = variables[k], variables[j], X[:, k], X[:, j]
         raw += [
@@ -342,7 +347,21 @@ def _powers_and_one(
         chi2_value = float(b @ b) - np.sum(rhs * coef, axis=1)
     value = np.where(dc > 0, 0.5 * chi2_value + cost, np.inf)  # a constant column: none
     order = np.argsort(np.where(np.isfinite(value), value, np.inf))
-    return [int(i) for i in order[:top] if np.isfinite(value[i])]
+    # Near-copies beside the powers (exp(x/2) - 1 and exp(x) - 1 on a short range) would
+    # fill the shortlist with one factor: each chosen column differs from the others
+    # once the powers are projected out.
+    with np.errstate(all="ignore"):
+        R = C - P @ np.linalg.lstsq(P, C, rcond=None)[0]
+        R = R / np.linalg.norm(R, axis=0)
+    chosen: list[int] = []
+    for i in order:
+        if len(chosen) == top or not np.isfinite(value[i]):
+            break
+        if chosen and np.all(np.isfinite(R[:, i])):
+            if float(np.max(np.abs(R[:, chosen].T @ R[:, i]))) > _SAME_DIRECTION:
+                continue
+        chosen.append(int(i))
+    return chosen
 
 
 @dataclass(frozen=True, eq=False)
