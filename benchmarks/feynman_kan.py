@@ -321,6 +321,9 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         truth, ours, row["ours_r2"], nonnegative=pos, positive=positive_names(eq)
     )
 
+    if args.save_kans is not None and not row["ours_exact"]:
+        save_miss(args.save_kans, eq, seed, (X, y, Xt, yt), row, model=kl.model)
+
     if not args.no_pykan:
         t2 = time.perf_counter()
         try:
@@ -345,6 +348,23 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         )
     del torch
     return row
+
+
+def save_miss(
+    root: Path, eq: dict, seed: int, data: tuple, row: dict, model: object = None
+) -> Path:
+    """Keep a miss for study (``--save-kans``): its samples (``data.npz``: ``X``, ``y``,
+    ``X_test``, ``y_test``, exactly as fitted), the row (``row.json``) and, on the KAN
+    route, the trained network (pykan's ``saveckpt``: ``kan_config.yml``, ``kan_state``;
+    reload with ``kan.MultKAN.loadckpt(str(path / "kan"))``)."""
+    path = root / f"{eq['name']}-seed{seed}"
+    path.mkdir(parents=True, exist_ok=True)
+    X, y, Xt, yt = data
+    np.savez_compressed(path / "data.npz", X=X, y=y, X_test=Xt, y_test=yt)
+    (path / "row.json").write_text(json.dumps(row, indent=1, default=str))
+    if model is not None:
+        model.saveckpt(str(path / "kan"))
+    return path
 
 
 def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
@@ -389,6 +409,8 @@ def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         positive=positive_names(eq),
     )
     row["ours_form"] = form_found(truth, ours, syms, Xt, yt)
+    if args.save_kans is not None and not row["ours_exact"]:
+        save_miss(args.save_kans, eq, seed, (X, y, Xt, yt), row)
     for peer in args.peers:
         row.update(run_peer(peer, eq, truth, X, y, Xt, yt, seed))
     return row
@@ -576,6 +598,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pykan", action="store_true", help="skip pykan's auto_symbolic")
     p.add_argument("--no-paper", action="store_true", help="skip the paper's example")
     p.add_argument("--json", type=Path, default=None, help="write the rows here")
+    p.add_argument(
+        "--save-kans",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each miss in DIR/<equation>-seed<seed>/: its samples, its row and (KAN "
+        "route) the trained network",
+    )
     p.add_argument(
         "--recheck",
         type=Path,
