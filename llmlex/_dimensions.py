@@ -419,9 +419,21 @@ def reduce_dimensions(
     rank = _rank(dims)
     k = n - rank
 
-    # every minimally dependent set of columns gives one group
-    candidates: set[tuple[Fraction, ...]] = set()
+    def large(g: tuple[Fraction, ...]) -> bool:
+        if X is None:
+            return False
+        with np.errstate(all="ignore"):
+            return bool(np.median(np.abs(_monomial(X, g))) > _LARGE)
+
+    # Every minimally dependent set of columns gives one group; the groups are taken
+    # greedily, cheapest first, while independent.  The cost ranks the number of columns
+    # first, so the sets are enumerated by size and the enumeration stops once it has
+    # enough groups.
+    groups: list[tuple[Fraction, ...]] = []
     for size in range(1, min(n, rank + 1, _MAX_SUPPORT) + 1):
+        if len(groups) == k:
+            break
+        candidates: set[tuple[Fraction, ...]] = set()
         for subset in itertools.combinations(range(n), size):
             basis = _nullspace([dims[j] for j in subset])
             if len(basis) != 1 or any(v == 0 for v in basis[0]):
@@ -433,19 +445,11 @@ def reduce_dimensions(
                 powers = tuple(sign * v for v in full)
                 if _allowed(powers, signs):
                     candidates.add(powers)
-
-    def large(g: tuple[Fraction, ...]) -> bool:
-        if X is None:
-            return False
-        with np.errstate(all="ignore"):
-            return bool(np.median(np.abs(_monomial(X, g))) > _LARGE)
-
-    groups: list[tuple[Fraction, ...]] = []
-    for g in sorted(candidates, key=lambda g: _cost(g, large(g))):
-        if len(groups) == k:
-            break
-        if _rank([*groups, g]) == len(groups) + 1:
-            groups.append(g)
+        for g in sorted(candidates, key=lambda g: _cost(g, large(g))):
+            if len(groups) == k:
+                break
+            if _rank([*groups, g]) == len(groups) + 1:
+                groups.append(g)
     if len(groups) < k:
         raise UnitsError(
             f"found {len(groups)} of the {k} dimensionless groups finite on the data "

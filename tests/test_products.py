@@ -152,3 +152,24 @@ def test_hyperbolic_factors_of_a_single_input():
         best = found[0].expression
         assert best.atoms(g)
         np.testing.assert_allclose(sympy.lambdify(VARS, best)(*X.T), y, rtol=1e-8)
+
+
+def test_two_composite_factors_are_found_beside_near_copies_of_one():
+    # Diffraction grating, I.30.3: x0*sin(x1*x2/2)**2/sin(x1/2)**2.  The factors of a
+    # monomial argument join the library through a shortlist of ten that best complete the
+    # powers; near-copies (exp(k*x1) - 1 at three k, cosh(x1)) once filled it and pushed
+    # sin(x1/2) out at the data's estimated noise level (the review commit deadf9b).
+    X = _X(n=400, seed=1)  # with these samples the law was lost without the fix
+    y = X[:, 0] * np.sin(X[:, 1] * X[:, 2] / 2) ** 2 / np.sin(X[:, 1] / 2) ** 2
+    found = product_candidates(X, y, np.full(y.size, 0.4), VARS)
+    truth = X0 * sympy.sin(X1 * X2 / 2) ** 2 / sympy.sin(X1 / 2) ** 2
+    assert any(_same(sympy.nsimplify(c.expression, rational=True), truth, X) for c in found[:6])
+
+
+def test_the_log_of_a_positive_input_is_a_factor():
+    X = _X(seed=4)
+    X[:, 2] = np.random.default_rng(5).uniform(0.2, 5.0, X.shape[0])  # log changes sign
+    y = X[:, 0] * X[:, 1] * np.log(X[:, 2])
+    found = product_candidates(X, y, np.full(y.size, 1e-8), VARS)
+    truth = X0 * X1 * sympy.log(X2)
+    assert any(_same(sympy.nsimplify(c.expression, rational=True), truth, X) for c in found[:3])
