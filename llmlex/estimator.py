@@ -264,6 +264,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         Number of input columns seen by ``fit``.
     feature_names_in_ : ndarray of str
         Column names, when ``X`` had them (e.g. a pandas DataFrame).
+    dimensional_analysis_ : str or None
+        With ``units`` and ``target_units``: the form searched, in the columns' names
+        (``"y = q*Ef * f(pi0 = theta, pi1 = B*v/Ef)"``); else ``None``.
 
     Examples
     --------
@@ -414,6 +417,12 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         names = [f"x{k}" for k in range(X.shape[1])]
         reduction = self._reduction(X)
+        given = getattr(self, "feature_names_in_", None)
+        self.dimensional_analysis_ = (
+            None
+            if reduction is None
+            else reduction.describe([str(c) for c in given] if given is not None else names)
+        )
 
         if np.ptp(y) == 0.0:
             self._fit_constant(float(y[0]), "constant target")

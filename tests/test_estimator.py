@@ -303,6 +303,7 @@ def test_units_reduce_a_five_column_law_to_two_groups():
     assert sympy.simplify(reg.expression_ - truth) == 0
     assert reg.method_ == "sparse"
     assert reg.score(X, y) == pytest.approx(1.0)
+    assert reg.dimensional_analysis_ == "y = x0*x1 * f(pi0 = x4, pi1 = x2*x3/x1)"
 
 
 def test_units_by_column_name_and_a_law_fixed_by_dimensions_alone():
@@ -319,6 +320,7 @@ def test_units_by_column_name_and_a_law_fixed_by_dimensions_alone():
     ratio = reg.predict(frame) / np.sqrt(frame["L"] / frame["g"])
     assert np.ptp(ratio) < 1e-9 and np.mean(ratio) == pytest.approx(2 * np.pi, rel=0.01)
     assert "L" in reg.equation_ and "g" in reg.equation_
+    assert reg.dimensional_analysis_ == "y = L**(1/2)/g**(1/2) * f()"
 
 
 @pytest.mark.parametrize(
