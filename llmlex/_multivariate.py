@@ -79,8 +79,11 @@ _SNAP_TRIES = 60
 _SNAP_SIGMAS = 8.0
 #: Formulas larger than this (sympy nodes) are not rewritten.
 _REWRITE_MAX_NODES = 80
-#: Seconds one sympy rewrite (``together``, ``apart``, ...) may take.
-_REWRITE_TIME = 1.0
+#: Python calls one sympy rewrite (``together``, ``apart``, ...) may make: about a
+#: second here, but a bound on work, so that what is chosen does not depend on the
+#: machine's load.  ``_REWRITE_TIME`` seconds is only a safety net.
+_REWRITE_CALLS = 4_000_000
+_REWRITE_TIME = 30.0
 
 
 @dataclass(frozen=True)
@@ -277,7 +280,8 @@ def rewrites(expr: sympy.Expr, variables: Sequence[sympy.Symbol]) -> list[sympy.
     over a common denominator (``together``, ``cancel``), ``factor``, and partial
     fractions in each variable (``apart``).  ``4/(x**2/2 + 1)`` and ``8/(x**2 + 2)`` are
     the same law, but the second writes fewer numbers; ``(2x - xy/2 - y/2)/(x + 1)`` is
-    ``2x/(x + 1) - y/2``.  Each rewrite is time-bounded; one that fails is left out."""
+    ``2x/(x + 1) - y/2``.  Each rewrite is bounded by the Python calls it makes; one that
+    fails is left out."""
     out: list[sympy.Expr] = []
     steps: list[Callable[[], sympy.Expr]] = [
         lambda: sympy.together(expr),
@@ -287,7 +291,9 @@ def rewrites(expr: sympy.Expr, variables: Sequence[sympy.Symbol]) -> list[sympy.
     ]
     for step in steps:
         try:
-            with time_bound(AnsatzTooComplexError, "a rewrite", _REWRITE_TIME):
+            with time_bound(
+                AnsatzTooComplexError, "a rewrite", _REWRITE_TIME, calls=_REWRITE_CALLS
+            ):
                 new = step()
         except Exception as err:  # sympy raises many kinds (PolynomialError, ...)
             log.debug("rewrite failed: %s", err)

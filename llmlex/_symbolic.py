@@ -379,6 +379,8 @@ def time_bound(
     error: type[Exception],
     what: str,
     seconds: float | None = None,
+    *,
+    calls: int | None = None,
 ) -> Iterator[None]:
     """Stop the Python code run inside the block after ``seconds``, raising ``error``.
 
@@ -400,6 +402,10 @@ def time_bound(
         What the block does, for the message.
     seconds : float, optional
         The time bound (default :data:`SYMPY_SECONDS`).
+    calls : int, optional
+        Also stop after this many Python calls: a bound on work rather than time, so that
+        what the block yields does not depend on the machine's load (``seconds`` is then
+        a safety net).
     """
     if sys.getprofile() is not None:
         yield
@@ -407,16 +413,17 @@ def time_bound(
     if seconds is None:
         seconds = SYMPY_SECONDS
     deadline = time.perf_counter() + seconds
-    calls = 0
+    most = math.inf if calls is None else calls
+    made = 0
     expired = False
     # The file whose code entered the block may be unwound too (past contextmanager).
     origin = sys._getframe(2).f_code.co_filename
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal calls, expired
-        calls += 1
+        nonlocal made, expired
+        made += 1
         if not expired:
-            if calls & 63 or time.perf_counter() <= deadline:
+            if made & 63 or (made <= most and time.perf_counter() <= deadline):
                 return
             expired = True
         # Never inside a generator, nor in code that is not sympy's (or mpmath's, or
@@ -434,6 +441,8 @@ def time_bound(
     try:
         yield
     except _Expired:
+        if made > most:
+            raise error(f"{what} took more than {most} calls") from None
         raise error(f"{what} took longer than {seconds:g} s") from None
     finally:
         sys.setprofile(None)

@@ -345,6 +345,30 @@ def test_time_bound_nests_and_cleans_up():
     assert sys.getprofile() is None
 
 
+def test_a_bound_on_calls_stops_the_same_work_at_the_same_point():
+    from llmlex._symbolic import time_bound
+
+    def step(k: int) -> int:
+        return k + 1
+
+    def run(budget: int) -> int:
+        done = 0
+        with (
+            pytest.raises(ValueError, match="calls"),
+            time_bound(ValueError, "x", 60.0, calls=budget),
+        ):
+            while True:
+                done = step(done)
+        return done
+
+    first = run(20_000)
+    assert first > 0 and run(20_000) == first  # work, not time, decides where it stops
+    assert run(40_000) > first
+    with time_bound(ValueError, "quick", 60.0, calls=10**6):
+        assert sympy.Integer(3) + 4 == 7
+    assert sys.getprofile() is None
+
+
 # --- regressions found by tests/test_fuzz.py ----------------------------------------------
 
 _P0 = sympy.Symbol("p0", real=True)
