@@ -356,7 +356,7 @@ def save_miss(
     """Keep a miss for study (``--save-kans``): its samples (``data.npz``: ``X``, ``y``,
     ``X_test``, ``y_test``, exactly as fitted), the row (``row.json``) and, on the KAN
     route, the trained network (pykan's ``saveckpt``: ``kan_config.yml``, ``kan_state``;
-    reload with ``kan.MultKAN.loadckpt(str(path / "kan"))``)."""
+    reload with ``kan.MultKAN.loadckpt(str(path / "kan"))``, which takes float32 inputs)."""
     path = root / f"{eq['name']}-seed{seed}"
     path.mkdir(parents=True, exist_ok=True)
     X, y, Xt, yt = data
