@@ -575,7 +575,10 @@ def choose_formula(
     if progress:
         progress("sparse regression")
     libraries = (
-        _Libraries(term_library(X_s, search_vars), product_library(X_s, search_vars))
+        _Libraries(
+            term_library(X_s, search_vars),
+            product_library(X_s, search_vars, dimensionless=red is not None),
+        )
         if sparse and X_s.shape[1] > 0
         else None
     )

@@ -143,13 +143,17 @@ def _power(
     return Factor(base, np.log(a), signed=True, variables=nvars, sign=np.sign(v), **lazy)
 
 
-def _binomials(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor | None]:
+def _binomials(
+    X: np.ndarray, variables: Sequence[sympy.Symbol], *, with_one: bool = False
+) -> list[Factor | None]:
     """``m1 + m2`` and ``m1 - m2`` for monomials of degree 1 and 2 (and 3 up to four
     inputs) not both of degree 1 (those are the pair factors): ``x - u*t``,
-    ``c**2 + u*v``, ``w0**2 - w**2``, ``t*c**2 - u*x``.  Also the sum of the squares of
-    three inputs (the length of a vector)."""
+    ``c**2 + u*v``, ``w0**2 - w**2``, ``t*c**2 - u*x``; ``with_one``, also ``1 +- m``.
+    Also the sum of the squares of three inputs (the length of a vector)."""
     d = X.shape[1]
     monos: list[tuple[sympy.Expr, np.ndarray, int]] = [(variables[k], X[:, k], 1) for k in range(d)]
+    if with_one:
+        monos.insert(0, (sympy.Integer(1), np.ones(X.shape[0]), 0))
     for g in (2, 3) if d <= 4 else (2,):
         for combo in itertools.combinations_with_replacement(range(d), g):
             expr = sympy.Mul(*(variables[k] for k in combo))
@@ -167,7 +171,9 @@ def _binomials(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor 
     return out
 
 
-def factor_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor]:
+def factor_library(
+    X: np.ndarray, variables: Sequence[sympy.Symbol], *, dimensionless: bool = False
+) -> list[Factor]:
     """The factors a product may be made of, evaluated on ``X`` (see the module's
     docstring).
 
@@ -209,7 +215,7 @@ def factor_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Fac
         if np.all(vk > 0) and np.all(vj > 0):
             raw.append(_power(sympy.log(xk / xj), np.log(vk / vj), 2))
     if d <= _BINOMIAL_INPUTS:
-        raw += _binomials(X, variables)
+        raw += _binomials(X, variables, with_one=dimensionless)
     out: list[Factor] = []
     units: list[np.ndarray] = []
     for f in raw:
@@ -378,7 +384,9 @@ class ProductLibrary:
     cost_c: np.ndarray
 
 
-def product_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> ProductLibrary:
+def product_library(
+    X: np.ndarray, variables: Sequence[sympy.Symbol], *, dimensionless: bool = False
+) -> ProductLibrary:
     """The library :func:`product_candidates` searches, built on ``X``.
 
     Parameters
@@ -387,12 +395,16 @@ def product_library(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> Product
         Inputs (finite).
     variables : sequence of sympy.Symbol
         One symbol per column of ``X``.
+    dimensionless : bool
+        The inputs are dimensionless groups (:mod:`llmlex._dimensions`): ``1 +- m`` of a
+        monomial ``m`` is then a factor too (``1 - v**2/c**2`` in ``v/c``); of inputs in
+        units, ``1 + x`` means nothing.
 
     Returns
     -------
     ProductLibrary
     """
-    factors = factor_library(X, variables)
+    factors = factor_library(X, variables, dimensionless=dimensionless)
     comp = composite_factors(X, variables)
     n = X.shape[0]
     L = np.stack([f.log_values for f in factors], axis=1) if factors else np.zeros((n, 0))

@@ -173,3 +173,27 @@ def test_the_log_of_a_positive_input_is_a_factor():
     found = product_candidates(X, y, np.full(y.size, 1e-8), VARS)
     truth = X0 * X1 * sympy.log(X2)
     assert any(_same(sympy.nsimplify(c.expression, rational=True), truth, X) for c in found[:3])
+
+
+def test_one_plus_or_minus_a_monomial_is_a_factor_of_dimensionless_inputs_only():
+    X = np.random.default_rng(6).uniform(0.1, 0.7, (200, 3))  # ratios such as v/c
+    plain = {f.base for f in factor_library(X, VARS)}
+    reduced = {f.base for f in factor_library(X, VARS, dimensionless=True)}
+    assert 1 - X0**2 in reduced or X0**2 - 1 in reduced
+    assert 1 - X0**2 not in plain and X0**2 - 1 not in plain
+
+
+def test_with_units_the_relativistic_mass_is_found_through_noise():
+    # m0/sqrt(1 - v**2/c**2) at 1% noise: in the group v/c the factor 1 - (v/c)**2 is in
+    # the library, and the law wins on description length.
+    from llmlex.estimator import LLMLExRegressor
+
+    rng = np.random.default_rng(7)
+    X = np.c_[rng.uniform(1, 5, 400), rng.uniform(1, 2, 400), rng.uniform(3, 10, 400)]
+    clean = X[:, 0] / np.sqrt(1 - X[:, 1] ** 2 / X[:, 2] ** 2)
+    reg = LLMLExRegressor(
+        random_state=0, generators=("sparse",), units=["kg", "m/s", "m/s"], target_units="kg"
+    ).fit(X, _noisy(clean, 0.01))
+    assert reg.dimensional_analysis_ == "y = x0 * f(pi0 = x1/x2)"
+    assert len(reg.expression_.atoms(sympy.Float)) == 0  # every constant snapped
+    np.testing.assert_allclose(reg.predict(X), clean, rtol=1e-12)
