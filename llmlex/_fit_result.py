@@ -233,8 +233,8 @@ class FitResult:
         Raises
         ------
         AnsatzTooComplexError
-            If sympy cannot build it within its time bound
-            (:data:`llmlex._symbolic.SYMPY_SECONDS`).
+            If sympy cannot build it within its work bound
+            (:data:`llmlex._symbolic.SYMPY_CALLS`).
         """
         import sympy
 

@@ -71,9 +71,6 @@ log = logging.getLogger("llmlex.kan")
 EDGE_ERROR_BUDGETS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
 #: Separability is tested on the network only where its relative RMS error is below this.
 SURROGATE_MAX_ERROR = 0.05
-# Seconds one candidate's constant refit may take (large raw formulas have dozens of
-# constants; their refit starts from the network's values, which are already close).
-_REFIT_TIME = 10.0
 
 
 def symbolic_from_edges(
@@ -88,8 +85,8 @@ def symbolic_from_edges(
     client: Any = None,
     gpt_model: str = "openai/gpt-4o",
     tolerance: float = 0.1,
-    simplify_timeout: float = 10.0,
-    snap_time: float = 30.0,
+    simplify_timeout: float | None = 10.0,
+    snap_time: float | None = 30.0,
     llm_candidates: int = 3,
     max_fit_points: int = 2000,
     seed: int | None = 0,
@@ -120,10 +117,13 @@ def symbolic_from_edges(
     tolerance : float
         A candidate is accepted if its held-out nchi2 is at most ``(1 + tolerance)`` times
         the raw formula's (plus 1e-12).
-    simplify_timeout : float
-        Time limit of each sympy simplification, in seconds.
-    snap_time : float
-        Time limit of the constant snapping, in seconds.
+    simplify_timeout : float or None
+        Time limit of each sympy simplification, in seconds; ``None``: bounded by the
+        work it does instead (:func:`~llmlex._kan_sympy.simplify_bounded`), so that the
+        result does not depend on the machine's load.
+    snap_time : float or None
+        Time limit of the constant snapping, in seconds (it is also bounded by a number
+        of refits); ``None``: by that number only.
     llm_candidates : int
         Simplified forms asked of the LLM.
     max_fit_points : int
@@ -268,7 +268,7 @@ def symbolic_from_edges(
             sel.reference,
             rtol=tolerance,
             atol=1e-12,
-            deadline=time.perf_counter() + snap_time,
+            deadline=None if snap_time is None else time.perf_counter() + snap_time,
             sigma_fit=sig_fit,
             sigma_hold=sig_test,
         )
@@ -541,7 +541,7 @@ class Selection:
             self.X_fit,
             self.y_fit,
             sigma=self.sigma_fit,
-            deadline=time.perf_counter() + _REFIT_TIME,
+            # Bounded by evaluations (fit_constants' default), not by the clock.
         )
         return fitted.expression
 

@@ -16,7 +16,8 @@ univariate path has:
 - :func:`parse_expression` reads untrusted multivariate text (an LLM's simplification) by
   an AST whitelist into sympy, never evaluating it;
 - :func:`simplify_with_timeout` runs :func:`sympy.simplify` in a child process that is
-  killed when the time limit is spent (a thread cannot be stopped).
+  killed when the time limit is spent (a thread cannot be stopped); without a time limit,
+  :func:`simplify_bounded` runs it here, bounded by the Python calls it makes.
 """
 
 from __future__ import annotations
@@ -320,11 +321,16 @@ def snap_constants(
     *,
     rtol: float,
     atol: float,
-    deadline: float,
+    deadline: float | None = None,
+    max_trials: int = 300,
     sigma_fit: Arr | None = None,
     sigma_hold: Arr | None = None,
 ) -> sympy.Expr:
     """Replace Floats of ``expr`` by simple values wherever the held-out score allows.
+
+    At most ``max_trials`` refits (a bound on work: the result does not depend on the
+    machine's load), and none started after ``deadline`` (a :func:`time.perf_counter`
+    value; ``None``: no clock).
 
     Greedy, in three passes -- zero, then integers, then fractions / multiples of pi / e --
     because removing a redundant constant first (``A*exp(x + c)`` has one too many) lets
@@ -338,13 +344,17 @@ def snap_constants(
     template, syms, values = parameterise(expr)
     fixed: dict[sympy.Symbol, sympy.Expr] = {}
     free = dict(zip(syms, values, strict=True))
+    trials = 0
     for stage in (0, 1, 2):
         for target in syms:
             if target not in free:
                 continue
-            if time.perf_counter() > deadline:
+            if deadline is not None and time.perf_counter() > deadline:
                 return _substitute(template, fixed, free)
             for cand in _snap_candidates(float(free[target]), stage):
+                if trials >= max_trials:
+                    return _substitute(template, fixed, free)
+                trials += 1
                 trial = template.xreplace({**fixed, target: cand})
                 live = trial.free_symbols
                 rest = [s for s in syms if s in free and s != target and s in live]
@@ -492,14 +502,38 @@ def _float(e: sympy.Expr) -> float:
 # ----------------------------------------------------------------------------- simplify
 
 
-def simplify_with_timeout(expr: sympy.Expr, timeout: float) -> sympy.Expr | None:
+#: Python calls one in-process simplification may make (:func:`simplify_bounded`): about
+#: five seconds here.
+SIMPLIFY_CALLS = 20_000_000
+
+
+def simplify_bounded(expr: sympy.Expr, calls: int = SIMPLIFY_CALLS) -> sympy.Expr | None:
+    """:func:`sympy.simplify` of ``expr`` here, stopped after ``calls`` Python calls (a
+    bound on work, not time: the same expression gives the same answer under any load);
+    ``None`` when stopped or failing."""
+    from llmlex._symbolic import time_bound
+
+    try:
+        # No clock at all (an infinite time bound): the call bound is the whole bound.
+        with time_bound(TimeoutError, "a simplification", math.inf, calls=calls):
+            out = sympy.simplify(expr)
+    except Exception as err:  # sympy raises many kinds; the bound raises TimeoutError
+        log.info("sympy simplification stopped: %s", err)
+        return None
+    return out if isinstance(out, sympy.Basic) else None
+
+
+def simplify_with_timeout(expr: sympy.Expr, timeout: float | None) -> sympy.Expr | None:
     """:func:`sympy.simplify` of ``expr`` in a child process; ``None`` on timeout or error.
 
-    A child process (not a thread) because a runaway simplification cannot be
+    A child process (not a thread) because a single long C operation cannot be
     interrupted in-process; ``subprocess`` (not ``multiprocessing``) so that nothing of the
     caller's ``__main__`` is re-imported and no forked copy of torch's threads is made.
-    The expression travels as a pickle we made ourselves from sympy objects.
+    The expression travels as a pickle we made ourselves from sympy objects.  With
+    ``timeout=None``: :func:`simplify_bounded` (here, bounded by work, not by the clock).
     """
+    if timeout is None:  # no clock: a bound on work instead
+        return simplify_bounded(expr)
     if timeout <= 0:
         return None
     try:

@@ -158,7 +158,7 @@ def symbolic_evaluator(
     sf = model.symbolic_fun[layer]
 
     def evaluate(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.no_grad(), deterministic():
             xt = torch.as_tensor(np.asarray(x, dtype=float), dtype=torch.float64)
             a, b, c, d = sf.affine[j, i].detach().to(torch.float64)
             out = c * sf.funs[j][i](a * xt + b) + d
@@ -198,7 +198,7 @@ def extract_edges(model: Any, x: Any = None) -> dict[Key, RawEdge]:
     save_act = model.save_act
     model.save_act = True
     try:
-        with torch.no_grad(), benign():
+        with torch.no_grad(), benign(), deterministic():
             model(xt)
     finally:
         model.save_act = save_act
@@ -240,7 +240,7 @@ def spline_postacts(model: Any) -> Callable[[int, np.ndarray], np.ndarray]:
 
     def post(layer: int, h: np.ndarray) -> np.ndarray:
         ht = torch.as_tensor(h, dtype=torch.get_default_dtype(), device=model.device)
-        with torch.no_grad():
+        with torch.no_grad(), deterministic():
             total = model.act_fun[layer](ht)[2]
             if model.symbolic_enabled:
                 total = total + model.symbolic_fun[layer](ht)[1]
@@ -253,7 +253,7 @@ def network_output(model: Any, X: np.ndarray) -> np.ndarray:
     """The network's output on the inputs ``X`` (``(n, n_out)``, float64)."""
     torch, _ = import_kan()
     xt = torch.as_tensor(X, dtype=torch.get_default_dtype(), device=model.device)
-    with torch.no_grad(), benign():
+    with torch.no_grad(), benign(), deterministic():
         return to_numpy(model(xt))
 
 
@@ -283,6 +283,23 @@ def quiet(enabled: bool) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """torch's deterministic algorithms for the block (the caller's setting restored
+    after).  Without them, the same seed trains a different network from one run to the
+    next, even on one CPU thread (measured: initial coefficients differing in the ninth
+    digit, and LBFGS carrying that to 30% in the loss after 20 steps), so the same data
+    and seed gave different formulas."""
+    torch, _ = import_kan()
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def new_model(
     width: Sequence[Any],
     grid: int,
@@ -294,7 +311,7 @@ def new_model(
 ) -> Any:
     """A fresh ``MultKAN`` that writes its checkpoints (if any) under ``ckpt_path``."""
     _, MultKAN = import_kan()
-    with quiet(True):
+    with quiet(True), deterministic():
         return MultKAN(
             width=copy.deepcopy(list(width)),
             grid=grid,
@@ -391,7 +408,7 @@ def train(
             raise ValueError("error bars weight the loss: a loss_fn of its own cannot be given")
         data, options["loss_fn"] = _weighted_loss(ds, weights)
     try:
-        with quiet(verbose == 0):
+        with quiet(verbose == 0), deterministic():
             if warmup > 0 and opt == "LBFGS":
                 model.fit(data, opt="Adam", lr=warmup_lr, steps=warmup, lamb=lamb, log=1, **options)
             res = model.fit(data, opt=opt, steps=steps, lamb=lamb, log=1, **options)
@@ -435,7 +452,7 @@ def holdout_loss(model: Any, ds: dict[str, Any], weights: np.ndarray | None = No
     With ``weights`` (one per test sample), the weighted RMSE ``sqrt(mean(w * r**2))``.
     """
     torch, _ = import_kan()
-    with torch.no_grad(), benign():
+    with torch.no_grad(), benign(), deterministic():
         r2 = (model(ds["test_input"]) - ds["test_label"]) ** 2
         if weights is not None:
             w = torch.as_tensor(np.asarray(weights, dtype=float), dtype=r2.dtype)
@@ -447,9 +464,9 @@ def holdout_loss(model: Any, ds: dict[str, Any], weights: np.ndarray | None = No
 def prune(model: Any, ds: dict[str, Any], node_th: float, edge_th: float, verbose: int) -> Any:
     """pykan's pruning of ``model`` (judged on the training inputs); a new model."""
     torch, _ = import_kan()
-    with torch.no_grad():
+    with torch.no_grad(), deterministic():
         model(ds["train_input"])
-    with quiet(verbose == 0):
+    with quiet(verbose == 0), deterministic():
         pruned = model.prune(node_th=node_th, edge_th=edge_th)
     pruned.auto_save = False
     return pruned

@@ -451,7 +451,7 @@ class KANLEX(ReferenceMethods):
     def _separable_first(
         self,
         seed: int | None,
-        time_budget: float,
+        time_budget: float | None,
         executor: concurrent.futures.Executor | None = None,
     ) -> tuple[list[list[tuple[str, sympy.Expr]]], list[bool]]:
         """Separable candidates of each output, and whether one beats the network.
@@ -510,15 +510,15 @@ class KANLEX(ReferenceMethods):
         population_size: int | None = None,
         num_of_generations: int | None = None,
         tolerance: float = 0.1,
-        simplify_timeout: float = 10.0,
-        snap_time: float = 30.0,
+        simplify_timeout: float | None = 10.0,
+        snap_time: float | None = 30.0,
         separable: bool = True,
         seed: int | None = None,
         regressor: EdgeRegressor | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         resume: bool = True,
         edge_time_budget: float | None = None,
-        separable_time: float = 30.0,
+        separable_time: float | None = 30.0,
         cache: Any = None,
         executor: concurrent.futures.Executor | None = None,
         **reference_options: Any,
@@ -563,7 +563,10 @@ class KANLEX(ReferenceMethods):
         search, no LLM call) and the sweep of simpler edge assemblies is skipped.
 
         ``separable_time``: seconds the structure tests and their one-variable searches
-        may take (per output).
+        may take (per output).  ``simplify_timeout``, ``snap_time`` and ``separable_time``
+        may each be ``None``: that step is then bounded by the work it does (Python calls,
+        refits, generations) and not by the clock, so that the same data and seed give
+        the same formula under any load.
 
         ``edge_time_budget``: seconds each edge's searches may take (``None``: no limit;
         a limit makes the result depend on the machine's speed).
@@ -585,7 +588,8 @@ class KANLEX(ReferenceMethods):
         """
         check_reference_options(reference_options, "get_symbolic")
         # The reference's names of two settings of the simplification.
-        simplify_timeout = float(reference_options.get("timeout_simplify", simplify_timeout))
+        if "timeout_simplify" in reference_options:
+            simplify_timeout = float(reference_options["timeout_simplify"])
         simplify_model = reference_options.get("simplification_gpt_model") or gpt_model
         population, generations = search_size(
             population, generations, population_size, num_of_generations, "get_symbolic", (5, 2)

@@ -99,7 +99,7 @@ def neighbours(
     expanded), ``"numbers"`` (numbers on x taken up by the parameters), ``"drop"`` (each
     top-level term dropped), ``"snap_all"`` (every constant at its simplest value at once),
     ``"snap_each"`` (one constant at a time).  Returns an empty list when sympy cannot
-    handle the ansatz in its time bound.
+    handle the ansatz in its work bound.
     """
     import sympy
 

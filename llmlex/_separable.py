@@ -282,7 +282,7 @@ def _transformed_fits(x: np.ndarray, g: np.ndarray, seed: int) -> list[_Formula]
             r = fit_ansatz(text, x, h, seed=seed, validate=False, n_starts=4)
             if not (r.success and math.isfinite(r.nchi2)):
                 continue
-            try:  # sympy is time-bounded: on a loaded machine a form may not make it
+            try:  # sympy is work-bounded: a form too costly to build is left out
                 e = tr.inverse(r.expression, sign)
             except AnsatzTooComplexError:
                 continue
@@ -335,7 +335,7 @@ def _regress(task: _Slice) -> list[_Formula]:
         for r in results:
             if not (r.success and math.isfinite(r.nchi2)):
                 continue
-            try:  # sympy is time-bounded: on a loaded machine a form may not make it
+            try:  # sympy is work-bounded: a form too costly to build is left out
                 expr = r.expression
             except AnsatzTooComplexError:
                 continue
@@ -348,7 +348,7 @@ def _regress(task: _Slice) -> list[_Formula]:
     if not ok or min(r.nchi2 for r in ok) > tol:
         ok.extend(_transformed_fits(x, g, seed))
     if not ok or min(r.nchi2 for r in ok) > tol:
-        left = task.deadline - time.time()
+        left = task.deadline - time.time()  # inf without a time budget
         if left > 1.0:
             try:
                 run = run_genetic(
@@ -361,7 +361,7 @@ def _regress(task: _Slice) -> list[_Formula]:
                     exit_condition=tol / 4.0,
                     seed=seed,
                     progress=False,
-                    time_budget=left,
+                    time_budget=None if math.isinf(left) else left,
                 )
                 ok.extend(formulas(run.archive[:20]))
             except (DataError, NoValidAnsatzError) as err:
@@ -595,7 +595,7 @@ def decompose(
     seed: int = 0,
     population: int = 6,
     generations: int = 4,
-    time_budget: float = 30.0,
+    time_budget: float | None = 30.0,
     n_pairs: int = 256,
     n_slice: int = 200,
     max_error: float = 0.05,
@@ -617,8 +617,10 @@ def decompose(
         Seed of the random pairs and of the one-variable searches.
     population, generations : int
         Offline search settings for a one-variable part the library misses.
-    time_budget : float
-        Seconds for the whole decomposition (searches included).
+    time_budget : float or None
+        Seconds for the whole decomposition (searches included); ``None``: no clock (the
+        searches are bounded by their generations, and the result does not depend on the
+        machine's load).
     n_pairs, n_slice : int
         Points per test, points per one-variable slice.
     max_error : float
@@ -668,7 +670,7 @@ def decompose(
         hi=X.max(axis=0),
         variables=variables,
         seed=seed,
-        deadline=time.time() + time_budget,
+        deadline=math.inf if time_budget is None else time.time() + time_budget,
         population=population,
         generations=generations,
         n_pairs=n_pairs,

@@ -43,6 +43,7 @@ from llmlex._functions import (
 __all__ = [
     "MAX_EXACT_BITS",
     "SMALL_ARGUMENT",
+    "SYMPY_CALLS",
     "SYMPY_SECONDS",
     "X",
     "ast_to_sympy",
@@ -62,8 +63,13 @@ MAX_EXACT_BITS = 1100
 #: Largest argument of an elementary function of numbers that sympy evaluates exactly
 #: (``exp2(1000)`` is quick; ``sin(9**99)`` would be a Float in the ansatz anyway).
 SMALL_ARGUMENT = 1000.0
-#: Time bound of one sympy conversion of an ansatz, in seconds.
+#: Time bound of one sympy conversion of an ansatz, in seconds, where a caller asks for
+#: a time bound (:func:`time_bound`'s default is :data:`SYMPY_CALLS`).
 SYMPY_SECONDS = 1.0
+#: Work bound of one sympy conversion, in Python calls (profile events): about a second
+#: on this machine, but the same work under any load, so that what a search finds does
+#: not depend on how busy the machine is.
+SYMPY_CALLS = 4_000_000
 
 #: The independent variable of univariate ansätze.
 X = sympy.Symbol("x", real=True)
@@ -382,10 +388,13 @@ def time_bound(
     *,
     calls: int | None = None,
 ) -> Iterator[None]:
-    """Stop the Python code run inside the block after ``seconds``, raising ``error``.
+    """Stop the Python code run inside the block after ``calls`` Python calls or
+    ``seconds``, raising ``error``; by default after :data:`SYMPY_CALLS` calls, with no
+    clock (a bound on work: the same block stops at the same point under any load).
 
     sympy's evaluation has no deadline of its own and a thread cannot be stopped, so a
-    profile hook of the current thread checks the clock every 64 Python calls and unwinds
+    profile hook of the current thread counts the calls (and, given ``seconds``, checks
+    the clock every 64) and unwinds
     the block with an exception that sympy's ``except Exception`` clauses do not catch,
     raised in the first frame after the deadline that is not a generator's.
     A single long C operation (one huge integer power) is not interrupted: the size
@@ -401,17 +410,19 @@ def time_bound(
     what : str
         What the block does, for the message.
     seconds : float, optional
-        The time bound (default :data:`SYMPY_SECONDS`).
+        A time bound in seconds (default: none).
     calls : int, optional
-        Also stop after this many Python calls: a bound on work rather than time, so that
-        what the block yields does not depend on the machine's load (``seconds`` is then
-        a safety net).
+        Stop after this many Python calls (profile events): a bound on work rather than
+        time, so that what the block yields does not depend on the machine's load.  With
+        neither ``seconds`` nor ``calls``: :data:`SYMPY_CALLS` calls and no clock.
     """
     if sys.getprofile() is not None:
         yield
         return
+    if seconds is None and calls is None:
+        calls = SYMPY_CALLS
     if seconds is None:
-        seconds = SYMPY_SECONDS
+        seconds = math.inf
     deadline = time.perf_counter() + seconds
     most = math.inf if calls is None else calls
     made = 0

@@ -464,7 +464,7 @@ class Ansatz:
 
     @cached_property
     def _sympy_or_error(self) -> sympy.Expr | str:
-        # The conversion is time-bounded and its failure cached: one hostile ansatz costs
+        # The conversion is work-bounded and its failure cached: one hostile ansatz costs
         # one bounded attempt, however often its sympy form is asked for.
         from llmlex._symbolic import ast_to_sympy, time_bound
 
@@ -489,8 +489,8 @@ class Ansatz:
         Raises
         ------
         AnsatzTooComplexError
-            If the conversion exceeds its time bound
-            (:data:`llmlex._symbolic.SYMPY_SECONDS`), or there is no real sympy form (a
+            If the conversion exceeds its work bound
+            (:data:`llmlex._symbolic.SYMPY_CALLS`), or there is no real sympy form (a
             comparison with a value sympy knows is complex, ``np.sqrt(-x**2 - 1) > 0``).
         """
         out = self._sympy_or_error

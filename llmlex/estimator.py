@@ -509,7 +509,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.pareto_front_ = _front(points)
         try:  # the digits each constant's error justifies
             readable = _univariate_sympy(best, name, display=True)
-        except Exception:  # no sympy form in its time bound: the full one
+        except Exception:  # no sympy form in its work bound: the full one
             readable = self.expression_
         self.equation_ = self._readable(readable)
 
@@ -663,13 +663,15 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             n_edges = _count_edges(X_train.shape[1], self.kan_hidden)
             left = None if budget is None else max(0.0, budget - (time.perf_counter() - t0))
             edge_budget = None if left is None else max(0.05, 0.5 * left / max(1, n_edges))
-            simplify = 0.0
-            snap = 0.0
-            separable = 0.0
+            # Without a time budget no step is bounded by the clock (None: by its work),
+            # so that the same data and seed give the same formula under any load.
+            simplify: float | None = 0.0
+            snap: float | None = 0.0
+            separable: float | None = 0.0
             if self.kan_simplify:
-                simplify = 10.0 if left is None else min(10.0, 0.1 * left)
-                snap = 30.0 if left is None else min(30.0, 0.1 * left)
-                separable = 30.0 if left is None else min(30.0, 0.1 * left)
+                simplify = None if left is None else min(10.0, 0.1 * left)
+                snap = None if left is None else min(30.0, 0.1 * left)
+                separable = None if left is None else min(30.0, 0.1 * left)
             kl.get_symbolic(
                 self.client,
                 population=int(self.population_size),

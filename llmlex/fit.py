@@ -439,7 +439,7 @@ def _structure(compiled: Ansatz) -> tuple[int, int, float]:
         return hit
     from llmlex._symbolic import number_cost, operator_kinds
 
-    try:  # both sympy steps are time-bounded inside the Ansatz
+    try:  # both sympy steps are work-bounded inside the Ansatz
         expr = compiled.sympy
         found = compiled.complexity, operator_kinds(expr), number_cost(expr)
     except AnsatzTooComplexError:  # no sympy form: the syntax tree, as complexity does
