@@ -134,7 +134,7 @@ def fit_ansatz(
     n_starts: int = 8,
     pool_size: int = 256,
     max_nfev: int | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = 5.0,
     seed: int | np.random.Generator | None = 0,
     alpha: float = ALPHA,
     eps: float = EPS,
@@ -180,9 +180,11 @@ def fit_ansatz(
         the starts after ``initial`` and all-ones; 0 disables screening.
     max_nfev : int, optional
         Most ansatz evaluations per start (default ``100 * (n_params + 1)``).
-    timeout : float
+    timeout : float or None
         Wall-time budget of the whole fit in seconds.  Every evaluation checks it (at most
         every 32 when evaluations are cheap), so a fit overruns it by about one evaluation.
+        ``None``: no clock (the fit is bounded by ``max_nfev`` and its starts alone, and
+        gives the same result under any load).
     seed : int, Generator or None
         Randomness of the starts.
     alpha, eps : float
@@ -268,7 +270,7 @@ def _fit(
     n_starts: int,
     pool_size: int,
     max_nfev: int | None,
-    timeout: float,
+    timeout: float | None,
     seed: int | np.random.Generator | None,
     alpha: float,
     eps: float,
@@ -282,7 +284,9 @@ def _fit(
     unit = decade(y)
     weight_scale = scale if unit == 1.0 else nchi2_scale(y, alpha=alpha, eps=eps * unit)
     weight = 1.0 / weight_scale if sigma is None else 1.0 / sigma
-    deadline = t0 + timeout
+    deadline = math.inf if timeout is None else t0 + timeout
+    # fit statistics (covariance, structure) get a tenth of the budget more
+    stats_deadline = math.inf if timeout is None else deadline + 0.1 * timeout
     # Every function of the language is elementwise, so the compiled closures evaluate
     # many parameter vectors at once: x as a column, each params[i] a row.
     batch = (lambda pts: compiled._func(x[:, None], pts)) if x.ndim == 1 else None
@@ -291,7 +295,7 @@ def _fit(
         st = fit_statistics(
             lambda q: compiled(x, q), y, p, weight=weight, sigma=sigma,
             absolute_sigma=absolute_sigma, noise=noise, alpha=alpha, eps=eps, scale=scale,
-            deadline=deadline + 0.1 * timeout, structure=lambda: _structure(compiled),
+            deadline=stats_deadline, structure=lambda: _structure(compiled),
             batch=batch,
         )  # fmt: skip
         return FitResult(

@@ -509,3 +509,21 @@ def test_the_reference_librarys_num_params_key():
     r = fit_ansatz("params[0] * x + params[1]", np.linspace(0, 1, 20), np.linspace(0, 1, 20))
     assert r["Num_params"] == r.get("Num_params") == r.n_params == 2
     assert "Num_params" in r and "Num_params" in set(r.keys())
+
+
+def test_without_a_timeout_the_fit_does_not_read_the_clock(monkeypatch):
+    import time
+
+    x = np.linspace(0.1, 3.0, 80)
+    y = 2.5 * np.exp(-0.7 * x)
+    quiet = fit_ansatz("params[0]*np.exp(params[1]*x)", x, y, seed=0, timeout=None)
+    real = time.perf_counter
+    start = real()
+    # a machine a million times slower: a 5 s budget is spent at once
+    monkeypatch.setattr(time, "perf_counter", lambda: start + 1e6 * (real() - start))
+    loaded = fit_ansatz("params[0]*np.exp(params[1]*x)", x, y, seed=0, timeout=None)
+    budgeted = fit_ansatz("params[0]*np.exp(params[1]*x)", x, y, seed=0)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(loaded.params, quiet.params)
+    assert loaded.nchi2 < 1e-20
+    assert "time budget" in budgeted.message
