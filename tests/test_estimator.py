@@ -117,39 +117,10 @@ class _Recording(concurrent.futures.ThreadPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
-@pytest.mark.kan
-def test_kan_path_on_an_executor_gives_the_same_equation():
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("kan")
-    rng = np.random.default_rng(0)
-    X = rng.uniform(1, 3, (120, 2))
-    y = X[:, 0] ** 2 + 2 * np.sin(X[:, 1])
-    # With kan_simplify the structure tests run: this sum separates.
-    options = {**TINY_KAN, "kan_steps": 20, "kan_simplify": True}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; one thread trains this net faster
-    try:
-        here = LLMLExRegressor(random_state=0, **options).fit(X, y)
-        with _Recording(max_workers=2) as pool:
-            there = LLMLExRegressor(random_state=0, **options).fit(X, y, executor=pool)
-    finally:
-        torch.set_num_threads(threads)
-    # Both the edges and the structure tests' one-variable regressions went to the pool.
-    assert {"llmlex._kan_edges", "llmlex._separable"} <= set(pool.modules)
-    assert there.method_ == here.method_ == "kan"
-    assert there.equation_ == here.equation_
-
-
-@pytest.mark.kan
-def test_without_a_time_budget_the_kan_route_does_not_depend_on_the_load(monkeypatch):
-    # With no time budget the KAN route's steps (structure tests, simplification,
-    # snapping, refits, rewrites) are bounded by their work, not by the clock: on a
-    # machine 200 times slower (a clock running 200x fast) the formula is the same.  The
-    # old bounds (10 s simplification in a child process, 30 s snapping and structure
-    # tests) fail this test.  Only the fitter's 5 s safety net per fit remains on the
-    # clock (25 ms here: these fits take a few).
-    import time
-
+@pytest.fixture
+def separable_kan():
+    """A sum that separates, the KAN options that run the structure tests on it, and
+    torch on one thread (the machine is shared; one thread trains this net faster)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("kan")
     rng = np.random.default_rng(0)
@@ -158,10 +129,39 @@ def test_without_a_time_budget_the_kan_route_does_not_depend_on_the_load(monkeyp
     options = {**TINY_KAN, "kan_steps": 20, "kan_simplify": True}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield X, y, options
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.kan
+def test_kan_path_on_an_executor_gives_the_same_equation(separable_kan):
+    X, y, options = separable_kan
+    here = LLMLExRegressor(random_state=0, **options).fit(X, y)
+    with _Recording(max_workers=2) as pool:
+        there = LLMLExRegressor(random_state=0, **options).fit(X, y, executor=pool)
+    # Both the edges and the structure tests' one-variable regressions went to the pool.
+    assert {"llmlex._kan_edges", "llmlex._separable"} <= set(pool.modules)
+    assert there.method_ == here.method_ == "kan"
+    assert there.equation_ == here.equation_
+
+
+@pytest.mark.kan
+def test_without_a_time_budget_the_kan_route_does_not_depend_on_the_load(
+    monkeypatch, separable_kan
+):
+    # With no time budget the KAN route's steps (structure tests, simplification,
+    # snapping, refits, rewrites) are bounded by their work, not by the clock: on a
+    # machine 200 times slower (a clock running 200x fast) the formula is the same.  The
+    # old bounds (10 s simplification in a child process, 30 s snapping and structure
+    # tests) fail this test.  Only the fitter's 5 s safety net per fit remains on the
+    # clock (25 ms here: these fits take a few).
+    import time
+
+    X, y, options = separable_kan
+    here = LLMLExRegressor(random_state=0, **options).fit(X, y)
+    real_perf, real_time = time.perf_counter, time.time
+    start_perf, start_time = real_perf(), real_time()
     try:
-        here = LLMLExRegressor(random_state=0, **options).fit(X, y)
-        real_perf, real_time = time.perf_counter, time.time
-        start_perf, start_time = real_perf(), real_time()
         monkeypatch.setattr(
             time, "perf_counter", lambda: start_perf + 200 * (real_perf() - start_perf)
         )
@@ -169,7 +169,6 @@ def test_without_a_time_budget_the_kan_route_does_not_depend_on_the_load(monkeyp
         loaded = LLMLExRegressor(random_state=0, **options).fit(X, y)
     finally:
         monkeypatch.undo()
-        torch.set_num_threads(threads)
     assert loaded.method_ == here.method_ == "kan"
     assert loaded.equation_ == here.equation_
 
