@@ -184,9 +184,11 @@ class GeneticLoop:
             max_tokens=s.llm_max_tokens,
             seed=s.seed,
             cache=s.cache,
+            fit_timeout=s.fit_timeout,
         )
         if s.hybrid and client is not None:
-            return [make_proposer(None, model=s.model, seed=s.seed), main]
+            offline = make_proposer(None, model=s.model, seed=s.seed, fit_timeout=s.fit_timeout)
+            return [offline, main]
         return [main]
 
     def _constant(self) -> FitResult:

@@ -50,6 +50,7 @@ from llmlex._kan_types import (
     Key,
 )
 from llmlex._llmcall import unpicklable_client_error
+from llmlex._settings import DEFAULTS
 from llmlex.exceptions import DataError, NoValidAnsatzError
 from llmlex.fit import FitResult, fit_ansatz
 from llmlex.genetic import run_genetic
@@ -170,7 +171,9 @@ def regress_edge(
     search : bool, optional
         Run the searches at all (default: ``task.search``).
     time_budget : float, optional
-        Seconds the searches may take (default: ``task.time_budget``).
+        Seconds the searches may take (default: ``task.time_budget``).  Without one, no
+        fit has a clock either (each is bounded by its evaluations): the edge's formula
+        is then the same under any load.
     patience : int, optional
         Stop a search after this many generations without a 1% improvement.
 
@@ -181,9 +184,15 @@ def regress_edge(
     """
     search = task.search if search is None else search
     time_budget = task.time_budget if time_budget is None else time_budget
+    # The per-fit clock is a safety net for a budget; without one it would only make
+    # the outcome depend on the machine's load.
+    fit_timeout = None if time_budget is None else DEFAULTS.fit_timeout
     cands: list[tuple[str, FitResult]] = []
     for source, text in forms:
-        r = fit_ansatz(text, task.x, task.y, seed=task.seed, validate=False, n_starts=n_starts)
+        r = fit_ansatz(
+            text, task.x, task.y, seed=task.seed, validate=False, n_starts=n_starts,
+            timeout=fit_timeout,
+        )  # fmt: skip
         cands.append((source, r))
     fits = tuple(r for _, r in cands)
     source, best = _prefer_simple(cands, task.parsimony_rtol, task.exit_condition)
@@ -206,6 +215,7 @@ def regress_edge(
         "progress": False,
         "parsimony_rtol": task.parsimony_rtol,
         "patience": patience,
+        "fit_timeout": fit_timeout,
     }
     deadline = None if time_budget is None else time.perf_counter() + time_budget
     try:

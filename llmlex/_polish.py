@@ -346,7 +346,8 @@ def polish(
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     return out
-                options["timeout"] = min(float(options.get("timeout", left)), left)
+                own = options.get("timeout")  # None: the fit's own clock is off
+                options["timeout"] = left if own is None else min(float(own), left)
             canonical = ansatz.canonical
             # A respelling of a known ansatz is fitted too: it may be defined where the
             # known spelling is not.

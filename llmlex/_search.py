@@ -101,16 +101,18 @@ def make_proposer(
     max_tokens: int | None = None,
     seed: int | None = None,
     cache: Any = None,
+    fit_timeout: float | None = 5.0,
 ) -> Proposer:
     """The proposer for a client: the offline one for ``None``, else an LLM proposer.
 
     ``max_tokens`` is the reply-length cap of each call; ``cache`` a reply cache (or its
-    directory) for the LLM proposer.
+    directory) for the LLM proposer; ``fit_timeout`` the run's per-fit clock (``None``:
+    none, and the offline proposer's ranking fits have none either).
     """
     if isinstance(client, Proposer) and not hasattr(client, "chat"):
         return client
     if client is None:
-        return OfflineProposer(seed=seed)
+        return OfflineProposer(seed=seed, fit_timeout=None if fit_timeout is None else 2.0)
     # Deferred: llm draws its images with matplotlib, which offline runs never need.
     from llmlex.llm import LLMProposer
 

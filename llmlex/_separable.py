@@ -42,6 +42,7 @@ import numpy as np
 import sympy
 
 from llmlex._forms import SLICE_LIBRARY
+from llmlex._settings import DEFAULTS
 from llmlex.exceptions import AnsatzTooComplexError, DataError, NoValidAnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2
 from llmlex.genetic import run_genetic
@@ -255,7 +256,9 @@ class _Formula:
     nchi2: float
 
 
-def _transformed_fits(x: np.ndarray, g: np.ndarray, seed: int) -> list[_Formula]:
+def _transformed_fits(
+    x: np.ndarray, g: np.ndarray, seed: int, fit_timeout: float | None
+) -> list[_Formula]:
     """Library forms of ``1/g``, ``g**2``, ``1/g**2`` and ``log|g|``, mapped back to ``g``.
 
     ``1/sqrt(1 - x**2)``, ``sqrt((1 + x)/(1 - x))`` or ``exp(sin(x))`` are not in the
@@ -279,7 +282,7 @@ def _transformed_fits(x: np.ndarray, g: np.ndarray, seed: int) -> list[_Formula]
         if not np.all(np.isfinite(h)) or np.ptp(h) <= 0:
             continue
         for text in SLICE_LIBRARY[1:]:
-            r = fit_ansatz(text, x, h, seed=seed, validate=False, n_starts=4)
+            r = fit_ansatz(text, x, h, seed=seed, validate=False, n_starts=4, timeout=fit_timeout)
             if not (r.success and math.isfinite(r.nchi2)):
                 continue
             try:  # sympy is work-bounded: a form too costly to build is left out
@@ -329,6 +332,8 @@ def _regress(task: _Slice) -> list[_Formula]:
     from llmlex._symbolic import node_count
 
     x, g, tol, seed = task.x, task.g, task.tol, task.seed
+    # No per-fit clock without a time budget: the formulas must not depend on the load.
+    fit_timeout = None if math.isinf(task.deadline) else DEFAULTS.fit_timeout
 
     def formulas(results: Sequence[FitResult]) -> list[_Formula]:
         out = []
@@ -343,10 +348,13 @@ def _regress(task: _Slice) -> list[_Formula]:
         return out
 
     ok = formulas(
-        [fit_ansatz(t, x, g, seed=seed, validate=False, n_starts=4) for t in SLICE_LIBRARY]
+        [
+            fit_ansatz(t, x, g, seed=seed, validate=False, n_starts=4, timeout=fit_timeout)
+            for t in SLICE_LIBRARY
+        ]
     )
     if not ok or min(r.nchi2 for r in ok) > tol:
-        ok.extend(_transformed_fits(x, g, seed))
+        ok.extend(_transformed_fits(x, g, seed, fit_timeout))
     if not ok or min(r.nchi2 for r in ok) > tol:
         left = task.deadline - time.time()  # inf without a time budget
         if left > 1.0:
@@ -362,6 +370,7 @@ def _regress(task: _Slice) -> list[_Formula]:
                     seed=seed,
                     progress=False,
                     time_budget=None if math.isinf(left) else left,
+                    fit_timeout=fit_timeout,
                 )
                 ok.extend(formulas(run.archive[:20]))
             except (DataError, NoValidAnsatzError) as err:

@@ -147,7 +147,7 @@ class GeneticSettings:
     hybrid: bool = False
     parsimony_rtol: float = PARSIMONY_RTOL
     fit_starts: int = 8
-    fit_timeout: float = 5.0
+    fit_timeout: float | None = 5.0
     seed: int | None = None
     progress: bool = True
     callback: Callable[[int, tuple[FitResult, ...]], None] | None = None

@@ -29,6 +29,7 @@ from llmlex._dimensions import Reduction, reduce_dimensions
 from llmlex._forms import POLYNOMIAL_LIBRARY
 from llmlex._noise import estimate_noise, estimate_noise_nd
 from llmlex._progress import progress_bar
+from llmlex._settings import DEFAULTS
 from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import MissingDependencyError, UnitsError
 from llmlex.fit import FitResult
@@ -494,6 +495,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             seed=seed,
             progress=self.progress,
             time_budget=self.time_budget,
+            # no per-fit clock without a budget: the same data and seed, the same formula
+            fit_timeout=None if self.time_budget is None else DEFAULTS.fit_timeout,
             patience=self.patience,
         )
         best = run.best

@@ -126,7 +126,7 @@ def run_genetic(
     hybrid: bool = DEFAULTS.hybrid,
     parsimony_rtol: float = DEFAULTS.parsimony_rtol,
     fit_starts: int = DEFAULTS.fit_starts,
-    fit_timeout: float = DEFAULTS.fit_timeout,
+    fit_timeout: float | None = DEFAULTS.fit_timeout,
     seed: int | None = DEFAULTS.seed,
     progress: bool = DEFAULTS.progress,
     callback: Callable[[int, tuple[FitResult, ...]], None] | None = DEFAULTS.callback,
@@ -210,8 +210,10 @@ def run_genetic(
         complexity.  The run's result is otherwise the one with the lowest description
         length (``FitResult.description_length``: the chi-squared plus the cost of
         every node and of every constant the data determine; Bartlett et al. 2023).
-    fit_starts, fit_timeout : int, float
-        Optimiser starts and time budget of each fit.
+    fit_starts, fit_timeout : int, float or None
+        Optimiser starts and time budget (seconds) of each fit; ``fit_timeout=None``
+        bounds every fit, the offline proposer's included, by its evaluations alone, so
+        that a seeded run gives the same result under any load.
     seed : int, optional
         Makes selection (and the offline proposer) reproducible.
     progress : bool
@@ -371,7 +373,7 @@ async def arun_genetic(
     hybrid: bool = DEFAULTS.hybrid,
     parsimony_rtol: float = DEFAULTS.parsimony_rtol,
     fit_starts: int = DEFAULTS.fit_starts,
-    fit_timeout: float = DEFAULTS.fit_timeout,
+    fit_timeout: float | None = DEFAULTS.fit_timeout,
     seed: int | None = DEFAULTS.seed,
     progress: bool = DEFAULTS.progress,
     callback: Callable[[int, tuple[FitResult, ...]], None] | None = DEFAULTS.callback,

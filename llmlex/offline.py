@@ -325,6 +325,9 @@ class OfflineProposer:
         Candidates fitted per request to rank them (bounds the work of one call).
     n_starts : int
         Optimiser starts of each ranking fit.
+    fit_timeout : float or None
+        Seconds each ranking fit may take (a safety net: they are also bounded by their
+        evaluations); ``None``: no clock, so the proposals do not depend on the load.
 
     Notes
     -----
@@ -342,6 +345,7 @@ class OfflineProposer:
         candidates_per_request: int = 4,
         fits_per_request: int = 40,
         n_starts: int = 2,
+        fit_timeout: float | None = 2.0,
     ) -> None:
         if candidates_per_request < 1:
             raise ValueError("candidates_per_request must be at least 1")
@@ -351,6 +355,7 @@ class OfflineProposer:
         self.candidates_per_request = int(candidates_per_request)
         self.fits_per_request = int(fits_per_request)
         self.n_starts = int(n_starts)
+        self.fit_timeout = None if fit_timeout is None else float(fit_timeout)
         self._cache: dict[tuple[bytes, str, tuple[float, ...] | None], FitResult] = {}
         self._data: dict[bytes, _Data] = {}
         self._lock = threading.Lock()
@@ -365,6 +370,7 @@ class OfflineProposer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("fit_timeout", 2.0)  # pickled before it existed
         self._cache = {}
         self._data = {}
         self._lock = threading.Lock()
@@ -716,7 +722,7 @@ class OfflineProposer:
             initial=init or None,
             n_starts=self.n_starts,
             max_nfev=50 * (a.n_params + 1),
-            timeout=2.0,
+            timeout=self.fit_timeout,
             seed=zlib.crc32(a.text.encode()),
             validate=False,
         )

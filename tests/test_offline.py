@@ -7,8 +7,10 @@ import asyncio
 import numpy as np
 import pytest
 
+from llmlex import run_genetic
 from llmlex._features import compute_features
 from llmlex.ansatz import parse_ansatz
+from llmlex.exceptions import NoValidAnsatzError
 from llmlex.fit import fit_ansatz
 from llmlex.offline import OfflineProposer, _render
 from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
@@ -256,3 +258,24 @@ def test_no_rational_start_has_a_pole_among_the_data():
         text, values = _render(t)
         a = parse_ansatz(text)
         assert np.all(np.isfinite(a(X, np.array(values))))
+
+
+def test_without_a_fit_clock_an_offline_run_does_not_depend_on_the_load(monkeypatch):
+    # fit_timeout=None takes the clock off every fit, the offline proposer's ranking fits
+    # included: on a machine 100000 times slower (a clock running that much faster: the
+    # 2 s and 5 s safety nets spent in microseconds) the run gives the same formula.
+    import time
+
+    x = np.linspace(0.5, 3.0, 60)
+    y = 1.5 * np.exp(-0.8 * x) + 0.3 * x
+    options = {"population_size": 3, "num_of_generations": 2, "seed": 3, "progress": False}
+    quiet = run_genetic(None, None, x, y, fit_timeout=None, **options)
+    real = time.perf_counter
+    start = real()
+    monkeypatch.setattr(time, "perf_counter", lambda: start + 1e5 * (real() - start))
+    loaded = run_genetic(None, None, x, y, fit_timeout=None, **options)
+    with pytest.raises(NoValidAnsatzError):  # the control: every fit on the clock is cut
+        run_genetic(None, None, x, y, **options)
+    monkeypatch.undo()
+    assert loaded.best.ansatz == quiet.best.ansatz
+    np.testing.assert_array_equal(loaded.best.params, quiet.best.params)
