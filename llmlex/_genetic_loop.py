@@ -72,8 +72,12 @@ POLISH_TOP = 5
 #: Most rounds of the polish (each fits the neighbours of the last round's best).
 POLISH_ROUNDS = 8
 #: Results within this many nats of the shortest (at most POLISH_BAND_SIZE of them) get
-#: their constants snapped before the rounds.
+#: their constants snapped before the rounds; each free constant widens a result's band
+#: by POLISH_NATS_PER_CONSTANT, about what one well-determined constant costs (snapped
+#: to a simple number it costs next to nothing: the true form with four fitted
+#: constants can sit 26 nats behind a shorter fit of the noise, and lead once snapped).
 POLISH_BAND_NATS = 25.0
+POLISH_NATS_PER_CONSTANT = 5.0
 POLISH_BAND_SIZE = 40
 #: The default stop waits this many generations after the reported result last got
 #: shorter by more than SETTLE_NATS: on noisy data many forms explain the data to the
@@ -411,11 +415,15 @@ class GeneticLoop:
         dls = [r.description_length for r in archive if math.isfinite(r.description_length)]
         if dls:
             cut = min(dls) + POLISH_BAND_NATS
+
+            def snapped(r: FitResult) -> float:  # what the DL could become, at best
+                return r.description_length - POLISH_NATS_PER_CONSTANT * r.n_params
+
             band = sorted(
-                (r for r in archive if r.description_length <= cut),
-                key=lambda r: (r.description_length, r.ansatz),
+                (r for r in archive if snapped(r) <= cut),
+                key=lambda r: (snapped(r), r.ansatz),
             )[:POLISH_BAND_SIZE]
-            for r in neighbours_of(band, kinds=("snap_all", "numbers")):
+            for r in neighbours_of(band, kinds=("snap_all", "numbers", "rational")):
                 key = archive_key(r)
                 if key not in known:
                     self.polished[key] = known[key] = r

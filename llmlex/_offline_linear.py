@@ -61,15 +61,31 @@ def _terms(
         mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
         # Two errors, at least rounding where the data are exact.
         tol = max(2.0 * float(e), 1e-9 * max(1.0, abs(c))) if math.isfinite(e) else math.nan
-        n = round(float(c))
+        simple = _short_number(float(c), tol)
         if abs(c) <= tol:
             snapped = True
-        elif abs(n - c) <= tol and 0 < abs(n) <= 100:
+        elif simple is not None:
             snapped = True
-            out.append([f"{n}*{mono}" if mono else str(n)])
+            out.append([f"{simple}*{mono}" if mono else simple])
         else:
             out.append([float(c), f"*{mono}"] if mono else [float(c)])
     return out, snapped
+
+
+def _short_number(c: float, tol: float) -> str | None:
+    """The text of ``n * 10**k`` (``0 < |n| <= 100``, ``|k| <= 2``, the fewest digits
+    first) within ``tol`` of ``c``, or None.
+
+    Not integers alone: the search sees the data divided by powers of ten
+    (:mod:`llmlex._units`), so the caller's integer 3 may be 0.3 here.
+    """
+    if not tol >= 0:  # nan: nothing snaps
+        return None
+    for k in (2, 1, 0, -1, -2):
+        n = round(c / 10.0**k)
+        if 0 < abs(n) <= 100 and abs(n * 10.0**k - c) <= tol:
+            return str(n * 10**k) if k >= 0 else f"{n}/{10**-k}"
+    return None
 
 
 def _join(parts: list[list[Token]]) -> list[Token]:

@@ -8,6 +8,9 @@ few results :func:`neighbours` writes
 
 - the ansatz as sympy prints it (the same function, spelled simply: ``sqrt(x)*sqrt(x)``
   is ``x``, ``sin(u + pi/2)`` is ``cos(u)``), and with its logarithms expanded;
+- a rational function as one fraction, cancelled and factored (a search in rescaled units
+  leaves ``10*(x**3/10 + 3*x**2/10 + 3*x/10 + 1/10)/(x**2 - x + 1)``, which is
+  ``(x + 1)**3/(x**2 - x + 1)``);
 - the ansatz without each one of its top-level terms;
 - the ansatz with each parameter replaced by the simplest number within its error
   (zero, an integer, a small fraction, a multiple of pi/2), and with all of them at once;
@@ -87,7 +90,7 @@ def _tolerance(result: FitResult, k: int) -> float:
 
 
 #: The kinds of neighbour (see :func:`neighbours`).
-KINDS = frozenset({"spelling", "logs", "numbers", "drop", "snap_all", "snap_each"})
+KINDS = frozenset({"spelling", "logs", "rational", "numbers", "drop", "snap_all", "snap_each"})
 
 
 def neighbours(
@@ -96,7 +99,8 @@ def neighbours(
     """Simpler ansätze near a fitted one, each with the start values it inherits.
 
     ``kinds`` chooses which are written: ``"spelling"`` (sympy's), ``"logs"`` (logarithms
-    expanded), ``"numbers"`` (numbers on x taken up by the parameters), ``"drop"`` (each
+    expanded), ``"rational"`` (a rational function cancelled and factored), ``"numbers"``
+    (numbers on x taken up by the parameters), ``"drop"`` (each
     top-level term dropped), ``"snap_all"`` (every constant at its simplest value at once),
     ``"snap_each"`` (one constant at a time).  Returns an empty list when sympy cannot
     handle the ansatz in its work bound.
@@ -132,6 +136,9 @@ def neighbours(
             expanded = sympy.expand_log(expr, force=True) if "logs" in kinds else expr
             if expanded != expr:
                 add(_absorb_numbers(expanded, n))
+            if "rational" in kinds:
+                for form in _one_fraction(expr):
+                    add(form)
             # p0/(p1 + x/10) is 10*p0/(10*p1 + x): the parameters take up the number (a
             # search in rescaled units leaves such factors on x).
             pulled, moved, factor = _absorb_factors(_pull_numbers(expr), values)
@@ -164,6 +171,30 @@ def neighbours(
     except Exception:  # sympy on an exotic formula: no neighbours, not a failed run
         log.debug("no neighbours for %s", result.ansatz, exc_info=True)
     return out
+
+
+def _one_fraction(expr: Any) -> list[Any]:
+    """A rational function of x with exact coefficients and no parameter, as one
+    cancelled fraction, and factored; floats equal to small integers are written as
+    integers first (``10.0*(x/10 + 1)/x`` is ``(x + 10)/x``).  Empty for anything else
+    (a polynomial included: its factored form is no simpler)."""
+    import sympy
+
+    from llmlex._symbolic import X
+
+    if expr.free_symbols != {X} or not expr.is_rational_function(X):
+        return []
+    whole = {
+        f: sympy.Integer(int(f))
+        for f in expr.atoms(sympy.Float)
+        if float(f).is_integer() and abs(float(f)) <= 1e6
+    }
+    expr = expr.xreplace(whole)
+    if expr.atoms(sympy.Float) or not sympy.denom(sympy.together(expr)).has(X):
+        return []
+    cancelled = sympy.cancel(expr)
+    factored = sympy.factor(cancelled)
+    return list(dict.fromkeys(e for e in (cancelled, factored) if e != expr))
 
 
 def _absorb_numbers(expr: Any, n: int) -> Any:

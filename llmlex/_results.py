@@ -175,8 +175,15 @@ def prefer(a: FitResult, b: FitResult, rtol: float) -> FitResult:
 
 
 def selection_key(r: FitResult) -> tuple[float, int, float]:
-    """Sort key of the selection rule: description length, then complexity, then nchi2."""
-    return (r.description_length, r.complexity, r.nchi2)
+    """Sort key of the selection rule: description length, then complexity, then nchi2.
+
+    Both rounded (to 1e-9 nats, to 12 digits): two spellings of one function differ in
+    the last bits of their scores, and which comes first must not depend on rounding
+    errors, which differ between processes (memory alignment changes how numpy and
+    BLAS sum).
+    """
+    dl = r.description_length
+    return (round(dl, 9) if math.isfinite(dl) else dl, r.complexity, float(f"{r.nchi2:.12g}"))
 
 
 def choose(results: Sequence[FitResult], rtol: float) -> FitResult:

@@ -195,9 +195,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     time_budget : float, optional
         Wall-time budget in seconds.  Univariate: of the search.  KAN: half goes to
         training, and each edge search and simplification gets a share of the rest.
-        Without it (the default) every search, simplification and refit is bounded by
-        its work, not by the clock (but for a 5 s safety net per one-variable fit, which
-        ordinary fits stay far below), and the network is trained with torch's
+        Without it (the default) every search, simplification, fit and refit is bounded
+        by its work, not by the clock, and the network is trained with torch's
         deterministic algorithms: the same data and ``random_state`` give the same
         formula on a busy machine as on a quiet one.
     patience : int, optional

@@ -66,6 +66,8 @@ _MAX_COMPLEXITY = 60
 _MAX_PARAMS = 10
 # Points used for the internal ranking fits (large data sets are thinned evenly).
 _MAX_POINTS = 256
+# Proposals per request chosen by description length before the nchi2 ranking.
+_BY_LENGTH = 2
 
 
 @dataclass(frozen=True)
@@ -671,6 +673,7 @@ class OfflineProposer:
         from llmlex._symbolic import sympy_to_text
 
         try:
+            expr, values = _merge_redundant(expr, values)
             text = sympy_to_text(expr)
             a = parse_ansatz(text)  # the whitelist checks everything printed from sympy
         except Exception:  # unprintable or outside the language: not a candidate
@@ -709,7 +712,7 @@ class OfflineProposer:
     def _fit(
         self, key: bytes, a: Ansatz, x: np.ndarray, y: np.ndarray, init: tuple[float, ...]
     ) -> FitResult:
-        ck = (key, a.text, tuple(round(v, 6) for v in init) if init else None)
+        ck = (key, a.text, tuple(init) if init else None)
         with self._lock:
             hit = self._cache.get(ck)
         if hit is not None:
@@ -733,7 +736,15 @@ class OfflineProposer:
         return r
 
     def _select(self, results: list[FitResult]) -> tuple[Proposal, ...]:
-        """Best-ranked distinct candidates: nchi2 first, simpler among near-equals."""
+        """Best-ranked distinct candidates: the shortest descriptions of the data first
+        (:data:`_BY_LENGTH` of them), then by nchi2, simpler among near-equals.
+
+        On noisy data the nchi2 of every good candidate is the noise's, and simpler among
+        them means fewer nodes: a rational function with integer coefficients, shorter
+        as a description than a ``tanh`` with three fitted constants, would never be
+        proposed.  The description length charges constants and nodes as the run's
+        selection does.
+        """
 
         def rank(r: FitResult) -> tuple[float, int]:
             v = max(r.nchi2, _EXACT)
@@ -746,9 +757,14 @@ class OfflineProposer:
         head = results[: 4 * self.candidates_per_request + 8]
         head = [r for r in head if _complexity(r) <= _MAX_COMPLEXITY]
         head.sort(key=lambda r: (*rank(r), r.ansatz))
+        shortest = sorted(
+            (r for r in results if math.isfinite(r.description_length)),
+            key=lambda r: (r.description_length, r.ansatz),
+        )
+        shortest = [r for r in shortest[: 2 * _BY_LENGTH] if _complexity(r) <= _MAX_COMPLEXITY]
         picked: list[FitResult] = []
         keys: set[str] = set()
-        for r in head:
+        for r in [*shortest[:_BY_LENGTH], *head]:
             k = r.compiled.canonical if r.compiled is not None else r.ansatz
             if k in keys:
                 continue
@@ -762,6 +778,41 @@ class OfflineProposer:
         other = [r for r in picked[len(out) :] if _family(r.ansatz) not in families]
         out += other[:1]
         return tuple(Proposal(r.ansatz, tuple(float(v) for v in r.params)) for r in out)
+
+
+def _merge_redundant(
+    expr: sympy.Expr, values: dict[int, float]
+) -> tuple[sympy.Expr, dict[int, float]]:
+    """``expr`` with the bare parameters of each sum (``p3 + p5``) and of each product
+    (``p0*p4``) merged into one, started at the sum or product of their values.
+
+    Edits write such redundancy (a line added to a formula with a constant); the data
+    determine only the merged value, so the split between the two -- and with it the
+    description length of the fit, which charges each constant -- would be decided by
+    rounding errors.
+    """
+    import sympy
+
+    from llmlex._symbolic import param
+
+    index = {param(k): k for k in values}
+    values = dict(values)
+
+    def visit(e: sympy.Expr) -> sympy.Expr:
+        if e.is_Atom:
+            return e
+        e = e.func(*(visit(a) for a in e.args))
+        if not isinstance(e, sympy.Add | sympy.Mul):
+            return e
+        bare = [a for a in e.args if a in index]
+        if len(bare) < 2:
+            return e
+        keep, *drop = bare
+        vals = [values[index[a]] for a in bare]
+        values[index[keep]] = float(sum(vals) if isinstance(e, sympy.Add) else math.prod(vals))
+        return e.func(*(a for a in e.args if a not in drop))
+
+    return visit(expr), values
 
 
 def _family(text: str) -> frozenset[str]:
