@@ -107,7 +107,7 @@ def neighbours(
     """
     import sympy
 
-    from llmlex._symbolic import param, time_bound
+    from llmlex._symbolic import merge_redundant_params, param, time_bound
 
     if result.compiled is None or not result.success:
         return []
@@ -116,6 +116,10 @@ def neighbours(
     out: list[tuple[Ansatz, np.ndarray | None]] = []
 
     def add(expr: sympy.Expr, start_values: np.ndarray = values) -> None:
+        # A dropped term or a snapped constant can leave two bare parameters side by
+        # side (p3 + p4): merged, so that rounding errors do not split them.
+        expr, merged = merge_redundant_params(expr, dict(enumerate(start_values)))
+        start_values = np.array([merged[k] for k in range(len(start_values))])
         try:
             a = ansatz_from_sympy(expr)
         except (AnsatzError, ValueError, TypeError):

@@ -48,6 +48,7 @@ __all__ = [
     "X",
     "ast_to_sympy",
     "canonical_key",
+    "merge_redundant_params",
     "node_count",
     "number_cost",
     "operator_kinds",
@@ -599,3 +600,34 @@ def snap_number(v: float, *, rel: float = 1e-9) -> sympy.Expr:
     if abs(float(frac) - v) <= rel * max(1.0, abs(v)):
         return sympy.Rational(frac.numerator, frac.denominator)
     return sympy.Float(v)
+
+
+def merge_redundant_params(
+    expr: sympy.Expr, values: dict[int, float]
+) -> tuple[sympy.Expr, dict[int, float]]:
+    """``expr`` with the bare parameters of each sum (``p3 + p5``) and of each product
+    (``p0*p4``) merged into one, started at the sum or product of their values.
+
+    Edits of formulas write such redundancy (a line added to a formula with a constant); the data
+    determine only the merged value, so the split between the two -- and with it the
+    description length of the fit, which charges each constant -- would be decided by
+    rounding errors.
+    """
+    index = {param(k): k for k in values}
+    values = dict(values)
+
+    def visit(e: sympy.Expr) -> sympy.Expr:
+        if e.is_Atom:
+            return e
+        e = e.func(*(visit(a) for a in e.args))
+        if not isinstance(e, sympy.Add | sympy.Mul):
+            return e
+        bare = [a for a in e.args if a in index]
+        if len(bare) < 2:
+            return e
+        keep, *drop = bare
+        vals = [values[index[a]] for a in bare]
+        values[index[keep]] = float(sum(vals) if isinstance(e, sympy.Add) else math.prod(vals))
+        return e.func(*(a for a in e.args if a not in drop))
+
+    return visit(expr), values

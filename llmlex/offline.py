@@ -38,13 +38,14 @@ import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from llmlex._features import DataFeatures, compute_features
-from llmlex._offline_linear import Template, Token, linear_templates
+from llmlex._offline_library import Prim, column, linear_start, primitives, render
+from llmlex._offline_linear import Template, linear_templates
+from llmlex._symbolic import merge_redundant_params
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import AnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2_scale
@@ -68,140 +69,6 @@ _MAX_PARAMS = 10
 _MAX_POINTS = 256
 # Proposals per request chosen by description length before the nchi2 ranking.
 _BY_LENGTH = 2
-
-
-@dataclass(frozen=True)
-class _Prim:
-    """A parametric building block in ``x`` (without an outer amplitude)."""
-
-    name: str
-    tokens: Template
-    weight: float
-    tags: frozenset[str]
-
-
-def _render(tokens: Sequence[Token], offset: int = 0) -> tuple[str, tuple[float, ...]]:
-    """Text of a template with parameters numbered from ``offset``, and their starts."""
-    out: list[str] = []
-    init: list[float] = []
-    for t in tokens:
-        if isinstance(t, str):
-            out.append(t)
-        else:
-            out.append(f"params[{offset + len(init)}]")
-            init.append(float(t))
-    return "".join(out), tuple(init)
-
-
-def _nice(v: float) -> float:
-    """Round a starting value to 3 significant digits (keeps texts short in logs)."""
-    if v == 0 or not math.isfinite(v):
-        return 0.0
-    return float(f"{v:.3g}")
-
-
-def _primitives(f: DataFeatures, x_unit: float = 1.0) -> list[_Prim]:
-    """The primitive library, instantiated with starting values read off the data.
-
-    ``x_unit`` is the power of ten the caller's x was divided by (see
-    :class:`~llmlex.proposer.ProposalRequest`).
-    """
-    span = max(f.xmax - f.xmin, 1e-12)
-    sx = max(abs(f.xmin), abs(f.xmax), 1e-12)
-    # A shift that keeps x + c positive on the data, for logs, roots and poles.
-    shift = _nice(1.0 if f.xmin >= 0 else 1.0 - f.xmin)
-    rate = _nice(f.semilog_slope) if f.semilog_slope else _nice(-1.0 / sx)
-    power = _nice(f.loglog_slope) if f.loglog_slope else 0.5
-    mid = _nice(0.5 * (f.xmin + f.xmax))
-    width = _nice(4.0 / span)
-    freqs = [_nice(w) for w in f.frequencies[:2]]
-    for w in (1.0, 2.0, _nice(math.pi)):
-        if all(abs(w - u) > 0.3 * w for u in freqs):
-            freqs.append(w)
-    per = 3.0 if f.periodic else 0.6
-    sym_even = 1.6 if f.even else (0.6 if f.odd else 1.0)
-    sym_odd = 1.6 if f.odd else (0.6 if f.even else 1.0)
-    mono = 1.5 if f.monotone else 0.8
-    spike = 3.0 if f.spiky else 0.7
-    prims: list[_Prim] = []
-
-    def add(name: str, tokens: Template, weight: float, *tags: str) -> None:
-        prims.append(_Prim(name, tokens, weight, frozenset(tags)))
-
-    add("x", ("x",), 1.5 * sym_odd, "odd", "poly")
-    add("x2", ("x**2",), 1.5 * sym_even, "even", "poly")
-    add("x3", ("x**3",), 1.0 * sym_odd, "odd", "poly")
-    if f.x_positive:
-        add("pow", ("x**", power), 2.5 if f.loglog_slope else 1.5, "power")
-        add("log", ("np.log(x)",), 2.5 if f.ylogx_linear else 1.2, "log")
-        add("invx", ("1/x",), 0.8, "rational")
-    if f.x_nonnegative:
-        add("sqrt", ("np.sqrt(x)",), 1.5, "root")
-    add("sqrtshift", ("np.sqrt(x + ", shift, ")"), 0.8 * mono, "root")
-    add("cbrt", ("np.cbrt(x)",), 0.6 * sym_odd, "root", "odd")
-    # Distances and relativistic energies: sqrt(x**2 + c).
-    add("hypot", ("np.sqrt(x**2 + ", 1.0, ")"), 0.8 * sym_even, "root", "even")
-    add("logshift", ("np.log(x + ", shift, ")"), 1.2 * mono, "log")
-    add("log1px2", ("np.log(x**2 + ", 1.0, ")"), 1.0 * sym_even, "log", "even")
-    add("exp", ("np.exp(", rate, "*x)"), 2.5 if f.semilog_slope else 1.2, "exp")
-    add("gauss", ("np.exp(-", width, "*(x - ", mid, ")**2)"), 1.0, "exp")
-    add("expx2", ("np.exp(", -1.0, "*x**2)"), 0.8 * sym_even, "exp", "even")
-    add("xexp", ("x*np.exp(", rate, "*x)"), 0.8, "exp")
-    for w in freqs:
-        add(f"sin{w}", ("np.sin(", w, "*x)"), per * sym_odd, "trig", "odd")
-        add(f"cos{w}", ("np.cos(", w, "*x)"), per * sym_even, "trig", "even")
-        add(f"sinph{w}", ("np.sin(", w, "*x + ", 0.5, ")"), per, "trig")
-    # Oscillations that the sampling aliases (sin(x**2) on a grid of step 0.2) leave no
-    # frequency to read off the data: only a start near the truth fits them.  Constants of
-    # order one in the caller's units are the natural guess, besides those in the search's.
-    units = [1.0] if abs(math.log10(x_unit)) < 0.5 else [1.0, x_unit]
-    for u in units:
-        tag = "" if u == 1.0 else "u"
-        if u != 1.0:
-            add(f"sin{tag}", ("np.sin(", u, "*x)"), per * sym_odd, "trig", "odd")
-            add(f"cos{tag}", ("np.cos(", u, "*x)"), per * sym_even, "trig", "even")
-        add(f"sinx2{tag}", ("np.sin(", u * u, "*x**2)"), 0.8 * sym_even, "trig", "even")
-        add(f"cosx2{tag}", ("np.cos(", u * u, "*x**2)"), 0.6 * sym_even, "trig", "even")
-        add(f"sinquad{tag}", ("np.sin(", u * u, "*x**2 + ", u, "*x)"), 0.7, "trig")
-    add("expsin", ("np.exp(np.sin(", freqs[0], "*x))"), 0.5 * per, "trig", "exp")
-    add("tanh", ("np.tanh(", width, "*(x - ", mid, "))"), 1.0 * mono, "sigmoid")
-    add("sigmoid", ("1/(1 + np.exp(-", width, "*(x - ", mid, ")))"), 0.8 * mono, "sigmoid")
-    add("arctan", ("np.arctan(", width, "*(x - ", mid, "))"), 0.6 * mono, "sigmoid")
-    pole = _nice(f.xmin - 0.5 * span)
-    add("pole", ("1/(x - ", pole, ")"), 0.8 * spike, "rational")
-    add("lorentz", ("1/(x**2 + ", 1.0, ")"), 0.8 * sym_even, "rational", "even")
-    add("xlorentz", ("x/(x**2 + ", 1.0, ")"), 0.6 * sym_odd, "rational", "odd")
-    return prims
-
-
-@lru_cache(maxsize=4096)
-def _parse_cached(text: str) -> Ansatz:
-    return parse_ansatz(text)
-
-
-def _column(tokens: Template, x: np.ndarray) -> np.ndarray | None:
-    """Values of a term (without amplitude) at its starting parameters."""
-    text, init = _render(tokens)
-    col = _parse_cached(text)(x, init)
-    return col if np.all(np.isfinite(col)) else None
-
-
-def _linear_start(
-    terms: Sequence[Template], cols: Sequence[np.ndarray], y: np.ndarray, w: np.ndarray
-) -> tuple[Template, float]:
-    """``a_1*t_1 + ... + a_k*t_k + c`` with amplitudes from weighted least squares.
-
-    Solving for the linear parameters at the terms' starting values is what a person
-    does before a nonlinear fit; the residual also screens candidates cheaply.
-    """
-    a = np.column_stack([*cols, np.ones_like(y)]) * w[:, None]
-    coef, *_ = np.linalg.lstsq(a, y * w, rcond=None)
-    res = a @ coef - y * w
-    toks: list[Token] = []
-    for c, t in zip(coef[:-1], terms, strict=True):
-        toks += [float(c), "*", *t, " + "]
-    toks.append(float(coef[-1]))
-    return tuple(toks), float(res @ res) / y.size
 
 
 # --- sympy side ----------------------------------------------------------------------
@@ -274,7 +141,7 @@ class _Data:
         y: np.ndarray,
         w: np.ndarray,
         feats: DataFeatures,
-        prims: tuple[_Prim, ...],
+        prims: tuple[Prim, ...],
         cols: tuple[np.ndarray, ...],
         polys: tuple[_Cand, ...],
     ) -> None:
@@ -292,7 +159,7 @@ def _screen(data: _Data) -> list[tuple[float, Template, float]]:
     def push(terms: list[Template], tcols: list[np.ndarray], weight: float) -> None:
         if any(not np.all(np.isfinite(c)) for c in tcols):
             return
-        tpl, res = _linear_start(terms, tcols, y, w)
+        tpl, res = linear_start(terms, tcols, y, w)
         if np.isfinite(res):
             out.append((res, tpl, weight))
 
@@ -437,10 +304,10 @@ class OfflineProposer:
         feats = compute_features(x, y)
         w = 1.0 / nchi2_scale(y)
         prims, cols = [], []
-        for p in _primitives(feats, float(x_unit)):
-            if not self._valid(_render(p.tokens)[0], allowed):
+        for p in primitives(feats, float(x_unit)):
+            if not self._valid(render(p.tokens)[0], allowed):
                 continue
-            col = _column(p.tokens, x)
+            col = column(p.tokens, x)
             if col is not None and np.ptp(col) > 0:
                 prims.append(p)
                 cols.append(col)
@@ -513,7 +380,7 @@ class OfflineProposer:
         m = parent.n_params
         out = []
         for _, k, mode, amp in scored[:n]:
-            text, init = _render(data.prims[k].tokens, offset=m + 1)
+            text, init = render(data.prims[k].tokens, offset=m + 1)
             if mode == "add":
                 full = f"{parent.ansatz} + params[{m}]*{text}"
             else:
@@ -553,7 +420,7 @@ class OfflineProposer:
     def _edits(
         self,
         parents: tuple[FitResult, ...],
-        prims: Sequence[_Prim],
+        prims: Sequence[Prim],
         rng: np.random.Generator,
         n: int,
     ) -> list[_Cand]:
@@ -583,7 +450,7 @@ class OfflineProposer:
             values = {k: float(v) for k, v in enumerate(parent.params)}
             nxt = parent.n_params
             prim = prims[int(rng.choice(len(prims), p=prim_w))]
-            text, init = _render(prim.tokens, offset=nxt + 1)
+            text, init = render(prim.tokens, offset=nxt + 1)
             term = _sympy_of(text)
             amp = param(nxt)
             newvals = {nxt + 1 + i: v for i, v in enumerate(init)}
@@ -673,7 +540,7 @@ class OfflineProposer:
         from llmlex._symbolic import sympy_to_text
 
         try:
-            expr, values = _merge_redundant(expr, values)
+            expr, values = merge_redundant_params(expr, values)
             text = sympy_to_text(expr)
             a = parse_ansatz(text)  # the whitelist checks everything printed from sympy
         except Exception:  # unprintable or outside the language: not a candidate
@@ -700,10 +567,12 @@ class OfflineProposer:
                 a = parse_ansatz(c.text, allowed_functions=allowed)
             except AnsatzError:
                 continue
+            init = tuple(float(c.initial.get(i, 1.0)) for i in a.source_indices)
+            if "+ params" in a.text or "* params" in a.text:  # cheap test before sympy
+                a, init = _without_redundancy(a, init, allowed)
             if a.text in seen or a.n_params > _MAX_PARAMS:
                 continue
             seen.add(a.text)
-            init = tuple(float(c.initial.get(i, 1.0)) for i in a.source_indices)
             r = self._fit(key, a, x, y, init)
             if r.success:
                 results.append(r)
@@ -780,39 +649,23 @@ class OfflineProposer:
         return tuple(Proposal(r.ansatz, tuple(float(v) for v in r.params)) for r in out)
 
 
-def _merge_redundant(
-    expr: sympy.Expr, values: dict[int, float]
-) -> tuple[sympy.Expr, dict[int, float]]:
-    """``expr`` with the bare parameters of each sum (``p3 + p5``) and of each product
-    (``p0*p4``) merged into one, started at the sum or product of their values.
+def _without_redundancy(
+    a: Ansatz, init: tuple[float, ...], allowed: tuple[str, ...] | None
+) -> tuple[Ansatz, tuple[float, ...]]:
+    """``a`` with redundant bare parameters merged
+    (:func:`llmlex._symbolic.merge_redundant_params`), and its starts; ``a`` itself when
+    there are none or sympy cannot say."""
+    from llmlex._symbolic import sympy_to_text
 
-    Edits write such redundancy (a line added to a formula with a constant); the data
-    determine only the merged value, so the split between the two -- and with it the
-    description length of the fit, which charges each constant -- would be decided by
-    rounding errors.
-    """
-    import sympy
-
-    from llmlex._symbolic import param
-
-    index = {param(k): k for k in values}
-    values = dict(values)
-
-    def visit(e: sympy.Expr) -> sympy.Expr:
-        if e.is_Atom:
-            return e
-        e = e.func(*(visit(a) for a in e.args))
-        if not isinstance(e, sympy.Add | sympy.Mul):
-            return e
-        bare = [a for a in e.args if a in index]
-        if len(bare) < 2:
-            return e
-        keep, *drop = bare
-        vals = [values[index[a]] for a in bare]
-        values[index[keep]] = float(sum(vals) if isinstance(e, sympy.Add) else math.prod(vals))
-        return e.func(*(a for a in e.args if a not in drop))
-
-    return visit(expr), values
+    try:
+        expr = a.sympy
+        merged, values = merge_redundant_params(expr, dict(enumerate(init)))
+        if merged == expr:
+            return a, init
+        b = parse_ansatz(sympy_to_text(merged), allowed_functions=allowed)
+    except Exception:  # sympy's bound, or outside the language: keep the candidate
+        return a, init
+    return b, tuple(values.get(i, 1.0) for i in b.source_indices)
 
 
 def _family(text: str) -> frozenset[str]:
@@ -830,5 +683,5 @@ def _complexity(r: FitResult) -> int:
 
 
 def _text_init(tpl: Template) -> tuple[str, dict[int, float]]:
-    text, init = _render(tpl)
+    text, init = render(tpl)
     return text, dict(enumerate(init))

@@ -38,6 +38,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "persist",
         # proposers: offline, LLM (one call module), images, reply cache
         "proposer cache images _clientspec _llmcall _extract _prompts _chat llm _offline_linear "
+        "_offline_library "
         "offline",
         # the search
         "_settings _search _polish _genetic_loop genetic _batch batch",

@@ -9,10 +9,11 @@ import pytest
 
 from llmlex import run_genetic
 from llmlex._features import compute_features
+from llmlex._offline_library import render
 from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import NoValidAnsatzError
 from llmlex.fit import fit_ansatz
-from llmlex.offline import OfflineProposer, _render
+from llmlex.offline import OfflineProposer
 from llmlex.proposer import ProposalBatch, ProposalRequest, Proposer
 
 X = np.linspace(-2.0, 2.0, 40)
@@ -247,7 +248,7 @@ def test_rational_functions_come_from_the_linearised_fit():
     from llmlex.fit import nchi2_scale
 
     y = (X + 1) ** 3 / (X**2 - X + 1)
-    texts = [_render(t)[0] for t in rational_templates(X, y, 1.0 / nchi2_scale(y))]
+    texts = [render(t)[0] for t in rational_templates(X, y, 1.0 / nchi2_scale(y))]
     # Noise-free integer coefficients are exact to rounding: written as integers.
     assert "(1*x**3 + 3*x**2 + 3*x + 1)/(1 + 1*x**2 + -1*x)" in texts
     fit = fit_ansatz(texts[0], X, y)
@@ -260,7 +261,7 @@ def test_no_rational_start_has_a_pole_among_the_data():
 
     y = np.sin(3 * X) + X
     for t in rational_templates(X, y, 1.0 / nchi2_scale(y)):
-        text, values = _render(t)
+        text, values = render(t)
         a = parse_ansatz(text)
         assert np.all(np.isfinite(a(X, np.array(values))))
 
@@ -297,14 +298,15 @@ def test_redundant_bare_parameters_of_an_edit_are_merged():
     # between them (which the description length would charge twice) is arbitrary.
     import sympy
 
-    from llmlex._symbolic import X, param
-    from llmlex.offline import _merge_redundant
+    from llmlex._symbolic import X, merge_redundant_params, param
 
     p = [param(k) for k in range(6)]
     expr = p[0] * sympy.tanh(p[1] * X - p[2]) + p[3] + p[4] * X + p[5]
-    merged, values = _merge_redundant(expr, {k: float(k + 1) for k in range(6)})
+    merged, values = merge_redundant_params(expr, {k: float(k + 1) for k in range(6)})
     assert merged == p[0] * sympy.tanh(p[1] * X - p[2]) + p[3] + p[4] * X
     assert values[3] == 4.0 + 6.0
-    scaled, values = _merge_redundant(p[0] * p[4] * sympy.exp(p[1] * X), {0: 2.0, 1: 1.0, 4: 3.0})
+    scaled, values = merge_redundant_params(
+        p[0] * p[4] * sympy.exp(p[1] * X), {0: 2.0, 1: 1.0, 4: 3.0}
+    )
     assert scaled == p[0] * sympy.exp(p[1] * X)
     assert values[0] == 6.0

@@ -25,7 +25,20 @@ def test_data_of_order_one_are_searched_as_given() -> None:
     s = choose_scaling(x, x**3 + x)
     assert s.identity
     xs, ys = s.data(x, x**3)
-    assert xs is x and ys is not None
+    # as given, to the working precision
+    np.testing.assert_allclose(xs, x, rtol=3e-13)
+    np.testing.assert_allclose(ys, x**3, rtol=3e-13)
+
+
+def test_the_data_a_search_sees_do_not_depend_on_decimal_units() -> None:
+    # (1000*x)/1000 is not x to the last bit; the working data are the same.
+    x = np.random.default_rng(0).uniform(-3, 3, 200)
+    y = np.exp(x)
+    base = choose_scaling(x, y).data(x, y)
+    for sx, sy in [(1e3, 1.0), (1.0, 1e-6), (1e-2, 1e6)]:
+        assert not np.array_equal(x * sx / sx, x) or not np.array_equal(y * sy / sy, y)
+        scaled = choose_scaling(x * sx, y * sy).data(x * sx, y * sy)
+        assert np.array_equal(scaled[0], base[0]) and np.array_equal(scaled[1], base[1])
 
 
 @pytest.mark.parametrize("bad", [1e-305, 3e301])
