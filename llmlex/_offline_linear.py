@@ -4,10 +4,11 @@ Both come from one linear least-squares solve each -- a polynomial's coefficient
 rational function's through Levy's linearisation ``y*Q = P`` -- and are handed to the
 proposer as templates (text pieces and floats, each float a parameter started at its
 value; see :mod:`llmlex.offline`).  Each is offered twice: with every coefficient free, and
-with the coefficients that are within two standard errors of 0 dropped and of a small
-integer written as that integer.  On noisy data the second is what a physicist would
-write (``x**3 + x**2 + x``), where the first, with its constants free, would lose to a
-shorter fit of the noise.
+with coefficients fixed, one at a time and refitting the rest, at 0 or a short number
+(an integer times a power of ten: the search's data are in units of a power of ten)
+within two standard errors (:func:`snap_sequentially`).  On noisy data the second is
+what a physicist would write (``x**3 + x**2 + x``), where the first, with its constants
+free, would lose to a shorter fit of the noise.
 """
 
 from __future__ import annotations
@@ -35,41 +36,108 @@ def linear_templates(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> list[Templa
     for d in POLY_DEGREES:
         if x.size <= d + 1:
             break
-        coeffs, cov = np.polyfit(x, y, d, w=w, cov="unscaled")
+        a = np.vander(x, d + 1) * w[:, None]  # highest degree first, as polyfit
+        with np.errstate(all="ignore"):
+            coeffs, *_ = np.linalg.lstsq(a, y * w, rcond=None)
         out.append(_poly_template(coeffs))
-        resid = (np.polyval(coeffs, x) - y) * w
-        with np.errstate(invalid="ignore"):
-            err = np.sqrt(np.diag(cov) * float(resid @ resid) / (x.size - d - 1))
-        snapped = _snapped_poly_template(coeffs, err)
-        if snapped is not None:
-            out.append(snapped)
+        for simplest in (False, True):
+            values, texts = snap_sequentially(a, y * w, simplest_first=simplest)
+            if any(t is not None for t in texts) and any(t != "0" for t in texts):
+                tpl = tuple(_join(_terms(values, texts)))
+                if tpl not in out:
+                    out.append(tpl)
     return out + rational_templates(x, y, w)
 
 
+def snap_sequentially(
+    a: np.ndarray, b: np.ndarray, *, simplest_first: bool = False
+) -> tuple[np.ndarray, list[str | None]]:
+    """Least squares ``a @ c = b`` with coefficients fixed at simple values one at a time.
+
+    Each round fits the free coefficients (the fixed ones moved to the right-hand side),
+    and fixes the one closest, in standard errors, to zero or a short number
+    (:func:`_short_number`) within two of its errors (``simplest_first``: only zero and
+    one-digit values, the fewest digits first, then the closest); then refits the rest.
+    One at a time because the coefficients are correlated: each within two errors of a
+    simple value need not be so all together (the degree-6 fit of ``x**6 + ... + x`` at
+    1% noise has its ``x**6`` coefficient at 1.2 until the others are fixed at 1).
+
+    Returns
+    -------
+    values : ndarray
+        The coefficients (fixed ones at their simple values).
+    texts : list of str or None
+        Per coefficient, the text of its simple value (``"0"``: the term is dropped), or
+        None where it stays free.
+    """
+    n = a.shape[1]
+    values = np.zeros(n)
+    texts: list[str | None] = [None] * n
+    while True:
+        free = [k for k in range(n) if texts[k] is None]
+        if not free:
+            return values, texts
+        fixed = [k for k in range(n) if texts[k] is not None]
+        rhs = b - a[:, fixed] @ values[fixed]
+        af = a[:, free]
+        with np.errstate(all="ignore"):
+            c, *_ = np.linalg.lstsq(af, rhs, rcond=None)
+            r = af @ c - rhs
+            dof = max(b.size - len(free), 1)
+            err = np.sqrt(np.abs(np.diag(np.linalg.pinv(af.T @ af))) * float(r @ r) / dof)
+        values[free] = c
+        best: tuple[float, int, float, str] | None = None
+        for k, v, e in zip(free, c, err, strict=True):
+            if not (math.isfinite(v) and math.isfinite(e)):
+                continue
+            tol = max(2.0 * float(e), 1e-9 * max(1.0, abs(v)))
+            options = [(abs(v), 0.0, "0")] if abs(v) <= tol else []
+            short = _short_number(float(v), tol)
+            if short is not None:
+                simple = float(_value_of(short))
+                options.append((abs(v - simple), simple, short))
+            for dist, simple, text in options:
+                z = dist / max(float(e), 1e-300)
+                if simplest_first and _digits(text) > 1:
+                    continue  # only zero and one-digit numbers in this mode
+                rank = (_digits(text), z) if simplest_first else (0, z)
+                if best is None or rank < best[0]:
+                    best = (rank, k, simple, text)
+        if best is None:
+            return values, texts
+        _, k, simple, text = best
+        values[k], texts[k] = simple, text
+
+
+def _digits(text: str) -> int:
+    """Significant digits of a number written by :func:`_short_number` (0 for ``"0"``)."""
+    return len(text.partition("/")[0].lstrip("-").rstrip("0"))
+
+
+def _value_of(text: str) -> float:
+    """The value of a number written by :func:`_short_number` (``"3/10"``, ``"-20"``)."""
+    num, _, den = text.partition("/")
+    return float(num) / float(den or 1)
+
+
 def _terms(
-    coeffs: Sequence[float], errors: Sequence[float], lowest: int = 0
-) -> tuple[list[list[Token]], bool]:
+    coeffs: Sequence[float], texts: Sequence[str | None], lowest: int = 0
+) -> list[list[Token]]:
     """The terms ``c*x**k`` of a polynomial (coefficients highest degree first, the last of
-    degree ``lowest``), and whether any snapped: a coefficient within two errors of 0 is
-    dropped, one within two errors of a small integer is written as that integer, the rest
-    stay free.  A nan error snaps nothing."""
+    degree ``lowest``): a coefficient with a text is written as that number (``"0"``:
+    the term is dropped), the others stay free, started at their values."""
     d = len(coeffs) - 1 + lowest
     out: list[list[Token]] = []
-    snapped = False
-    for k, (c, e) in enumerate(zip(coeffs, errors, strict=True)):
+    for k, (c, text) in enumerate(zip(coeffs, texts, strict=True)):
         power = d - k
         mono = f"x**{power}" if power > 1 else ("x" if power == 1 else "")
-        # Two errors, at least rounding where the data are exact.
-        tol = max(2.0 * float(e), 1e-9 * max(1.0, abs(c))) if math.isfinite(e) else math.nan
-        simple = _short_number(float(c), tol)
-        if abs(c) <= tol:
-            snapped = True
-        elif simple is not None:
-            snapped = True
-            out.append([f"{simple}*{mono}" if mono else simple])
+        if text == "0":
+            continue
+        if text is not None:
+            out.append([f"{text}*{mono}" if mono else text])
         else:
             out.append([float(c), f"*{mono}"] if mono else [float(c)])
-    return out, snapped
+    return out
 
 
 def _short_number(c: float, tol: float) -> str | None:
@@ -97,7 +165,7 @@ def _join(parts: list[list[Token]]) -> list[Token]:
 
 def _poly_template(coeffs: Sequence[float]) -> Template:
     """``c_d*x**d + ... + c_1*x + c_0`` with the given starts (highest degree first)."""
-    return tuple(_join(_terms(coeffs, [math.nan] * len(coeffs))[0]))
+    return tuple(_join(_terms(coeffs, [None] * len(coeffs))))
 
 
 #: Rational functions P/Q tried: near the diagonal of the Pade table (deg Q from 1 to
@@ -126,41 +194,32 @@ def rational_templates(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> list[Temp
             if not np.all(np.isfinite(fit)) or np.any(q * q[0] <= 0):
                 continue
             r = (fit - y) * w
-            lin = a @ coef - y * w
-            cov = np.linalg.pinv(a.T @ a) * float(lin @ lin) / (x.size - k)
-            err = np.sqrt(np.abs(np.diag(cov)))
-        scored.append((float(r @ r), m, n, coef, err))
+        scored.append((float(r @ r), m, n, coef, a))
     # Exact to rounding ties with exact: the fewer coefficients first.
     floor = 1e-20 * float(np.sum((y * w) ** 2))
     scored.sort(key=lambda t: (max(t[0], floor), t[1] + t[2]))
     out: list[Template] = []
-    for _, m, _n, coef, err in scored[:RATIONALS_KEPT]:
+    for _, m, _n, coef, a in scored[:RATIONALS_KEPT]:
         num, den = coef[: m + 1][::-1], coef[m + 1 :][::-1]
-        num_err, den_err = err[: m + 1][::-1], err[m + 1 :][::-1]
-        nan = np.full_like
-        full = _rational_template(num, den, nan(num, np.nan), nan(den, np.nan))
+        full = _rational_template(num, den, [None] * num.size, [None] * den.size)
         out.append(full)
-        snapped = _rational_template(num, den, num_err, den_err)
+        values, texts = snap_sequentially(a, y * w)
+        snapped = _rational_template(
+            values[: m + 1][::-1], values[m + 1 :][::-1], texts[: m + 1][::-1], texts[m + 1 :][::-1]
+        )
         if snapped != full:
             out.append(snapped)
     return out
 
 
 def _rational_template(
-    num: np.ndarray, den: np.ndarray, num_err: np.ndarray, den_err: np.ndarray
+    num: Sequence[float],
+    den: Sequence[float],
+    num_texts: Sequence[str | None],
+    den_texts: Sequence[str | None],
 ) -> Template:
     """``(P)/(1 + ...)`` (coefficients highest degree first; the denominator's constant
-    is 1), snapped as :func:`_terms` says."""
-    top = _terms(num, num_err)[0] or [["0"]]
-    bottom = [["1"], *_terms(den, den_err, lowest=1)[0]]
+    is 1), each coefficient written as :func:`_terms` says."""
+    top = _terms(num, num_texts) or [["0"]]
+    bottom = [["1"], *_terms(den, den_texts, lowest=1)]
     return ("(", *_join(top), ")/(", *_join(bottom), ")")
-
-
-def _snapped_poly_template(coeffs: Sequence[float], errors: Sequence[float]) -> Template | None:
-    """The polynomial snapped as :func:`_terms` says; None if nothing snaps.
-
-    On noisy data ``x**3 + x**2 + x`` is then a candidate of its own, where its free
-    form, three fitted coefficients, would lose to a shorter fit of the noise.
-    """
-    terms, snapped = _terms(coeffs, errors)
-    return tuple(_join(terms)) if snapped and terms else None

@@ -310,3 +310,22 @@ def test_redundant_bare_parameters_of_an_edit_are_merged():
     )
     assert scaled == p[0] * sympy.exp(p[1] * X)
     assert values[0] == 6.0
+
+
+def test_linear_coefficients_snap_one_at_a_time():
+    from llmlex._offline_linear import snap_sequentially
+
+    x = np.linspace(0.0, 1.0, 40)
+    a = np.vander(x, 3)
+    values, texts = snap_sequentially(a, 0.3 * x**2 - 2 * x + 7)
+    assert texts == ["3/10", "-2", "7"]
+    np.testing.assert_allclose(values, [0.3, -2.0, 7.0])
+    # simplest first: zero and one-digit numbers only; 0.37 stays free
+    values, texts = snap_sequentially(a, 0.37 * x**2 + x, simplest_first=True)
+    assert texts == [None, "1", "0"]
+    assert values[0] == pytest.approx(0.37)
+    # noise: the correlated coefficients of x**3 + x**2 + x on [0, 1] snap together
+    rng = np.random.default_rng(1)
+    y = x**3 + x**2 + x + 0.01 * rng.standard_normal(x.size)
+    _, texts = snap_sequentially(np.vander(x, 4), y, simplest_first=True)
+    assert texts == ["1", "1", "1", "0"]
