@@ -626,14 +626,16 @@ class OfflineProposer:
         head = results[: 4 * self.candidates_per_request + 8]
         head = [r for r in head if _complexity(r) <= _MAX_COMPLEXITY]
         head.sort(key=lambda r: (*rank(r), r.ansatz))
-        shortest = sorted(
-            (r for r in results if math.isfinite(r.description_length)),
-            key=lambda r: (r.description_length, r.ansatz),
-        )
-        shortest = [r for r in shortest[: 2 * _BY_LENGTH] if _complexity(r) <= _MAX_COMPLEXITY]
+        scored = [r for r in results if math.isfinite(r.description_length)]
+        # The shortest as fitted, and the shortest once the constants the data allow
+        # at simple values are written as such (the polish will try that).
+        shortest = sorted(scored, key=lambda r: (r.description_length, r.ansatz))[:_BY_LENGTH]
+        hopeful = sorted(scored, key=lambda r: (_optimistic_length(r), r.ansatz))[:_BY_LENGTH]
+        firsts = [r for pair in zip(shortest, hopeful, strict=False) for r in pair]
+        firsts = [r for r in firsts if _complexity(r) <= _MAX_COMPLEXITY][:_BY_LENGTH]
         picked: list[FitResult] = []
         keys: set[str] = set()
-        for r in [*shortest[:_BY_LENGTH], *head]:
+        for r in [*firsts, *head]:
             k = r.compiled.canonical if r.compiled is not None else r.ansatz
             if k in keys:
                 continue
@@ -666,6 +668,41 @@ def _without_redundancy(
     except Exception:  # sympy's bound, or outside the language: keep the candidate
         return a, init
     return b, tuple(values.get(i, 1.0) for i in b.source_indices)
+
+
+def _optimistic_length(r: FitResult) -> float:
+    """The description length of ``r`` without the cost of each constant within two
+    standard errors of a simple value (0, an integer, a fraction p/2, p/3, p/4, a multiple
+    of pi/2, a one-digit number times a power of ten): what snapping them could gain.
+
+    A constant costs about ``ln(|theta| / sigma)`` nats (:mod:`llmlex._criterion`); the
+    true form with four fitted constants can describe noisy data worse than a shorter
+    fit of the noise, and better once they are snapped.
+    """
+    dl = r.description_length
+    try:
+        errors = np.asarray(r.param_errors, dtype=float)
+    except Exception:  # no covariance: nothing to gain that can be told
+        return dl
+    gain = 0.0
+    for v, e in zip(np.asarray(r.params, dtype=float), errors, strict=False):
+        if not (math.isfinite(v) and math.isfinite(e) and e > 0 and v != 0):
+            continue
+        if _near_simple(float(v), 2.0 * float(e)):
+            gain += max(0.0, math.log(abs(v) / e) - 0.5 * math.log(3.0))
+    return dl - gain
+
+
+def _near_simple(v: float, tol: float) -> bool:
+    if abs(v) <= tol:
+        return True
+    for den in (1, 2, 3, 4):
+        if abs(round(v * den) / den - v) <= tol and abs(v) <= 100:
+            return True
+    if abs(round(v / (math.pi / 2)) * math.pi / 2 - v) <= tol and abs(v) <= 4 * math.pi:
+        return True
+    k = math.floor(math.log10(abs(v)))
+    return abs(round(v / 10.0**k) * 10.0**k - v) <= tol
 
 
 def _family(text: str) -> frozenset[str]:
