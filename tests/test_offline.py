@@ -329,3 +329,16 @@ def test_linear_coefficients_snap_one_at_a_time():
     y = x**3 + x**2 + x + 0.01 * rng.standard_normal(x.size)
     _, texts = snap_sequentially(np.vander(x, 4), y, simplest_first=True)
     assert texts == ["1", "1", "1", "0"]
+
+
+def test_the_optimistic_length_drops_the_cost_of_constants_near_simple_values():
+    from llmlex.offline import _optimistic_length
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 3.0, 100)
+    y = 2.0 * np.sin(3.0 * x) + 0.01 * rng.standard_normal(x.size)
+    simple = fit_ansatz("params[0] * np.sin(params[1] * x)", x, y)
+    # 2 and 3 within their errors: about ln(value / error) nats each to gain
+    assert simple.description_length - _optimistic_length(simple) > 10
+    odd = fit_ansatz("params[0] * np.sin(params[1] * x)", x, 2.37 * np.sin(3.13 * x) + y - y)
+    assert _optimistic_length(odd) == odd.description_length
