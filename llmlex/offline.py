@@ -45,7 +45,6 @@ import numpy as np
 from llmlex._features import DataFeatures, compute_features
 from llmlex._offline_library import Prim, column, linear_start, primitives, render
 from llmlex._offline_linear import Template, linear_templates
-from llmlex._symbolic import merge_redundant_params
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import AnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2_scale
@@ -537,7 +536,7 @@ class OfflineProposer:
 
     @staticmethod
     def _from_sympy(expr: sympy.Expr, values: dict[int, float]) -> _Cand | None:
-        from llmlex._symbolic import sympy_to_text
+        from llmlex._symbolic import merge_redundant_params, sympy_to_text
 
         try:
             expr, values = merge_redundant_params(expr, values)
@@ -657,7 +656,7 @@ def _without_redundancy(
     """``a`` with redundant bare parameters merged
     (:func:`llmlex._symbolic.merge_redundant_params`), and its starts; ``a`` itself when
     there are none or sympy cannot say."""
-    from llmlex._symbolic import sympy_to_text
+    from llmlex._symbolic import merge_redundant_params, sympy_to_text
 
     try:
         expr = a.sympy
