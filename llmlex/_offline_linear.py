@@ -18,7 +18,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Template", "Token", "linear_templates", "rational_templates"]
+__all__ = [
+    "Template",
+    "Token",
+    "digits",
+    "linear_templates",
+    "rational_templates",
+    "short_number",
+    "snap_sequentially",
+]
 
 # A template is a sequence of text pieces and floats; each float becomes a new parameter
 # whose starting value it is.  Rendering numbers them in order of appearance.
@@ -56,7 +64,7 @@ def snap_sequentially(
 
     Each round fits the free coefficients (the fixed ones moved to the right-hand side),
     and fixes the one closest, in standard errors, to zero or a short number
-    (:func:`_short_number`) within two of its errors (``simplest_first``: only zero and
+    (:func:`short_number`) within two of its errors (``simplest_first``: only zero and
     one-digit values, the fewest digits first, then the closest); then refits the rest.
     One at a time because the coefficients are correlated: each within two errors of a
     simple value need not be so all together (the degree-6 fit of ``x**6 + ... + x`` at
@@ -92,15 +100,15 @@ def snap_sequentially(
                 continue
             tol = max(2.0 * float(e), 1e-9 * max(1.0, abs(v)))
             options = [(abs(v), 0.0, "0")] if abs(v) <= tol else []
-            short = _short_number(float(v), tol)
+            short = short_number(float(v), tol)
             if short is not None:
-                simple = float(_value_of(short))
-                options.append((abs(v - simple), simple, short))
+                text, simple = short
+                options.append((abs(v - simple), float(simple), text))
             for dist, simple, text in options:
-                z = dist / max(float(e), 1e-300)
-                if simplest_first and _digits(text) > 1:
+                if simplest_first and digits(text) > 1:
                     continue  # only zero and one-digit numbers in this mode
-                rank = (_digits(text), z) if simplest_first else (0, z)
+                z = dist / max(float(e), 1e-300)
+                rank = (digits(text), z) if simplest_first else (0, z)
                 if best is None or rank < best[0]:
                     best = (rank, k, simple, text)
         if best is None:
@@ -109,15 +117,9 @@ def snap_sequentially(
         values[k], texts[k] = simple, text
 
 
-def _digits(text: str) -> int:
-    """Significant digits of a number written by :func:`_short_number` (0 for ``"0"``)."""
+def digits(text: str) -> int:
+    """Significant digits of a number written by :func:`short_number` (0 for ``"0"``)."""
     return len(text.partition("/")[0].lstrip("-").rstrip("0"))
-
-
-def _value_of(text: str) -> float:
-    """The value of a number written by :func:`_short_number` (``"3/10"``, ``"-20"``)."""
-    num, _, den = text.partition("/")
-    return float(num) / float(den or 1)
 
 
 def _terms(
@@ -140,9 +142,9 @@ def _terms(
     return out
 
 
-def _short_number(c: float, tol: float) -> str | None:
-    """The text of ``n * 10**k`` (``0 < |n| <= 100``, ``|k| <= 2``, the fewest digits
-    first) within ``tol`` of ``c``, or None.
+def short_number(c: float, tol: float) -> tuple[str, float] | None:
+    """``n * 10**k`` (``0 < |n| <= 100``, ``|k| <= 2``, the fewest digits first) within
+    ``tol`` of ``c``, as its text and its value, or None.
 
     Not integers alone: the search sees the data divided by powers of ten
     (:mod:`llmlex._units`), so the caller's integer 3 may be 0.3 here.
@@ -152,7 +154,8 @@ def _short_number(c: float, tol: float) -> str | None:
     for k in (2, 1, 0, -1, -2):
         n = round(c / 10.0**k)
         if 0 < abs(n) <= 100 and abs(n * 10.0**k - c) <= tol:
-            return str(n * 10**k) if k >= 0 else f"{n}/{10**-k}"
+            text = str(n * 10**k) if k >= 0 else f"{n}/{10**-k}"
+            return text, n * 10**k if k >= 0 else n / 10**-k
     return None
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from llmlex._features import DataFeatures, compute_features
 from llmlex._offline_library import Prim, column, linear_start, primitives, render
-from llmlex._offline_linear import Template, linear_templates
+from llmlex._offline_linear import Template, digits, linear_templates, short_number
 from llmlex.ansatz import Ansatz, parse_ansatz
 from llmlex.exceptions import AnsatzError
 from llmlex.fit import FitResult, fit_ansatz, nchi2_scale
@@ -536,10 +536,9 @@ class OfflineProposer:
 
     @staticmethod
     def _from_sympy(expr: sympy.Expr, values: dict[int, float]) -> _Cand | None:
-        from llmlex._symbolic import merge_redundant_params, sympy_to_text
+        from llmlex._symbolic import sympy_to_text
 
-        try:
-            expr, values = merge_redundant_params(expr, values)
+        try:  # (redundant parameters are merged where every candidate is fitted)
             text = sympy_to_text(expr)
             a = parse_ansatz(text)  # the whitelist checks everything printed from sympy
         except Exception:  # unprintable or outside the language: not a candidate
@@ -693,15 +692,12 @@ def _optimistic_length(r: FitResult) -> float:
 
 
 def _near_simple(v: float, tol: float) -> bool:
-    if abs(v) <= tol:
+    """Whether a simple value (:func:`_simple_values`) or a one-digit number times a power
+    of ten (:func:`~llmlex._offline_linear.short_number`) is within ``tol`` of ``v``."""
+    if _simple_values(v, rel=tol / max(1.0, abs(v))):
         return True
-    for den in (1, 2, 3, 4):
-        if abs(round(v * den) / den - v) <= tol and abs(v) <= 100:
-            return True
-    if abs(round(v / (math.pi / 2)) * math.pi / 2 - v) <= tol and abs(v) <= 4 * math.pi:
-        return True
-    k = math.floor(math.log10(abs(v)))
-    return abs(round(v / 10.0**k) * 10.0**k - v) <= tol
+    short = short_number(v, tol)
+    return short is not None and digits(short[0]) <= 1
 
 
 def _family(text: str) -> frozenset[str]:
