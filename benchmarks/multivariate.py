@@ -431,7 +431,18 @@ def run_one(p: Problem, method: str, noise: float, seed: int, args: argparse.Nam
         out = METHODS[method](p.X, y, seed, args)
     except Exception as err:  # a peer's crash is a miss, with its reason
         return {"error": f"{type(err).__name__}: {str(err)[:200]}", "exact": False, "r2": -math.inf}
-    r2 = r2_score(p.y_test, _evaluate(out.expr, p.X_test)) if out.expr is not None else -math.inf
+    try:
+        r2 = (
+            r2_score(p.y_test, _evaluate(out.expr, p.X_test)) if out.expr is not None else -math.inf
+        )
+    except Exception as err:  # e.g. a peer's formula that sympy folded to zoo
+        return {
+            "error": f"not evaluable: {type(err).__name__}: {str(err)[:200]}",
+            "exact": False,
+            "r2": -math.inf,
+            "time": out.time,
+            "formula": out.text[:400],
+        }
     return {
         "exact": exact(p.truth, out.expr, r2),
         "r2": r2,

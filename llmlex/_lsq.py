@@ -16,8 +16,17 @@ formula's constants (:func:`llmlex._kan_sympy.fit_constants`) minimise
 
 and :func:`minimise`, one local solve: MINPACK's Levenberg-Marquardt
 (:func:`scipy.optimize.leastsq`, the least per-call overhead: its finite differences run
-in compiled code) when there are at least as many residuals as parameters, else the
-trust-region solver of :func:`scipy.optimize.least_squares`.
+in compiled code) for up to :data:`LM_MAX_PARAMS` parameters with at least as many
+residuals, else the trust-region solver of :func:`scipy.optimize.least_squares`.
+
+Why not MINPACK for many parameters: scipy's MINPACK (1.17, measured here) gives results
+that depend on the contents of freed heap memory when the Jacobian is (nearly) rank
+deficient -- the same problem from the same start ends at a different point after other
+work in the process has left NaN bit patterns in the heap (reproduced with glibc's
+``MALLOC_PERTURB_`` on a three-line model with two redundant constants).  Formulas with
+dozens of constants (assembled KAN edges) are nearly rank deficient as a rule, and their
+refits decided which formula a seeded run returned; the trust-region solver (an SVD per
+step) gives the same point whatever the heap holds.
 """
 
 from __future__ import annotations
@@ -29,11 +38,15 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import least_squares, leastsq
 
-__all__ = ["CLOCK_PERIOD", "RESIDUAL_CAP", "Objective", "OutOfTime", "minimise"]
+__all__ = ["CLOCK_PERIOD", "LM_MAX_PARAMS", "RESIDUAL_CAP", "Objective", "OutOfTime", "minimise"]
 
 #: Non-finite residuals are replaced by this (and the others clipped to it) so that the
 #: optimiser's squares never overflow.
 RESIDUAL_CAP = 1e10
+_EPS = float(np.finfo(float).eps)
+#: Most parameters fitted by MINPACK's Levenberg-Marquardt; more go to the trust-region
+#: solver, whose result does not depend on the heap (see the module docstring).
+LM_MAX_PARAMS = 10
 #: The deadline is checked about this often (seconds): every ``check_every`` evaluations
 #: for cheap models, every evaluation for models slower than this.
 CLOCK_PERIOD = 2e-3
@@ -168,9 +181,23 @@ def minimise(
     """
     p0 = np.asarray(p0, dtype=float)
     with np.errstate(all="ignore"):
-        if objective.m >= p0.size:
+        if objective.m >= p0.size and p0.size <= LM_MAX_PARAMS:
             # full_output: MINPACK reports a spent budget in its return, not as a warning.
             p, *_ = leastsq(objective, p0, full_output=True, maxfev=max_nfev, ftol=ftol, xtol=xtol)
+        elif objective.m >= p0.size:
+            # Scaled by the Jacobian's columns, as MINPACK scales; no gradient test (as
+            # MINPACK is called): ftol and xtol decide.  Its max_nfev does not count the
+            # finite-difference evaluations, MINPACK's maxfev does: the same bound on work.
+            p = least_squares(
+                objective,
+                p0,
+                method="trf",
+                max_nfev=max(1, max_nfev // (p0.size + 1)),
+                ftol=max(ftol, _EPS),
+                xtol=max(xtol, _EPS),
+                gtol=None,
+                x_scale="jac",
+            ).x
         else:
             p = least_squares(objective, p0, method="trf", max_nfev=max_nfev).x
         r = objective(np.asarray(p, dtype=float))
