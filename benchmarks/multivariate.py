@@ -426,7 +426,9 @@ def r2_score(y: np.ndarray, yhat: np.ndarray) -> float:
 
 def run_one(p: Problem, method: str, noise: float, seed: int, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng([seed, zlib_hash(p.name), int(noise * 1e6)])
-    y = p.y + noise * float(np.sqrt(np.mean(p.y**2))) * rng.normal(size=p.y.size)
+    y = p.y.copy()
+    if noise:  # (noise 0 leaves y as it is: 0 * an overflowing RMS would be nan)
+        y = y + noise * float(np.sqrt(np.mean(p.y**2))) * rng.normal(size=p.y.size)
     try:
         out = METHODS[method](p.X, y, seed, args)
     except Exception as err:  # a peer's crash is a miss, with its reason
