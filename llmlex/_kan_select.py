@@ -96,6 +96,7 @@ def symbolic_from_edges(
     cache: Any = None,
     sigma_train: Any = None,
     sigma_test: Any = None,
+    time_budget: float | None = None,
 ) -> list[KANSymbolicResult]:
     """Assemble, verify, simplify and refit the formulas of a KAN whose edges are fitted.
 
@@ -152,6 +153,12 @@ def symbolic_from_edges(
         all outputs), both or neither: refits then minimise the chi-squared, candidates
         are judged by their held-out chi-squared per point, and the results report
         ``chi2_train``/``dof_train`` and ``chi2_test``/``dof_test``.
+    time_budget : float or None
+        Seconds this call may take: past it every refit stops at the best point it has
+        evaluated (never worse than its start) and no snapping starts, so the formula
+        chosen is the best one judged by then.  ``None`` (the default): the refits are
+        bounded by their numbers of evaluations only, and the result does not depend on
+        the machine's load.
 
     Returns
     -------
@@ -176,6 +183,7 @@ def symbolic_from_edges(
     from llmlex._symbolic import node_count, sympy_to_text
 
     t_start = time.perf_counter()
+    deadline = None if time_budget is None else t_start + time_budget
     separable_options = dict(separable_options or {})
     X_train, X_test = as_2d(X_train), as_2d(X_test)
     Y_train, Y_test = as_2d(y_train), as_2d(y_test)
@@ -223,7 +231,15 @@ def symbolic_from_edges(
         kan_error = rel_error(assembled, kan_out[:, o])
         yf, yh = Y_train[fit_idx, o], Y_test[:, o]
         sel = Selection(
-            variables, Xf, yf, X_test, yh, tolerance, sigma_fit=sig_fit, sigma_hold=sig_test
+            variables,
+            Xf,
+            yf,
+            X_test,
+            yh,
+            tolerance,
+            sigma_fit=sig_fit,
+            sigma_hold=sig_test,
+            deadline=deadline,
         )
         sel.start(raw)
         t1 = time.perf_counter()
@@ -268,7 +284,9 @@ def symbolic_from_edges(
             sel.reference,
             rtol=tolerance,
             atol=1e-12,
-            deadline=None if snap_time is None else time.perf_counter() + snap_time,
+            deadline=_earliest(
+                deadline, None if snap_time is None else time.perf_counter() + snap_time
+            ),
             sigma_fit=sig_fit,
             sigma_hold=sig_test,
         )
@@ -321,6 +339,12 @@ def symbolic_from_edges(
             )
         )
     return results
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    """The earliest of the deadlines given (``None`` where none is)."""
+    given = [d for d in deadlines if d is not None]
+    return min(given) if given else None
 
 
 def check_error_bars(
@@ -504,6 +528,9 @@ class Selection:
         Error bars of ``y_fit`` and ``y_hold`` (validated, both or neither): refits then
         minimise the chi-squared and the score is the held-out chi-squared per point
         (:func:`llmlex._kan_sympy.selection_score`).
+    deadline : float, optional
+        :func:`time.perf_counter` value past which refits stop at their best point so far
+        (``None``: bounded by evaluations only).
     """
 
     def __init__(
@@ -517,8 +544,10 @@ class Selection:
         *,
         sigma_fit: np.ndarray | None = None,
         sigma_hold: np.ndarray | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.variables = list(variables)
+        self.deadline = deadline
         self.X_fit, self.y_fit, self.X_hold, self.y_hold = X_fit, y_fit, X_hold, y_hold
         self.sigma_fit, self.sigma_hold = sigma_fit, sigma_hold
         self.tolerance = tolerance
@@ -541,7 +570,9 @@ class Selection:
             self.X_fit,
             self.y_fit,
             sigma=self.sigma_fit,
-            # Bounded by evaluations (fit_constants' default), not by the clock.
+            # Bounded by evaluations (fit_constants' default); by the clock only under a
+            # caller's time budget.
+            deadline=self.deadline,
         )
         return fitted.expression
 

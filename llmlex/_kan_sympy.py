@@ -330,7 +330,7 @@ def snap_constants(
 
     At most ``max_trials`` refits (a bound on work: the result does not depend on the
     machine's load), and none started after ``deadline`` (a :func:`time.perf_counter`
-    value; ``None``: no clock).
+    value; ``None``: no clock); a refit running at the deadline stops at its best point.
 
     Greedy, in three passes -- zero, then integers, then fractions / multiples of pi / e --
     because removing a redundant constant first (``A*exp(x + c)`` has one too many) lets
@@ -359,7 +359,9 @@ def snap_constants(
                 live = trial.free_symbols
                 rest = [s for s in syms if s in free and s != target and s in live]
                 p0 = np.array([free[s] for s in rest])
-                fitted = fit_constants(trial, variables, rest, p0, X_fit, y_fit, sigma=sigma_fit)
+                fitted = fit_constants(
+                    trial, variables, rest, p0, X_fit, y_fit, sigma=sigma_fit, deadline=deadline
+                )
                 score = holdout_score(fitted.expression, variables, X_hold, y_hold, sigma_hold)
                 if within(score, reference, rtol, atol):
                     fixed[target] = cand

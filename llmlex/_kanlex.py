@@ -521,6 +521,7 @@ class KANLEX(ReferenceMethods):
         separable_time: float | None = 30.0,
         cache: Any = None,
         executor: concurrent.futures.Executor | None = None,
+        time_budget: float | None = None,
         **reference_options: Any,
     ) -> tuple[list[str], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
@@ -571,6 +572,11 @@ class KANLEX(ReferenceMethods):
         ``edge_time_budget``: seconds each edge's searches may take (``None``: no limit;
         a limit makes the result depend on the machine's speed).
 
+        ``time_budget``: seconds the whole call may take.  The structure tests and the
+        edges keep their own limits (above); the assembly's refits and snapping get what
+        is left (at least a second) and stop there at their best point so far (see
+        :func:`symbolic_from_edges`).  ``None`` (the default): bounded by work only.
+
         ``cache``: an on-disk reply cache for every LLM call (edges and simplification).
 
         ``executor``: regress the edges on this :class:`concurrent.futures.Executor` (a
@@ -600,6 +606,7 @@ class KANLEX(ReferenceMethods):
         if self.dataset is None:
             raise ValueError("no dataset: call create_dataset or set_dataset first")
         sigma_train, sigma_test = self._error_bars()
+        t_start = time.perf_counter()
         client = client if client is not None else self.client
         seed = self.seed if seed is None else seed
         ds = self.dataset
@@ -655,6 +662,11 @@ class KANLEX(ReferenceMethods):
             cache=cache,
             sigma_train=sigma_train,
             sigma_test=sigma_test,
+            time_budget=(
+                None
+                if time_budget is None
+                else max(1.0, time_budget - (time.perf_counter() - t_start))
+            ),
         )
         if verbose:
             for r in self.results:

@@ -193,8 +193,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     progress : bool
         Show a progress bar (univariate path).
     time_budget : float, optional
-        Wall-time budget in seconds.  Univariate: of the search.  KAN: half goes to
-        training, and each edge search and simplification gets a share of the rest.
+        Wall-time budget in seconds.  Univariate: of the search.  Several columns: the
+        sparse generators stop starting refits at it; the KAN, if it runs, gets what is
+        left: half to training, each edge search and simplification a share of the rest,
+        and its assembly's refits stop at the end of it (at their best point so far).
         Without it (the default) every search, simplification, fit and refit is bounded
         by its work, not by the clock, and the network is trained with torch's
         deterministic algorithms: the same data and ``random_state`` give the same
@@ -697,6 +699,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                     patience=self.patience,
                 ),
                 executor=executor,
+                time_budget=left,
             )
             assert kl.results is not None
             return kl.results[0]

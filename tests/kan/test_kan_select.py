@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import sympy
@@ -13,11 +14,11 @@ from llmlex._kan_select import Selection, separable_forms
 from llmlex.kan import kan_to_symbolic, symbolic_from_edges
 
 
-def _selection(expr, f, variables, n=400, seed=0):
+def _selection(expr, f, variables, n=400, seed=0, deadline=None):
     rng = np.random.default_rng(seed)
     X = rng.uniform(0.5, 2.0, size=(n, len(variables)))
     Xt = rng.uniform(0.5, 2.0, size=(n, len(variables)))
-    sel = Selection(variables, X, f(X), Xt, f(Xt), tolerance=0.1)
+    sel = Selection(variables, X, f(X), Xt, f(Xt), tolerance=0.1, deadline=deadline)
     sel.start(expr)
     return sel
 
@@ -74,6 +75,19 @@ def test_a_better_structured_formula_becomes_the_reference():
     assert not sel.consider("again", raw)  # no longer acceptable
     assert ks.holdout_nchi2(sel.finish(), [x0, x1], sel.X_hold, sel.y_hold) < 1e-20
     assert not sel.tighten()  # nothing better since
+
+
+def test_refits_stop_at_the_deadline_keeping_their_start():
+    # A time budget stops the assembly's refits (the estimator's budget reaches them):
+    # past the deadline a candidate is judged at its own constants, never worse.
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    f = lambda X: 2.0 * X[:, 0] * np.exp(-0.7 * X[:, 1])  # noqa: E731
+    start = sympy.Float(1.5) * x0 * sympy.exp(sympy.Float(-0.5) * x1)
+    free = _selection(start, f, [x0, x1])
+    stopped = _selection(start, f, [x0, x1], deadline=time.perf_counter() - 1.0)
+    assert free.best_score < 1e-20  # refitted to the law
+    assert stopped.best == start  # its refit stopped where it began
+    assert stopped.best_score == free.candidates[0].nchi2_test  # the raw formula's score
 
 
 @needs_kan
