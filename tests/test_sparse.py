@@ -27,6 +27,7 @@ SPARSE_ORIGINS = (
     "rational",
     "sqrt",
     "reciprocal",
+    "quotient",
     "product",
     "asin-product",
     "bose-product",
@@ -234,6 +235,39 @@ def test_square_roots_and_reciprocals_of_sparse_sums():
     pred = sympy.lambdify([X0, X1], best.expression)(*X.T)
     np.testing.assert_allclose(pred, y, rtol=1e-8)
     assert transformed_candidates(X, y - y.mean(), np.full(y.size, 1e-9), [X0, X1]) == []
+
+
+@pytest.mark.parametrize(
+    ("law", "low"),
+    [
+        # A pole inside the data: no library term divides by an input that changes sign.
+        (lambda a, b: a**4 / b**4 - 0.91, -10.0),
+        (lambda a, b: -2.85 * (a - 1.43) * (a + b) * (a - 3.0) / a, -10.0),
+        # A root of a sum times a polynomial.
+        (lambda a, b: np.sqrt(a + b) * (2.97 * b**2 + 2.8 * b), 0.5),
+    ],
+)
+def test_quotients_by_a_monomial_or_a_root(law, low):
+    from llmlex._sparse import transformed_candidates
+
+    rng = np.random.default_rng(3)
+    X = rng.uniform(low, 10.0, (400, 2))
+    y = law(X[:, 0], X[:, 1])
+    found = transformed_candidates(X, y, np.full(y.size, 1e-9 * np.std(y)), [X0, X1])
+    quotients = [c for c in found if c.origin == "quotient"]
+    assert quotients
+    pred = sympy.lambdify([X0, X1], quotients[0].expression)(*X.T)
+    np.testing.assert_allclose(pred, y, rtol=1e-6, atol=1e-9 * np.std(y))
+
+
+def test_no_quotient_where_no_denominator_helps():
+    from llmlex._sparse import transformed_candidates
+
+    rng = np.random.default_rng(4)
+    X = rng.uniform(-2.0, 2.0, (300, 2))
+    y = np.sin(X[:, 0]) * np.exp(X[:, 1])  # no m makes y*m a polynomial
+    found = transformed_candidates(X, y, np.full(y.size, 1e-3), [X0, X1])
+    assert not [c for c in found if c.origin == "quotient"]
 
 
 def test_with_units_the_generators_and_the_network_see_the_dimensionless_problem():
