@@ -23,7 +23,7 @@ Why not MINPACK for many parameters: scipy's MINPACK (1.17, measured here) gives
 that depend on the contents of freed heap memory when the Jacobian is (nearly) rank
 deficient -- the same problem from the same start ends at a different point after other
 work in the process has left NaN bit patterns in the heap (reproduced with glibc's
-``MALLOC_PERTURB_`` on a three-line model with two redundant constants).  Formulas with
+``MALLOC_PERTURB_`` on a seven-constant numpy model, two of them redundant).  Formulas with
 dozens of constants (assembled KAN edges) are nearly rank deficient as a rule, and their
 refits decided which formula a seeded run returned; the trust-region solver (an SVD per
 step) gives the same point whatever the heap holds.
