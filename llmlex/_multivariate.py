@@ -4,12 +4,13 @@ The estimator's route for several input columns (:class:`llmlex.LLMLExRegressor`
 
 1. The noise level: the error bars given, else estimated from the data
    (:func:`llmlex._noise.estimate_noise_nd`).
-2. Sparse regression over a library of terms, rational functions, and square roots and
-   reciprocals of short sums (:mod:`llmlex._sparse`); products of factors found on the
-   log scale, also inside ``arcsin`` and ``1/(exp(.) - 1)`` (:mod:`llmlex._products`):
-   seconds, and exact when the law is short in those libraries.  When the level was
-   estimated and a formula fits improbably well under it (``p < 1e-3``), that formula's
-   residuals set it instead (to a fixed point), and the search runs again.
+2. Sparse regression over a library of terms, rational functions, and square roots,
+   reciprocals and quotients (by a monomial or a root) of short sums
+   (:mod:`llmlex._sparse`); products of factors found on the log scale, also inside
+   ``arcsin`` and ``1/(exp(.) - 1)`` (:mod:`llmlex._products`): seconds, and exact when the
+   law is short in those libraries. When the level was estimated and a formula fits
+   improbably well under it (``p < 1e-3``), that formula's residuals set it instead (to a
+   fixed point), and the search runs again.
 3. When no such formula explains the data to the noise (``chi2 <= dof + 2 sqrt(2 dof)``,
    as the univariate search stops; under a level set by an inexact formula's own
    residuals, only a formula of at most four constants counts as explained), the KAN

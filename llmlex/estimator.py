@@ -223,8 +223,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     generators : sequence of {"sparse", "kan"}
         Where formulas for several columns come from.  ``"sparse"``: sparse regression
         over a library of terms (monomials, simple functions of each column and of pairs
-        of columns, their products), rational functions ``P/Q``, square roots and
-        reciprocals of such sums, and products ``c * prod(f_k(x)**a_k)`` of powers,
+        of columns, their products), rational functions ``P/Q``, square roots,
+        reciprocals and quotients ``P/m`` (``m`` a monomial or a root) of such sums, and
+        products ``c * prod(f_k(x)**a_k)`` of powers,
         trigonometric factors, differences and sums of columns and functions of
         monomials (``exp(-m*g*h/(k*T))``), in seconds.
         ``"kan"``: the KAN pipeline (training, per-edge regression, separability tests,
