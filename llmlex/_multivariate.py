@@ -5,8 +5,8 @@ The estimator's route for several input columns (:class:`llmlex.LLMLExRegressor`
 1. The noise level: the error bars given, else estimated from the data
    (:func:`llmlex._noise.estimate_noise_nd`).
 2. Sparse regression over a library of terms, rational functions, and square roots,
-   reciprocals and quotients (by a monomial or a root) of short sums
-   (:mod:`llmlex._sparse`); products of factors found on the log scale, also inside
+   reciprocals and quotients (by a monomial or a root) of short sums (:mod:`llmlex._sparse`,
+   :mod:`llmlex._transforms`); products of factors found on the log scale, also inside
    ``arcsin`` and ``1/(exp(.) - 1)`` (:mod:`llmlex._products`): seconds, and exact when the
    law is short in those libraries. When the level was estimated and a formula fits
    improbably well under it (``p < 1e-3``), that formula's residuals set it instead (to a
@@ -49,8 +49,9 @@ from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameteris
 from llmlex._noise import estimate_noise_nd
 from llmlex._products import ProductLibrary, product_candidates, product_library
 from llmlex._score import chi2 as chi2_of
-from llmlex._sparse import Term, linear_candidates, term_library, transformed_candidates
+from llmlex._sparse import Term, linear_candidates, term_library
 from llmlex._symbolic import node_count, number_cost, operator_kinds, sympy_to_text, time_bound
+from llmlex._transforms import transformed_candidates
 from llmlex._uncertainty import covariance, jacobian, significant_digits
 from llmlex.exceptions import AnsatzTooComplexError
 from llmlex.fit import nchi2, r2

@@ -49,7 +49,6 @@ __all__ = [
     "Term",
     "linear_candidates",
     "term_library",
-    "transformed_candidates",
 ]
 
 log = logging.getLogger("llmlex.sparse")
@@ -681,109 +680,4 @@ def _rational_candidates(
         template = P / (1 + Q)
         c2 = float(np.sum(((y - np.divide(*fractions(s, coef))) * w) ** 2))
         out.append(LinearCandidate("rational", _fill(template, coef), template, coef, c2, math.nan))
-    return out
-
-
-def _denominators(
-    X: np.ndarray,
-    y: np.ndarray,
-    sigma: np.ndarray,
-    variables: Sequence[sympy.Symbol],
-    keep: int,
-) -> list[tuple[sympy.Expr, np.ndarray]]:
-    """Denominators ``m`` for which ``y = P / m`` with ``P`` a full polynomial fits the
-    data far better (chi-squared below a tenth) than ``y = P``: the ``keep`` best, best
-    first.  ``m`` is a monomial (a power of one input up to the library's degree, a
-    product of two inputs) or ``1/sqrt(s)`` for ``s`` an input or the sum or difference
-    of two, positive on every sample.
-
-    The term library divides only by one-signed inputs (a pole inside the data is not a
-    term to impose everywhere) and holds no root of a sum; a law with a pole inside the
-    data, ``x0**4/x1**4 - 0.91`` on ``[-10, 10]**2``, or with a root factor,
-    ``sqrt(x0 + x1)*(3*x1**2 + x1)``, is a short polynomial once multiplied by ``m``.
-    One least-squares fit per ``m`` screens them; ``m`` must not vanish on any sample.
-    """
-    n, d = X.shape
-    if d == 0:
-        return []
-    deg = _degree(None, d)
-    numer = _distinct(_monomials(X, variables, deg))
-    if len(numer) >= n // 2:
-        return []
-    base = np.stack([t.values for t in numer], axis=1)
-    w = 1.0 / np.asarray(sigma, dtype=float)
-
-    def chi2(m: np.ndarray) -> float:
-        # y = P/m weighted by 1/sigma is y*m = P weighted by 1/(|m| sigma).
-        wm = w / np.abs(m)
-        coef, *_ = np.linalg.lstsq(base * wm[:, None], y * m * wm, rcond=None)
-        r = (y * m - base @ coef) * wm
-        return float(r @ r)
-
-    monomials: list[tuple[sympy.Expr, np.ndarray]] = [
-        (variables[k] ** p, X[:, k] ** p) for k in range(d) for p in range(1, deg + 1)
-    ]
-    monomials += [
-        (variables[i] * variables[j], X[:, i] * X[:, j])
-        for i, j in itertools.combinations(range(d), 2)
-    ]
-    sums = [(variables[k], X[:, k]) for k in range(d)]
-    for i, j in itertools.combinations(range(d), 2):
-        xi, xj, vi, vj = variables[i], variables[j], X[:, i], X[:, j]
-        sums += [(xi + xj, vi + vj), (xi - xj, vi - vj), (xj - xi, vj - vi)]
-    monomials += [(1 / sympy.sqrt(e), 1.0 / np.sqrt(v)) for e, v in sums if np.min(v) > 0]
-    with np.errstate(all="ignore"):
-        plain = chi2(np.ones(n))
-        scored = [
-            (c, expr, m)
-            for expr, m in monomials
-            if np.all(np.isfinite(m)) and np.min(np.abs(m)) > 0
-            for c in [chi2(m)]
-            if math.isfinite(c) and c < 0.1 * plain
-        ]
-    scored.sort(key=lambda t: t[0])
-    return [(expr, m) for _, expr, m in scored[:keep]]
-
-
-def transformed_candidates(
-    X: np.ndarray,
-    y: np.ndarray,
-    sigma: np.ndarray,
-    variables: Sequence[sympy.Symbol],
-    *,
-    keep: int = 3,
-    deadline: float | None = None,
-    terms: Sequence[Term] | None = None,
-) -> list[LinearCandidate]:
-    """Sparse regression of ``y**2`` (``y >= 0``), of ``1/y`` (``y`` one-signed) and of
-    ``y*m`` for the monomials ``m`` that :func:`_denominators` picks: laws that are the
-    square root or the reciprocal of a short sum, such as
-    ``sqrt((x1 - x0)**2 + (x3 - x2)**2)`` or ``1/(1/x0 + x1/x2)``, or a short sum over a
-    monomial that changes sign in the data, such as ``(x0 - 1)*(x0 + x1)/x0``.
-
-    Each target is weighted by its propagated error (``2|y| sigma``, ``sigma/y**2``,
-    ``|m| sigma``); the ``keep`` best of each are returned as ``sqrt(P)``, ``1/P`` or
-    ``P/m`` with their constants and a ``nan`` description length (refit them on ``y``
-    first).  ``terms``: the library of :func:`term_library` if already built on ``X``.
-    """
-    sigma = np.asarray(sigma, dtype=float)
-    if terms is None:
-        terms = term_library(X, variables)
-    targets: list[tuple[str, np.ndarray, np.ndarray, Callable[[sympy.Expr], sympy.Expr]]] = []
-    if np.all(y >= 0) and np.ptp(y) > 0:
-        targets.append(("sqrt", y * y, np.maximum(2.0 * y * sigma, sigma * sigma), sympy.sqrt))
-    if _one_sign(y):
-        targets.append(("reciprocal", 1.0 / y, sigma / (y * y), lambda e: 1 / e))
-    for expr, m in _denominators(X, y, sigma, variables, keep=2):
-        targets.append(("quotient", y * m, sigma * np.abs(m), lambda e, m=expr: e / m))
-    out: list[LinearCandidate] = []
-    for name, target, s, outer in targets:
-        found = linear_candidates(
-            X, target, s, variables, rational=False, keep=keep, deadline=deadline, terms=terms
-        )
-        for c in found[:keep]:
-            template = outer(c.template)
-            out.append(
-                LinearCandidate(name, outer(c.expression), template, c.params, math.nan, math.nan)
-            )
     return out
