@@ -47,6 +47,7 @@ __all__ = [
     "MAX_TERMS",
     "LinearCandidate",
     "Term",
+    "column_norms",
     "linear_candidates",
     "term_library",
 ]
@@ -100,6 +101,14 @@ class LinearCandidate:
     params: np.ndarray
     chi2: float
     description_length: float
+
+
+def column_norms(A: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the columns of ``A``, without underflow or overflow of their
+    squares (columns near 1e-160 or 1e160: a target of 1e305 weights its terms so)."""
+    scale = np.max(np.abs(A), axis=0)
+    safe = np.where(scale > 0, scale, 1.0)
+    return scale * np.linalg.norm(A / safe, axis=0)
 
 
 def _guarded(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -317,11 +326,15 @@ def _backward(A: np.ndarray, b: np.ndarray, kmax: int) -> list[tuple[int, ...]]:
     n, p = A.shape
     if p > n // 2 or p < 1:
         return []
-    norms = np.linalg.norm(A, axis=0)
+    norms = column_norms(A)
     U = A / norms
     c = U.T @ b
     bb = float(b @ b)
-    H = np.linalg.pinv(U.T @ U)
+    try:
+        H = np.linalg.pinv(U.T @ U)
+    except np.linalg.LinAlgError as err:  # columns that differ by hundreds of decades
+        log.debug("backward elimination skipped: %s", err)
+        return []
     active = list(range(p))
     out: list[tuple[int, ...]] = []
     while active:
@@ -353,7 +366,7 @@ def _screen(
     term) plus the precision cost of each coefficient: the exact description length of
     the best ones is computed after (the Gram matrix loses the digits of a near-exact
     fit, which is why this only screens)."""
-    norms = np.linalg.norm(A, axis=0)
+    norms = column_norms(A)
     U = A / norms
     G = U.T @ U
     c = U.T @ b
@@ -405,7 +418,7 @@ def _search(
     n = A.shape[0]
     kmax = min(kmax, n - 1)
     found: dict[tuple[int, ...], None] = {}
-    norms = np.linalg.norm(A, axis=0)
+    norms = column_norms(A)
     for lib in libs:
         lib = list(lib)
         sub = A[:, lib] / norms[lib]
@@ -555,7 +568,7 @@ def _real_screen(
     """The ``top`` rational supports by the *real* residual ``y - P/Q`` at their
     linearised least-squares constants (plus their approximate structure cost), computed
     for all supports at once by size (normal equations of the unit-norm columns)."""
-    norms = np.linalg.norm(A, axis=0)
+    norms = column_norms(A)
     U = A / norms
     G, c = U.T @ U, U.T @ b
     scored: list[tuple[float, tuple[int, ...]]] = []
@@ -608,7 +621,7 @@ def _rational_candidates(
     w = 1.0 / np.asarray(sigma, dtype=float)
     A = np.stack([t.values for t in numer] + [-y * t.values for t in denom], axis=1) * w[:, None]
     b = y * w
-    if not np.all(np.linalg.norm(A, axis=0) > 0):
+    if not np.all(column_norms(A) > 0):
         return []
     n_p = len(numer)
     cost = _term_costs([*numer, *denom])

@@ -25,27 +25,19 @@ import numpy as np
 
 from llmlex._functions import parse_expression_tree
 from llmlex._score import decade, nchi2
+from llmlex._validation import LARGEST, SMALLEST, check_magnitude
 from llmlex.ansatz import Ansatz, ansatz_from_sympy, parse_ansatz
-from llmlex.exceptions import AnsatzTooComplexError, DataError
+from llmlex.exceptions import AnsatzTooComplexError
 from llmlex.fit import FitResult
 
 __all__ = ["LARGEST", "SMALLEST", "Scaling", "choose_scaling"]
 
 log = logging.getLogger(__name__)
 
-#: Largest magnitudes accepted: beyond, products of the data overflow (or lose digits
-#: to subnormal numbers) before any law can be fitted.
-SMALLEST, LARGEST = 1e-300, 1e300
-
 
 def _decade(values: np.ndarray, name: str) -> float:
     """:func:`llmlex._score.decade` of validated data, or DataError beyond the range."""
-    top = float(np.max(np.abs(values)))
-    if top != 0.0 and not SMALLEST <= top <= LARGEST:
-        raise DataError(
-            f"the largest |{name}| is {top:.3g}, outside [{SMALLEST:g}, {LARGEST:g}]: "
-            f"rescale {name} (change its units) so that its values are nearer 1"
-        )
+    check_magnitude(values, name)
     return decade(values)
 
 

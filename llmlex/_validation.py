@@ -6,10 +6,35 @@ import numpy as np
 
 from llmlex.exceptions import DataError
 
-__all__ = ["MIN_POINTS", "check_noise", "check_sigma", "check_xy"]
+__all__ = [
+    "LARGEST",
+    "MIN_POINTS",
+    "SMALLEST",
+    "check_magnitude",
+    "check_noise",
+    "check_sample_weight",
+    "check_sigma",
+    "check_xy",
+]
 
 #: Fewest data points a regression accepts.
 MIN_POINTS = 5
+#: Largest magnitudes accepted: beyond, products of the data overflow (or lose digits
+#: to subnormal numbers) before any law can be fitted.
+SMALLEST, LARGEST = 1e-300, 1e300
+
+
+def check_magnitude(
+    values: np.ndarray, name: str, *, smallest: float = SMALLEST, largest: float = LARGEST
+) -> None:
+    """Raise :class:`DataError` if the largest ``|values|`` (finite, validated) is
+    outside ``[smallest, largest]`` (all zeros pass): the message says to rescale."""
+    top = float(np.max(np.abs(values)))
+    if top != 0.0 and not smallest <= top <= largest:
+        raise DataError(
+            f"the largest |{name}| is {top:.3g}, outside [{smallest:g}, {largest:g}]: "
+            f"rescale {name} (change its units) so that its values are nearer 1"
+        )
 
 
 def _as_1d(name: str, values: object) -> np.ndarray:
@@ -131,3 +156,33 @@ def check_noise(noise: object) -> float:
     if not (np.isfinite(value) and value > 0):
         raise DataError(f"noise must be positive and finite, got {value!r}")
     return value
+
+
+def check_sample_weight(sample_weight: object, n: int, *, min_positive: int) -> np.ndarray | None:
+    """Validated weights: ``n`` finite non-negative floats, ``min_positive`` of them nonzero.
+
+    A scalar is the same weight for every sample.  Raises :class:`DataError` (a
+    ``ValueError``) naming the problem (scikit-learn's checks expect "zero" and "weight"
+    in the all-zero message).
+    """
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"sample_weight must be numbers: {err}") from None
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise DataError(f"sample_weight must have shape ({n},), got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise DataError("sample_weight must be finite and non-negative")
+    positive = int(np.count_nonzero(w))
+    if positive == 0:
+        raise DataError("sample_weight is zero for every sample")
+    if positive < min_positive:
+        raise DataError(
+            f"sample_weight leaves {positive} samples of nonzero weight; "
+            f"at least {min_positive} are needed"
+        )
+    return w

@@ -30,6 +30,7 @@ from llmlex._forms import POLYNOMIAL_LIBRARY
 from llmlex._noise import estimate_noise, estimate_noise_nd
 from llmlex._progress import progress_bar
 from llmlex._settings import DEFAULTS
+from llmlex._validation import check_magnitude, check_sample_weight
 from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import MissingDependencyError, UnitsError
 from llmlex.fit import FitResult
@@ -398,14 +399,15 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         ------
         ValueError
             For unusable data (NaN/inf, fewer than 5 samples or 5 of nonzero weight,
-            shape mismatch, negative weights) or options.
+            shape mismatch, negative weights; a ``DataError`` for magnitudes beyond
+            1e300, or for several columns a target beyond 1e150) or options.
         MissingDependencyError
             With several columns, when torch or pykan is missing.
         """
         X, y = validate_data(
             self, X, y, y_numeric=True, dtype=np.float64, ensure_min_samples=_MIN_SAMPLES
         )
-        w = _sample_weight(sample_weight, y.size)
+        w = check_sample_weight(sample_weight, y.size, min_positive=_MIN_SAMPLES)
         if w is not None:
             keep = w > 0
             X, y, w = X[keep], y[keep], w[keep]
@@ -442,6 +444,10 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 sigma = None if w is None else estimate_noise(X[:, 0], y, weights=w) / np.sqrt(w)
                 self._fit_univariate(X[:, 0], y, seed, names[0], sigma)
         else:
+            # The generators square y (sums of squares, y**2 as a target): 1e150 at most.
+            check_magnitude(y, "y", smallest=1e-150, largest=1e150)
+            for k in range(X.shape[1]):
+                check_magnitude(X[:, k], f"X[:, {k}]")
             sigma = None if w is None else estimate_noise_nd(X, y, weights=w) / np.sqrt(w)
             self._fit_multivariate(X, y, seed, names, sigma, reduction=reduction, executor=executor)
         return self
@@ -761,35 +767,6 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         if isinstance(result, FitResult) and result.compiled is not None:
             state["result_"] = replace(result, compiled=None)
         return state
-
-
-def _sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
-    """Validated weights: ``n`` finite non-negative floats, at least 5 of them nonzero.
-
-    A scalar is the same weight for every sample.  Raises :class:`ValueError` naming the
-    problem (scikit-learn's checks expect "zero" and "weight" in the all-zero message).
-    """
-    if sample_weight is None:
-        return None
-    try:
-        w = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"sample_weight must be numbers: {err}") from None
-    if w.ndim == 0:
-        w = np.full(n, float(w))
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample_weight must be finite and non-negative")
-    positive = int(np.count_nonzero(w))
-    if positive == 0:
-        raise ValueError("sample_weight is zero for every sample")
-    if positive < _MIN_SAMPLES:
-        raise ValueError(
-            f"sample_weight leaves {positive} samples of nonzero weight; "
-            f"at least {_MIN_SAMPLES} are needed"
-        )
-    return w
 
 
 def _count_edges(n_in: int, hidden: Sequence[int]) -> int:

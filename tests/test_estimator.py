@@ -82,6 +82,18 @@ def test_bad_input_is_a_value_error():
         LLMLExRegressor(kan_edges="magic").fit(X, np.arange(10.0))
 
 
+def test_extreme_magnitudes_are_a_data_error_naming_the_column():
+    from llmlex.exceptions import DataError
+
+    X = np.random.default_rng(0).uniform(1.0, 2.0, (50, 2))
+    # Several columns: the generators square y, so 1e150 is the limit (1e260 crashed
+    # inside a singular value decomposition before).
+    with pytest.raises(DataError, match=r"\|y\| is 1.6.e\+260.*rescale y"):
+        LLMLExRegressor(**FAST).fit(X, np.exp(300.0 * X[:, 0]))
+    with pytest.raises(DataError, match=r"\|X\[:, 1\]\| is"):
+        LLMLExRegressor(**FAST).fit(X * [1.0, 1e-301], X[:, 0])
+
+
 def test_predict_before_fit_raises():
     from sklearn.exceptions import NotFittedError
 

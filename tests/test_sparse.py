@@ -300,3 +300,11 @@ def test_with_units_the_generators_and_the_network_see_the_dimensionless_problem
     # every candidate is written in the inputs
     assert result.expression.free_symbols <= set(sympy.symbols("x0:3", real=True))
     assert all("pi0" not in c.text for c in result.candidates)
+
+
+def test_column_norms_neither_underflow_nor_overflow():
+    from llmlex._sparse import column_norms
+
+    A = np.array([[3e-200, 3e200, 0.0], [4e-200, 4e200, 0.0]])
+    np.testing.assert_allclose(column_norms(A), [5e-200, 5e200, 0.0], rtol=1e-15)
+    assert np.linalg.norm(A[:, 0]) == 0.0  # what numpy's squares give
