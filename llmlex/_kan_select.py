@@ -155,8 +155,9 @@ def symbolic_from_edges(
         ``chi2_train``/``dof_train`` and ``chi2_test``/``dof_test``.
     time_budget : float or None
         Seconds this call may take: past it every refit stops at the best point it has
-        evaluated (never worse than its start) and no snapping starts, so the formula
-        chosen is the best one judged by then.  ``None`` (the default): the refits are
+        evaluated (never worse than its start) and no further candidate (simpler
+        assembly, simplification, LLM request, snapping) is built, so the formula chosen
+        is the best one judged by then.  ``None`` (the default): the refits are
         bounded by their numbers of evaluations only, and the result does not depend on
         the machine's load.
 
@@ -184,6 +185,11 @@ def symbolic_from_edges(
 
     t_start = time.perf_counter()
     deadline = None if time_budget is None else t_start + time_budget
+
+    def late() -> bool:
+        """Past the time budget: no further candidate is built (refits stop anyway)."""
+        return deadline is not None and time.perf_counter() > deadline
+
     separable_options = dict(separable_options or {})
     X_train, X_test = as_2d(X_train), as_2d(X_test)
     Y_train, Y_test = as_2d(y_train), as_2d(y_test)
@@ -259,13 +265,16 @@ def symbolic_from_edges(
         if not sel.tighten():
             # Loosest budget (simplest formula) first: the first one the data accept wins.
             for budget, expr in reversed(simpler_assemblies(model, edges, variables, o)):
+                if late():
+                    break
                 if expr == raw:  # no edge had a simpler alternative within this budget
                     continue
                 if sel.consider(f"edges<={budget:g}", expr):
                     break
-        sel.consider("sympy", simplify_with_timeout(sel.best, simplify_timeout))
+        if not late():
+            sel.consider("sympy", simplify_with_timeout(sel.best, simplify_timeout))
         llm_calls = 0
-        if client is not None:
+        if client is not None and not late():
             texts, llm_calls = llm_simplifications(
                 client, gpt_model, sel.best, names, llm_candidates, cache=cache
             )
@@ -290,7 +299,7 @@ def symbolic_from_edges(
             sigma_fit=sig_fit,
             sigma_hold=sig_test,
         )
-        if sel.consider("snapped", snapped, refit=False, force=True):
+        if sel.consider("snapped", snapped, refit=False, force=True) and not late():
             sel.consider("snapped-sympy", simplify_with_timeout(snapped, simplify_timeout))
         t_snap = time.perf_counter() - t2
 

@@ -40,6 +40,22 @@ def test_symbolic_from_edges_reports_errors_and_recovers_symbolic_network():
     assert res.variables == ("x0", "x1")
 
 
+@needs_kan
+def test_past_its_time_budget_the_assembly_builds_no_more_candidates():
+    model = symbolic_multkan()
+    f = lambda X: (  # noqa: E731 - the network's own function as the data
+        model(torch.tensor(X, dtype=torch.float32)).detach().numpy()[:, 0].astype(float)
+    )
+    X, y, Xt, yt = dataset(f, n=300)
+    edges = kan_to_symbolic(model, None, x=X)
+    (res,) = symbolic_from_edges(model, edges, X, y, Xt, yt, separable=False, time_budget=0.0)
+    origins = [c.origin for c in res.candidates]
+    assert origins[:2] == ["raw", "raw-refit"]
+    assert not {"sympy", "snapped-sympy"} & set(origins)
+    assert not [o for o in origins if o.startswith("edges<=")]
+    assert res.r2_test > 0.9999  # the assembled formula, judged as it is
+
+
 def test_simplification_never_accepts_a_worse_candidate():
     x0, x1 = sympy.symbols("x0 x1", real=True)
     f = lambda X: np.exp(0.5 * X[:, 0]) * X[:, 1] + 0.3 * X[:, 0]  # noqa: E731
