@@ -23,14 +23,19 @@ def _selection(expr, f, variables, n=400, seed=0, deadline=None):
     return sel
 
 
-@needs_kan
-def test_symbolic_from_edges_reports_errors_and_recovers_symbolic_network():
+def _symbolic_network_and_edges():
+    """A network of symbolic edges, its own outputs as the data, its edges regressed."""
     model = symbolic_multkan()
     f = lambda X: (  # noqa: E731 - the network's own function as the data
         model(torch.tensor(X, dtype=torch.float32)).detach().numpy()[:, 0].astype(float)
     )
-    X, y, Xt, yt = dataset(f, n=300)
-    edges = kan_to_symbolic(model, None, x=X)
+    data = dataset(f, n=300)
+    return model, kan_to_symbolic(model, None, x=data[0]), data
+
+
+@needs_kan
+def test_symbolic_from_edges_reports_errors_and_recovers_symbolic_network():
+    model, edges, (X, y, Xt, yt) = _symbolic_network_and_edges()
     (res,) = symbolic_from_edges(model, edges, X, y, Xt, yt, simplify_timeout=0, snap_time=5)
     assert res.assembly_error < 1e-10
     assert res.structure_error < 1e-4
@@ -42,12 +47,7 @@ def test_symbolic_from_edges_reports_errors_and_recovers_symbolic_network():
 
 @needs_kan
 def test_past_its_time_budget_the_assembly_builds_no_more_candidates():
-    model = symbolic_multkan()
-    f = lambda X: (  # noqa: E731 - the network's own function as the data
-        model(torch.tensor(X, dtype=torch.float32)).detach().numpy()[:, 0].astype(float)
-    )
-    X, y, Xt, yt = dataset(f, n=300)
-    edges = kan_to_symbolic(model, None, x=X)
+    model, edges, (X, y, Xt, yt) = _symbolic_network_and_edges()
     (res,) = symbolic_from_edges(model, edges, X, y, Xt, yt, separable=False, time_budget=0.0)
     origins = [c.origin for c in res.candidates]
     assert origins[:2] == ["raw", "raw-refit"]
