@@ -286,6 +286,7 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         time_budget=args.train_budget,
         lamb=args.lamb,
         prune=args.prune,
+        progress=False,
     )
     rep = kl.training
     row["train_time"] = time.perf_counter() - t0
@@ -301,6 +302,7 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
             verbose=0,
             simplify_timeout=args.simplify_timeout,
             snap_time=args.snap_time,
+            progress=False,
         )
         res = results[0]["result"]
         ours = res.expression  # sympy (exprs[0] is the same formula as numpy text)
@@ -390,6 +392,7 @@ def run_estimator(eq: dict, args: argparse.Namespace, seed: int) -> dict:
             random_state=seed,
             generators=tuple(args.generators),
             time_budget=args.fit_budget,
+            progress=False,
             **units,
         ).fit(X, y)
         ours = est.expression_

@@ -24,7 +24,9 @@ and seed, so an interrupted run resumes.  Usage::
     python benchmarks/multivariate.py --sets ode dso --noise 0 0.01
     python benchmarks/multivariate.py --methods llmlex sindy --sets livermore --limit 10
 
-The machine's cores are shared: every method runs on one thread.
+llmlex runs with the estimator's default ``time_budget`` (60 s) unless ``--time-budget``
+says otherwise (``none``: no clock).  The machine's cores are shared: every method runs
+on one thread.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import sympy
 
+from llmlex import LLMLExRegressor
 from llmlex import _kan_sympy as ks
 
 HERE = Path(__file__).resolve().parent
@@ -297,9 +300,7 @@ class Outcome:
 
 
 def run_llmlex(X: np.ndarray, y: np.ndarray, seed: int, args: argparse.Namespace) -> Outcome:
-    from llmlex import LLMLExRegressor
-
-    est = LLMLExRegressor(random_state=seed, time_budget=args.time_budget)
+    est = LLMLExRegressor(random_state=seed, time_budget=args.time_budget, progress=False)
     t0 = time.perf_counter()
     est.fit(X, y)
     return Outcome(est.expression_, time.perf_counter() - t0, f"[{est.method_}] {est.equation_}")
@@ -492,7 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--limit", type=int, default=None, help="first N problems of each set")
     ap.add_argument("--only", nargs="*", default=None, help="problem names")
-    ap.add_argument("--time-budget", type=float, default=None, help="llmlex's time_budget")
+    ap.add_argument(
+        "--time-budget",
+        type=lambda t: None if t.lower() == "none" else float(t),
+        default=LLMLExRegressor().time_budget,
+        help="llmlex's time_budget (default: the estimator's; 'none': no clock)",
+    )
     ap.add_argument("--log", type=Path, default=HERE / "results" / "multivariate-runs.jsonl")
     args = ap.parse_args(argv)
 

@@ -19,6 +19,7 @@ import concurrent.futures
 import difflib
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ from llmlex._kan_types import (
     Key,
 )
 from llmlex._llmcall import unpicklable_client_error
+from llmlex._progress import progress_bar
 from llmlex._settings import DEFAULTS
 from llmlex.exceptions import DataError, NoValidAnsatzError
 from llmlex.fit import FitResult, fit_ansatz
@@ -320,6 +322,7 @@ def kan_to_symbolic(
     edge_time_budget: float | None = None,
     cache: Any = None,
     executor: concurrent.futures.Executor | None = None,
+    progress: bool = False,
     **reference_options: Any,
 ) -> KANEdges:
     """Regress every active edge of a trained pykan KAN as a univariate problem.
@@ -409,6 +412,8 @@ def kan_to_symbolic(
         back) and the fits of the assembly (each is about a millisecond).  Every edge has
         its own seed, so the edges are the same on any executor.  ``max_concurrency``
         and ``use_async`` then do not apply: the executor sets the parallelism.
+    progress : bool
+        Show a progress bar of the edges to regress.
     **reference_options
         Accepted for compatibility with the reference library (``plot_fit``,
         ``plot_parents``, ``demonstrate_parent_plotting``, ``constant_on_failure``); plots
@@ -491,6 +496,9 @@ def kan_to_symbolic(
     if executor is not None and client is not None and is_openai_client(client):
         raise unpicklable_client_error(client)
 
+    bar = progress_bar(len(tasks), progress and bool(tasks), "KAN edges", unit="edge")
+    bar_lock = threading.Lock()  # edges finish on the pool's threads
+
     def finish(task: EdgeTask, ef: EdgeFit, seconds: float) -> EdgeResult:
         res = EdgeResult(
             *task.key,
@@ -511,15 +519,22 @@ def kan_to_symbolic(
             log.info(
                 "edge %s: %s (nchi2 %.3g, %s)", task.key, ef.fit.formula(), res.nchi2, res.source
             )
+        if bar is not None:
+            with bar_lock:
+                bar.update(1)
         return res
 
     def run_one(task: EdgeTask) -> EdgeResult:
         return finish(task, *_timed(regress, task))
 
-    if executor is None:
-        done = _run_all(run_one, tasks, use_async, max_concurrency)
-    else:
-        done = _run_on(executor, regress, finish, tasks)
+    try:
+        if executor is None:
+            done = _run_all(run_one, tasks, use_async, max_concurrency)
+        else:
+            done = _run_on(executor, regress, finish, tasks)
+    finally:
+        if bar is not None:
+            bar.close()
     for res in done:
         results[res.key] = res
     elapsed = time.perf_counter() - t0

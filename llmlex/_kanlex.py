@@ -34,6 +34,7 @@ from llmlex._kan_results import KANSymbolicResult
 from llmlex._kan_select import check_error_bars, separable_forms, symbolic_from_edges
 from llmlex._kan_types import EdgeRegressor, KANEdges
 from llmlex._kanlex_ref import ReferenceMethods
+from llmlex._progress import progress_bar
 from llmlex.fit import nchi2
 
 if TYPE_CHECKING:
@@ -316,6 +317,7 @@ class KANLEX(ReferenceMethods):
         warmup: int = 100,
         warmup_lr: float = 0.01,
         verbose: int = 0,
+        progress: bool = True,
         **fit_options: Any,
     ) -> TrainingReport:
         """Train from several seeds within a time budget; keep the best by test loss.
@@ -348,6 +350,8 @@ class KANLEX(ReferenceMethods):
             warm-up got 3 of 3 below 0.05 in the same time.
         verbose : int
             0 silences pykan's output.
+        progress : bool
+            Show a progress bar of the restarts (with the best held-out RMSE so far).
         **fit_options
             Other ``model.fit`` options.
 
@@ -381,25 +385,35 @@ class KANLEX(ReferenceMethods):
         best_model, best_loss, best_seed = None, math.inf, seed_list[0]
         best_history: dict[str, Any] = {}
         stop = "all restarts run"
-        for s in seed_list:
-            elapsed = time.perf_counter() - t0
-            if runs and time_budget is not None:
-                mean = elapsed / len(runs)
-                if elapsed + mean > time_budget:
-                    stop = "time budget"
-                    break
-            t = time.perf_counter()
-            model = self._new_model(s)
-            warm = {"warmup": warmup, "warmup_lr": warmup_lr, **fit_options}
-            train_loss, history = kt.train(
-                model, ds, s, steps, opt, lamb, verbose, warm, weights=weights
-            )
-            test_loss = kt.holdout_loss(model, ds, w_test)
-            runs.append(TrainingRun(s, train_loss, test_loss, time.perf_counter() - t))
-            log.info("restart seed %d: train RMSE %.3g, test RMSE %.3g", s, train_loss, test_loss)
-            if test_loss < best_loss or best_model is None:
-                best_model, best_loss, best_seed = model, test_loss, s
-                best_history = history
+        bar = progress_bar(len(seed_list), progress, "KAN training", unit="restart")
+        try:
+            for s in seed_list:
+                elapsed = time.perf_counter() - t0
+                if runs and time_budget is not None:
+                    mean = elapsed / len(runs)
+                    if elapsed + mean > time_budget:
+                        stop = "time budget"
+                        break
+                t = time.perf_counter()
+                model = self._new_model(s)
+                warm = {"warmup": warmup, "warmup_lr": warmup_lr, **fit_options}
+                train_loss, history = kt.train(
+                    model, ds, s, steps, opt, lamb, verbose, warm, weights=weights
+                )
+                test_loss = kt.holdout_loss(model, ds, w_test)
+                runs.append(TrainingRun(s, train_loss, test_loss, time.perf_counter() - t))
+                log.info(
+                    "restart seed %d: train RMSE %.3g, test RMSE %.3g", s, train_loss, test_loss
+                )
+                if test_loss < best_loss or best_model is None:
+                    best_model, best_loss, best_seed = model, test_loss, s
+                    best_history = history
+                if bar is not None:
+                    bar.set_postfix_str(f"best test RMSE {best_loss:.3g}")
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         pruned = False
         self.raw_model = best_model
         if prune and best_model is not None:
@@ -522,6 +536,7 @@ class KANLEX(ReferenceMethods):
         cache: Any = None,
         executor: concurrent.futures.Executor | None = None,
         time_budget: float | None = None,
+        progress: bool = True,
         **reference_options: Any,
     ) -> tuple[list[str], list[float], list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Formulas of the trained KAN: edges, exact assembly, safe simplification, refit.
@@ -579,6 +594,9 @@ class KANLEX(ReferenceMethods):
 
         ``cache``: an on-disk reply cache for every LLM call (edges and simplification).
 
+        ``progress``: show a progress bar of the stages (structure tests, edges,
+        assembly) and one of the edges while they are regressed.
+
         ``executor``: regress the edges on this :class:`concurrent.futures.Executor` (a
         process pool, Dask's ``client.get_executor()``, :class:`llmlex.batch.RayExecutor`)
         instead of threads here (see :func:`kan_to_symbolic`), and the one-variable
@@ -612,62 +630,84 @@ class KANLEX(ReferenceMethods):
         ds = self.dataset
         if exit_condition is None:
             exit_condition = self._kan_level()
-        sep = None
-        search = True
-        if separable:
-            # The separability test needs only the network: run it first, and if its
-            # formulas already fit the held-out data better than the network does, the
-            # edges need no search (their formulas would only approximate the network).
-            sep, beats = self._separable_first(seed, separable_time, executor)
-            search = not all(beats)
-            if not search:
-                log.info("separable forms beat the network: edges fitted by the library only")
-        self.edges = kan_to_symbolic(
-            self.model,
-            client,
-            gpt_model=gpt_model,
-            exit_condition=exit_condition,
-            population=population,
-            generations=generations,
-            temperature=temperature,
-            use_async=use_async,
-            x=kt.as_2d(ds["train_input"]),
-            y=kt.as_2d(ds["train_label"]),
-            seed=seed,
-            regressor=regressor,
-            verbose=verbose,
-            checkpoint=checkpoint,
-            resume=resume,
-            search=search,
-            edge_time_budget=edge_time_budget,
-            cache=cache,
-            executor=executor,
-        )
-        self.results = symbolic_from_edges(
-            self.model,
-            self.edges,
-            ds["train_input"],
-            ds["train_label"],
-            ds["test_input"],
-            ds["test_label"],
-            variable_names=self.variable_names,
-            client=client,
-            gpt_model=simplify_model,
-            tolerance=tolerance,
-            simplify_timeout=simplify_timeout,
-            snap_time=snap_time,
-            separable=separable,
-            separable_candidates=sep,
-            seed=seed,
-            cache=cache,
-            sigma_train=sigma_train,
-            sigma_test=sigma_test,
-            time_budget=(
-                None
-                if time_budget is None
-                else max(1.0, time_budget - (time.perf_counter() - t_start))
-            ),
-        )
+        bar = progress_bar(2 + bool(separable), progress, "KAN formula", unit="stage")
+
+        def stage(name: str) -> None:
+            if bar is not None:
+                bar.set_postfix_str(name)
+                bar.refresh()
+
+        def done() -> None:
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            sep = None
+            search = True
+            if separable:
+                # The separability test needs only the network: run it first, and if its
+                # formulas already fit the held-out data better than the network does,
+                # the edges need no search (their formulas would only approximate it).
+                stage("structure tests")
+                sep, beats = self._separable_first(seed, separable_time, executor)
+                search = not all(beats)
+                if not search:
+                    log.info("separable forms beat the network: edges fitted by the library only")
+                done()
+            stage("edges")
+            self.edges = kan_to_symbolic(
+                self.model,
+                client,
+                gpt_model=gpt_model,
+                exit_condition=exit_condition,
+                population=population,
+                generations=generations,
+                temperature=temperature,
+                use_async=use_async,
+                x=kt.as_2d(ds["train_input"]),
+                y=kt.as_2d(ds["train_label"]),
+                seed=seed,
+                regressor=regressor,
+                verbose=verbose,
+                checkpoint=checkpoint,
+                resume=resume,
+                search=search,
+                edge_time_budget=edge_time_budget,
+                cache=cache,
+                executor=executor,
+                progress=progress,
+            )
+            done()
+            stage("assembly")
+            self.results = symbolic_from_edges(
+                self.model,
+                self.edges,
+                ds["train_input"],
+                ds["train_label"],
+                ds["test_input"],
+                ds["test_label"],
+                variable_names=self.variable_names,
+                client=client,
+                gpt_model=simplify_model,
+                tolerance=tolerance,
+                simplify_timeout=simplify_timeout,
+                snap_time=snap_time,
+                separable=separable,
+                separable_candidates=sep,
+                seed=seed,
+                cache=cache,
+                sigma_train=sigma_train,
+                sigma_test=sigma_test,
+                time_budget=(
+                    None
+                    if time_budget is None
+                    else max(1.0, time_budget - (time.perf_counter() - t_start))
+                ),
+            )
+            done()
+        finally:
+            if bar is not None:
+                bar.close()
         if verbose:
             for r in self.results:
                 log.info("output %d: %s (held-out nchi2 %.3g)", r.output, r.text, r.nchi2_test)

@@ -15,8 +15,6 @@ torch and pykan for the multivariate path); importing this module without it rai
 from __future__ import annotations
 
 import concurrent.futures
-import functools
-import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from llmlex._dimensions import Reduction, reduce_dimensions
-from llmlex._forms import POLYNOMIAL_LIBRARY
+from llmlex._estimator_kan import KANOptions, points_needed, run_kan
 from llmlex._noise import estimate_noise, estimate_noise_nd
 from llmlex._progress import progress_bar
 from llmlex._settings import DEFAULTS
@@ -35,7 +33,6 @@ from llmlex.ansatz import parse_ansatz
 from llmlex.exceptions import MissingDependencyError, UnitsError
 from llmlex.fit import FitResult
 from llmlex.genetic import run_genetic
-from llmlex.kan import KANLEX, EdgeRegressor, regress_edge
 
 try:
     from sklearn.base import BaseEstimator, RegressorMixin
@@ -131,27 +128,6 @@ def _univariate_sympy(result: FitResult, name: str, *, display: bool = False) ->
     return sympy.sympify(a.sympy.xreplace(subs))
 
 
-def _edge_regressor(
-    *, search: bool, time_budget: float | None, patience: int | None
-) -> EdgeRegressor:
-    """Edge regressor of the KAN path: :func:`~llmlex.kan.regress_edge` with options.
-
-    The polynomial forms up to the cubic first (``search=False`` keeps the best of them:
-    the fastest mode, enough for smooth edges); with ``search=True`` the search runs on
-    edges they leave unexplained (the offline proposer first, the language model only
-    when a client is given and the offline search missed), bounded by ``time_budget``
-    seconds and ``patience`` generations per edge.
-    """
-    return functools.partial(
-        regress_edge,
-        forms=POLYNOMIAL_LIBRARY,
-        n_starts=2,
-        search=search,
-        time_budget=time_budget,
-        patience=patience,
-    )
-
-
 class LLMLExRegressor(RegressorMixin, BaseEstimator):
     """Symbolic regression as a scikit-learn regressor.
 
@@ -189,19 +165,25 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     allowed_functions : sequence of str, optional
         The only functions a formula may use (univariate path).
     random_state : int, RandomState or None
-        Seeds every random choice; an int makes ``fit`` reproducible (with no
-        ``time_budget``: a wall-clock budget can end a search at a different point).
+        Seeds every random choice; an int makes ``fit`` reproducible (always with
+        ``time_budget=None``; with a budget, when it does not bind).
     progress : bool
-        Show a progress bar (univariate path).
-    time_budget : float, optional
-        Wall-time budget in seconds.  Univariate: of the search.  Several columns: the
+        Show progress bars: the univariate search's; for several columns the stages
+        (sparse regression, KAN, choice), the KAN's training restarts, its structure
+        tests, edges and assembly.
+    time_budget : float or None
+        Wall-time budget in seconds (default 60: a fit on a few hundred rows ends in
+        about a minute on one core).  Univariate: of the search.  Several columns: the
         sparse generators stop starting refits at it; the KAN, if it runs, gets what is
         left: half to training, each edge search and simplification a share of the rest,
         and its assembly's refits stop at the end of it (at their best point so far).
-        Without it (the default) every search, simplification, fit and refit is bounded
-        by its work, not by the clock, and the network is trained with torch's
-        deterministic algorithms: the same data and ``random_state`` give the same
-        formula on a busy machine as on a quiet one.
+        A budget stops work, never changes what the work done yields: when it does not
+        bind, the formula is the one found without it.  When it binds (a KAN on a hard
+        law), a busier machine does less work and may return a different formula.
+        ``None``: every search, simplification, fit and refit is bounded by its work, not
+        by the clock, and the network is trained with torch's deterministic algorithms:
+        the same data and ``random_state`` give the same formula on a busy machine as on
+        a quiet one, however long it takes.
     patience : int, optional
         Stop a search after this many generations without a 1% improvement.
     kan_hidden : sequence of int
@@ -230,7 +212,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         trigonometric factors, differences and sums of columns and functions of
         monomials (``exp(-m*g*h/(k*T))``), in seconds.
         ``"kan"``: the KAN pipeline (training, per-edge regression, separability tests,
-        assembly), run only when no sparse formula explains the data to the noise.  All
+        assembly), run only when no sparse formula explains the data to the noise and
+        there are at least two training points per spline coefficient of the network
+        (else it would interpolate the noise; with ``"kan"`` alone it runs anyway).  All
         candidates compete under one description-length criterion (see
         :mod:`llmlex._multivariate`).
     units : sequence or mapping, optional
@@ -299,8 +283,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         hints: Sequence[str] = (),
         allowed_functions: Sequence[str] | None = None,
         random_state: Any = None,
-        progress: bool = False,
-        time_budget: float | None = None,
+        progress: bool = True,
+        time_budget: float | None = 60.0,
         patience: int | None = None,
         kan_hidden: Sequence[int] = (2,),
         kan_grid: int = 5,
@@ -561,10 +545,29 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         else:
             train = test = np.arange(n)
         budget = self.time_budget
+        options = self._kan_options()
         sig_train = None if sigma is None else sigma[train]
         sig_test = None if sigma is None else sigma[test]
 
         def kan(problem: Problem) -> KANSymbolicResult | None:
+            n_train = problem.X_train.shape[0]
+            needed = points_needed(options, problem.X_train.shape[1])
+            if n_train < needed and "sparse" in self.generators:
+                log.info(
+                    "no KAN: %d training points for a network of %d spline coefficients "
+                    "(%d points needed); the sparse-regression formula is kept",
+                    n_train,
+                    options.coefficients(problem.X_train.shape[1]),
+                    needed,
+                )
+                return None
+            if n_train < needed:
+                log.warning(
+                    "the KAN is trained on %d points for %d spline coefficients: expect it "
+                    "to fit the noise",
+                    n_train,
+                    options.coefficients(problem.X_train.shape[1]),
+                )
             left = None if budget is None else max(1.0, budget - (time.perf_counter() - t0))
             try:
                 return self._run_kan(
@@ -654,64 +657,38 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         budget: float | None,
         executor: concurrent.futures.Executor | None = None,
     ) -> KANSymbolicResult:
-        """Train the KAN and regress it: its formula, as the KAN pipeline chose it."""
-        import time
+        """Train the KAN and regress it (:func:`llmlex._estimator_kan.run_kan`)."""
+        return run_kan(
+            self._kan_options(),
+            X_train,
+            y_train,
+            X_test,
+            y_test,
+            seed,
+            names,
+            sig_train,
+            sig_test,
+            budget=budget,
+            executor=executor,
+        )
 
-        t0 = time.perf_counter()
-        kl = KANLEX(
-            self.client,
-            [X_train.shape[1], *(int(h) for h in self.kan_hidden), 1],
+    def _kan_options(self) -> KANOptions:
+        return KANOptions(
+            client=self.client,
+            model=self.model,
+            hidden=tuple(int(h) for h in self.kan_hidden),
             grid=int(self.kan_grid),
             k=int(self.kan_k),
-            seed=seed % (2**31),
-            variable_names=names,
+            steps=int(self.kan_steps),
+            restarts=int(self.kan_restarts),
+            search=self.kan_edges == "search",
+            simplify=bool(self.kan_simplify),
+            population=int(self.population_size),
+            generations=int(self.num_of_generations),
+            temperature=float(self.temperature),
+            patience=self.patience,
+            progress=bool(self.progress),
         )
-        try:
-            kl.set_dataset(
-                X_train, y_train, X_test, y_test, sigma_train=sig_train, sigma_test=sig_test
-            )
-            kl.train_kan(
-                steps=int(self.kan_steps),
-                n_restarts=max(1, int(self.kan_restarts)),
-                warmup=min(100, max(1, int(self.kan_steps))),
-                time_budget=None if budget is None else 0.5 * budget,
-            )
-            n_edges = _count_edges(X_train.shape[1], self.kan_hidden)
-            left = None if budget is None else max(0.0, budget - (time.perf_counter() - t0))
-            edge_budget = None if left is None else max(0.05, 0.5 * left / max(1, n_edges))
-            # Without a time budget no step is bounded by the clock (None: by its work),
-            # so that the same data and seed give the same formula under any load.
-            simplify: float | None = 0.0
-            snap: float | None = 0.0
-            separable: float | None = 0.0
-            if self.kan_simplify:
-                simplify = None if left is None else min(10.0, 0.1 * left)
-                snap = None if left is None else min(30.0, 0.1 * left)
-                separable = None if left is None else min(30.0, 0.1 * left)
-            kl.get_symbolic(
-                self.client,
-                population=int(self.population_size),
-                generations=int(self.num_of_generations),
-                temperature=float(self.temperature),
-                gpt_model=self.model,
-                verbose=0,
-                simplify_timeout=simplify,
-                snap_time=snap,
-                separable=bool(self.kan_simplify),
-                separable_time=separable,
-                seed=seed,
-                regressor=_edge_regressor(
-                    search=self.kan_edges == "search",
-                    time_budget=edge_budget,
-                    patience=self.patience,
-                ),
-                executor=executor,
-                time_budget=left,
-            )
-            assert kl.results is not None
-            return kl.results[0]
-        finally:
-            del kl  # its temporary checkpoint directory goes with it
 
     def _set_equation(self, *, nchi2_value: float) -> None:
         self.equation_ = self._readable(self.expression_)
@@ -767,8 +744,3 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         if isinstance(result, FitResult) and result.compiled is not None:
             state["result_"] = replace(result, compiled=None)
         return state
-
-
-def _count_edges(n_in: int, hidden: Sequence[int]) -> int:
-    widths = [n_in, *(int(h) for h in hidden), 1]
-    return sum(a * b for a, b in itertools.pairwise(widths))

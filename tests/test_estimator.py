@@ -27,6 +27,7 @@ TINY_KAN = {
     "kan_simplify": False,
     "generators": ("kan",),
     "patience": 1,
+    "time_budget": None,  # bounded by work: the same formula under any load
 }
 
 
@@ -320,6 +321,27 @@ def test_a_failing_kan_keeps_the_sparse_formula(monkeypatch, caplog):
     assert reg.method_ == "sparse" and "the KAN failed" in caplog.text
     with pytest.raises(UnboundLocalError):  # the KAN alone: nothing to fall back on
         LLMLExRegressor(random_state=0, generators=("kan",)).fit(X, y)
+
+
+def test_no_kan_on_fewer_points_than_twice_its_spline_coefficients(monkeypatch, caplog):
+    # On two columns a grid of 20 intervals of cubic splines gives 6 edges of 23
+    # B-splines: 138 coefficients, 276 training points needed; 200 rows (160 to train)
+    # keep the sparse formula.  The default grid (48 coefficients) trains the network.
+    from llmlex import estimator
+
+    calls = []
+    monkeypatch.setattr(
+        estimator.LLMLExRegressor, "_run_kan", lambda *a, **k: calls.append(1) or None
+    )
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.5, 3, (200, 2))
+    y = np.sin(X[:, 0]) + np.sin(X[:, 1] ** 2)  # sin(x1**2) is not in the library: KAN
+    with caplog.at_level("INFO", logger="llmlex.estimator"):
+        reg = LLMLExRegressor(random_state=0, kan_grid=20).fit(X, y)
+    assert not calls and reg.method_ == "sparse"
+    assert "no KAN: 160 training points for a network of 138 spline coefficients" in caplog.text
+    LLMLExRegressor(random_state=0).fit(X, y)
+    assert calls == [1]
 
 
 def test_units_reduce_a_five_column_law_to_two_groups():

@@ -40,7 +40,7 @@ def test_every_reader_reads_the_shared_library():
     assert _separable.SLICE_LIBRARY is _forms.SLICE_LIBRARY
     assert kan.regress_edge.__kwdefaults__["forms"] is _forms.EDGE_LIBRARY
     pytest.importorskip("sklearn")
-    from llmlex import estimator
+    from llmlex import _estimator_kan
 
-    reg = estimator._edge_regressor(search=False, time_budget=None, patience=None)
+    reg = _estimator_kan.edge_regressor(search=False, time_budget=None, patience=None)
     assert reg.keywords["forms"] is _forms.POLYNOMIAL_LIBRARY

@@ -107,3 +107,19 @@ def test_get_symbolic_takes_the_univariate_names_as_aliases():
         kl.get_symbolic(None, plot_fitt=True)
     with pytest.raises(ValueError, match="no trained model"):
         kl.get_symbolic(None, population_size=3, num_of_generations=1)
+
+
+@needs_kan
+@pytest.mark.parametrize("progress", [True, False])
+def test_training_and_get_symbolic_show_progress_unless_told_not_to(capsys, progress):
+    kl = KANLEX(None, [2, 1, 1], grid=3, k=3, seed=0)
+    kl.create_dataset(lambda x: 2 * x[:, [0]] + x[:, [1]] ** 2, n_var=2, train_num=100)
+    kl.train_kan(steps=3, n_restarts=2, warmup=3, progress=progress)
+    kl.get_symbolic(
+        None, population=1, generations=1, separable=False, verbose=0, progress=progress
+    )
+    err = capsys.readouterr().err
+    for bar in ("KAN training", "KAN formula", "KAN edges"):
+        assert (bar in err) is progress
+    if progress:
+        assert "2/2" in err and "best test RMSE" in err and "assembly" in err
