@@ -166,7 +166,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         The only functions a formula may use (univariate path).
     random_state : int, RandomState or None
         Seeds every random choice; an int makes ``fit`` reproducible (always with
-        ``time_budget=None``; with a budget, when it does not bind).
+        ``time_budget=None``; with a budget, when no limit binds).
     progress : bool
         Show progress bars: the univariate search's; for several columns the stages
         (sparse regression, KAN, choice), the KAN's training restarts, its structure
@@ -177,9 +177,9 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         sparse generators stop starting refits at it; the KAN, if it runs, gets what is
         left: half to training, each edge search and simplification a share of the rest,
         and its assembly's refits stop at the end of it (at their best point so far).
-        A budget stops work, never changes what the work done yields: when it does not
-        bind, the formula is the one found without it.  When it binds (a KAN on a hard
-        law), a busier machine does less work and may return a different formula.
+        With a budget the steps are bounded by the clock (their shares of it) instead
+        of by their work: a fit where no limit binds is reproducible, one where a limit
+        binds (a KAN on a hard law) can end elsewhere on a busier machine.
         ``None``: every search, simplification, fit and refit is bounded by its work, not
         by the clock, and the network is trained with torch's deterministic algorithms:
         the same data and ``random_state`` give the same formula on a busy machine as on
