@@ -302,6 +302,7 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
             verbose=0,
             simplify_timeout=args.simplify_timeout,
             snap_time=args.snap_time,
+            time_budget=args.symbolic_budget,
             progress=False,
         )
         res = results[0]["result"]
@@ -574,6 +575,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--simplify-timeout", type=float, default=5.0)
     p.add_argument("--snap-time", type=float, default=20.0)
+    p.add_argument(
+        "--symbolic-budget",
+        type=float,
+        default=None,
+        help="KAN route: get_symbolic's time_budget (s); the assembly's refits stop there",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--estimator",
