@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +33,10 @@ from llmlex._kan_edges import check_reference_options, kan_to_symbolic, search_s
 from llmlex._kan_results import KANSymbolicResult
 from llmlex._kan_select import check_error_bars, separable_forms, symbolic_from_edges
 from llmlex._kan_types import EdgeRegressor, KANEdges
+from llmlex._kan_units import UnitsFrame, frame_for
 from llmlex._kanlex_ref import ReferenceMethods
 from llmlex._progress import progress_bar
+from llmlex.exceptions import UnitsError
 from llmlex.fit import nchi2
 
 if TYPE_CHECKING:
@@ -180,6 +182,8 @@ class KANLEX(ReferenceMethods):
         self.final_train_loss: float | None = None
         self.edges: KANEdges | None = None
         self.results: list[KANSymbolicResult] | None = None
+        #: The dimensionless frame set by ``set_dataset(units=..., target_units=...)``.
+        self.units_frame: UnitsFrame | None = None
         # The reference's views of the results, set by get_symbolic.
         self.symbolic_expressions: dict[Any, list[dict[str, Any]]] | None = None
         self.expression_tree: dict[str, Any] | None = None
@@ -242,6 +246,8 @@ class KANLEX(ReferenceMethods):
         *,
         sigma_train: Any = None,
         sigma_test: Any = None,
+        units: Sequence[Any] | Mapping[str, Any] | None = None,
+        target_units: Any = None,
     ) -> dict[str, Any]:
         """Use numpy data (``X`` of shape ``(n, n_var)``) instead of :meth:`create_dataset`.
 
@@ -258,6 +264,16 @@ class KANLEX(ReferenceMethods):
             are weighted (see the class notes), and the results report the
             chi-squared per degree of freedom.  They are absolute: ``chi2_train /
             dof_train`` near 1 says the formula fits to the noise they describe.
+        units, target_units : optional
+            The columns' physical units (one entry per column, or a mapping from the
+            ``variable_names`` to units; each as :class:`~llmlex.LLMLExRegressor`'s
+            ``units``) and the target's.  With both, the law is sought as ``y = P(x) *
+            f(pi)`` (Buckingham's theorem, :mod:`llmlex._dimensions`): the network's
+            inputs become the dimensionless groups ``pi0, pi1, ...`` (its first width
+            is set to their number) and its target ``y / P(x)``; :meth:`get_symbolic`
+            returns formulas of the columns, scored on the columns' data.  The edges
+            and the expression tree stay in the groups; :attr:`units_frame` holds the
+            reduction (``units_frame.describe()``).  Set them before :meth:`train_kan`.
 
         Returns
         -------
@@ -269,15 +285,74 @@ class KANLEX(ReferenceMethods):
         ------
         DataError
             If the error bars are unusable: only one given, wrong length, zero,
-            negative or not finite.
+            negative or not finite; or the units' prefactor is zero on the data.
+        UnitsError
+            If only one of ``units`` and ``target_units`` is given, or they cannot be
+            read, or leave no dimensionless group.
         """
         n_train, n_test = kt.as_2d(y_train).shape[0], kt.as_2d(y_test).shape[0]
         sig_train, sig_test = check_error_bars(sigma_train, sigma_test, n_train, n_test)
+        if self.units_frame is not None:  # a dataset set before with units: start over
+            self.variable_names = list(self.units_frame.columns)
+            self._set_inputs(len(self.units_frame.columns))
+            self.units_frame = None
+        if units is not None or target_units is not None:
+            frame, data = self._dimensionless(
+                units, target_units, X_train, y_train, X_test, y_test, sig_train, sig_test
+            )
+            if frame is not None:
+                X_train, y_train, X_test, y_test, sig_train, sig_test = data
+                self.units_frame = frame
+                self.variable_names = list(frame.groups)
+                self._set_inputs(len(frame.groups))
+                log.info("dimensional analysis: %s", frame.describe())
         ds = kt.dataset_from_arrays(X_train, y_train, X_test, y_test, self.device)
         if sig_train is not None:
             ds["train_sigma"], ds["test_sigma"] = sig_train, sig_test
         self.dataset = ds
         return self.dataset
+
+    def _set_inputs(self, n: int) -> None:
+        first = self.width[0]
+        self.width[0] = [n, first[1]] if isinstance(first, list) else n
+
+    def _dimensionless(
+        self,
+        units: Any,
+        target_units: Any,
+        X_train: Any,
+        y_train: Any,
+        X_test: Any,
+        y_test: Any,
+        sig_train: np.ndarray | None,
+        sig_test: np.ndarray | None,
+    ) -> tuple[UnitsFrame | None, tuple[Any, ...]]:
+        """The frame of the groups and the data in it (see :meth:`set_dataset`)."""
+        if units is None or target_units is None:
+            raise UnitsError("give both units= and target_units=")
+        if self.model is not None:
+            raise ValueError(
+                "units= make the network's inputs the dimensionless groups: set the "
+                "dataset before the network is trained (this KANLEX already has one)"
+            )
+        X, Xt = (np.asarray(kt.as_2d(a), dtype=float) for a in (X_train, X_test))
+        Y, Yt = (np.asarray(kt.as_2d(a), dtype=float) for a in (y_train, y_test))
+        columns = self.variable_names or [f"x{k}" for k in range(X.shape[1])]
+        if len(columns) != X.shape[1]:
+            raise ValueError(f"{len(columns)} variable_names for {X.shape[1]} columns")
+        frame = frame_for(units, target_units, columns, X, Y, Xt, Yt)
+        if frame is None:
+            return None, ()
+        red = frame.reduction
+        f, ft = red.factor(X), red.factor(Xt)
+        return frame, (
+            red.inputs(X),
+            Y / f[:, None],
+            red.inputs(Xt),
+            Yt / ft[:, None],
+            None if sig_train is None else sig_train / np.abs(f),
+            None if sig_test is None else sig_test / np.abs(ft),
+        )
 
     def _error_bars(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The dataset's error bars ``(train, test)``, validated, or ``(None, None)``."""
@@ -704,6 +779,8 @@ class KANLEX(ReferenceMethods):
                     else max(1.0, time_budget - (time.perf_counter() - t_start))
                 ),
             )
+            if self.units_frame is not None:  # formulas of the groups -> of the columns
+                self.results = [self.units_frame.lift(r) for r in self.results]
             done()
         finally:
             if bar is not None:

@@ -44,6 +44,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "_settings _search _polish _genetic_loop genetic _batch batch",
         # the KAN pipeline (torch and pykan only in _kan_torch)
         "_separable _kan_types _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
+        "_kan_units "
         # and beside it, the other multivariate generators and the choice among them
         "_kan_simplify _kanlex_ref _kanlex kan _sparse _transforms _products _multivariate "
         "_estimator_kan",

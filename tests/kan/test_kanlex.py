@@ -123,3 +123,62 @@ def test_training_and_get_symbolic_show_progress_unless_told_not_to(capsys, prog
         assert (bar in err) is progress
     if progress:
         assert "2/2" in err and "best test RMSE" in err and "assembly" in err
+
+
+def _energy_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mechanical energy m*v**2/2 + m*g*h of columns m [kg], v [m/s], g [m/s2], h [m]."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(1.0, 3.0, (n, 4))
+    m, v, g, h = X.T
+    return X, m * v**2 / 2 + m * g * h
+
+
+ENERGY_UNITS = {"units": ["kg", "m/s", "m/s**2", "m"], "target_units": "J"}
+
+
+@needs_kan
+def test_units_train_the_network_on_the_groups_and_give_formulas_of_the_columns():
+    X, y = _energy_data(200, 0)
+    Xt, yt = _energy_data(100, 1)
+    kl = KANLEX(None, [4, 1, 1], grid=3, k=3, seed=0, variable_names=["m", "v", "g", "h"])
+    kl.set_dataset(X, y, Xt, yt, **ENERGY_UNITS)
+    # One group (g*h/v**2 or its inverse): a network of one input.
+    assert kl.width[0] == 1 and kl.variable_names == ["pi0"]
+    assert kl.dataset["train_input"].shape == (200, 1)
+    assert "f(pi0 = " in kl.units_frame.describe()
+    kl.train_kan(steps=20, n_restarts=1, warmup=20, progress=False)
+    exprs, _, results, _ = kl.get_symbolic(
+        None, population=2, generations=1, verbose=0, progress=False
+    )
+    res = kl.results[0]
+    assert res.variables == ("m", "v", "g", "h")
+    assert {s.name for s in res.expression.free_symbols} <= {"m", "v", "g", "h"}
+    assert res.r2_test > 0.999
+    np.testing.assert_allclose(res.predict(Xt), yt, rtol=1e-3)
+    # The scores are the columns' data's, not those of y / P.
+    from llmlex.fit import nchi2
+
+    assert res.nchi2_test == pytest.approx(nchi2(yt, res.predict(Xt)), rel=1e-9)
+    assert "pi0" not in exprs[0] and "pi0" not in results[0]["raw_expression"]
+    assert all("pi0" not in c.text for c in res.candidates)
+
+
+def test_units_errors_name_the_problem():
+    from llmlex.exceptions import UnitsError
+
+    X, y = _energy_data(40, 0)
+    kl = KANLEX(None, [4, 1, 1], variable_names=["m", "v", "g", "h"])
+    with pytest.raises(UnitsError, match="both units= and target_units="):
+        kl.set_dataset(X, y, X, y, units=ENERGY_UNITS["units"])
+    with pytest.raises(UnitsError, match="one entry per column"):
+        kl.set_dataset(X, y, X, y, units=["kg", "m/s"], target_units="J")
+    with pytest.raises(ValueError, match="4 variable_names for 3 columns"):
+        kl.set_dataset(X[:, :3], y, X[:, :3], y, **ENERGY_UNITS)
+    potential = KANLEX(None, [3, 1, 1])  # m*g*h alone: nothing left for a network
+    with pytest.raises(UnitsError, match="no dimensionless group"):
+        potential.set_dataset(
+            X[:, [0, 2, 3]], y, X[:, [0, 2, 3]], y, units=["kg", "m/s**2", "m"], target_units="J"
+        )
+    kl.model = object()  # a network already there
+    with pytest.raises(ValueError, match="before the network is trained"):
+        kl.set_dataset(X, y, X, y, **ENERGY_UNITS)
