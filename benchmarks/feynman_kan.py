@@ -279,7 +279,16 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
     t0 = time.perf_counter()
     width = [[n, 0], [1, 1], [1, 0]] if eq.get("width") is None else eq["width"]
     kl = KANLEX(None, width, grid=args.grid, k=3, seed=seed, mult_arity=n)
-    kl.set_dataset(X, y, Xt, yt)
+    if args.units:  # the network learns f of the dimensionless groups
+        from feynman_units import units_of
+
+        given, out = units_of(eq["name"], [v[0] for v in eq["vars"]], eq["output"])
+        kl.set_dataset(X, y, Xt, yt, units=given, target_units=out)
+        first = kl.width[0]
+        kl.kan_options["mult_arity"] = first[0] if isinstance(first, list) else first
+        row["groups"] = None if kl.units_frame is None else kl.units_frame.describe()
+    else:
+        kl.set_dataset(X, y, Xt, yt)
     kl.train_kan(
         steps=args.steps,
         n_restarts=args.restarts,
@@ -593,7 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--units",
         action="store_true",
-        help="with --estimator: give the columns' SI units (benchmarks/feynman_units.py)",
+        help="give the columns' SI units (benchmarks/feynman_units.py): to the estimator, "
+        "or to KANLEX.set_dataset (the KAN route, with --no-pykan)",
     )
     p.add_argument(
         "--peers",
@@ -627,8 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.peers and not args.estimator:
         p.error("--peers runs beside --estimator")
-    if args.units and not args.estimator:
-        p.error("--units runs with --estimator")
+    if args.units and not (args.estimator or args.no_pykan):
+        p.error("--units: with --estimator, or the KAN route with --no-pykan")
     if args.recheck:
         rows = recheck(args.recheck)
         feyn = [r for r in rows if r["name"] in {e["name"] for e in load_equations(CSV)}]
