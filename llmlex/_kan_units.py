@@ -86,6 +86,8 @@ class UnitsFrame:
 
         Its nchi2 and R2 are recomputed on the columns' data; each candidate is lifted
         and rescored on the held-out data (one whose text does not parse is dropped).
+        The chi-squared values are the same in both frames; the description length
+        stays the one the formula of the groups was chosen by.
         """
         import sympy
 

@@ -289,6 +289,10 @@ class ReferenceMethods:
         if self.results is None:
             raise ValueError("no results: call get_symbolic first")
         ds = dataset if dataset is not None else self.dataset
+        # With units the network sees the groups, the results are of the columns.
+        frame = getattr(self, "units_frame", None)
+        if dataset is None and frame is not None:
+            ds = {"train_input": frame.X_train, "train_label": frame.y_train}
         result = self.results[0] if result_dict is None else result_dict.get("result")
         if result is None:
             raise ValueError("result_dict holds no llmlex result (its 'result' key)")
@@ -307,7 +311,7 @@ class ReferenceMethods:
             syms = [sympy.Symbol(v, real=True) for v in result.variables]
             raw = evaluate(result.raw_expression, syms, grid[:, None])
             ax.plot(grid, raw, "--", label="raw formula")
-            if self.model is not None:
+            if self.model is not None and frame is None:
                 net = kt.network_output(self.model, grid[:, None])[:, result.output]
                 ax.plot(grid, net, ":", label="KAN")
             ax.set_xlabel("x")

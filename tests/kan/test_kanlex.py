@@ -182,3 +182,31 @@ def test_units_errors_name_the_problem():
     kl.model = object()  # a network already there
     with pytest.raises(ValueError, match="before the network is trained"):
         kl.set_dataset(X, y, X, y, **ENERGY_UNITS)
+
+
+@needs_kan
+def test_plot_results_with_units_draws_the_columns_data():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1.0, 2.0, (120, 2))  # a length L and a distance d, both in metres
+    y = X[:, 0] * np.sin(X[:, 1] / X[:, 0])  # L * f(d/L)
+    kl = KANLEX(None, [2, 1, 1], grid=3, k=3, seed=0)
+    kl.set_dataset(X[:80], y[:80], X[80:], y[80:], units=["m", "m"], target_units="m")
+    assert kl.width[0] == 1
+    kl.train_kan(steps=5, n_restarts=1, warmup=5, progress=False)
+    kl.get_symbolic(
+        None,
+        population=1,
+        generations=1,
+        separable=False,
+        verbose=0,
+        progress=False,
+        simplify_timeout=0,
+        snap_time=0,
+    )
+    fig, ax = kl.plot_results()  # a surface over (x0, x1) with the data in the columns
+    points = ax.collections[-1]._offsets3d
+    np.testing.assert_allclose(points[0], X[:80, 0])
+    np.testing.assert_allclose(points[2], y[:80])
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
