@@ -292,21 +292,25 @@ class KANLEX(ReferenceMethods):
         """
         n_train, n_test = kt.as_2d(y_train).shape[0], kt.as_2d(y_test).shape[0]
         sig_train, sig_test = check_error_bars(sigma_train, sigma_test, n_train, n_test)
-        if self.units_frame is not None:  # a dataset set before with units: start over
-            self.variable_names = list(self.units_frame.columns)
-            self._set_inputs(len(self.units_frame.columns))
-            self.units_frame = None
+        old = self.units_frame  # an earlier call with units replaced the columns' names
+        columns = list(old.columns) if old is not None else self.variable_names
+        frame = None
         if units is not None or target_units is not None:
             frame, data = self._dimensionless(
-                units, target_units, X_train, y_train, X_test, y_test, sig_train, sig_test
+                units, target_units, columns, X_train, y_train, X_test, y_test, sig_train, sig_test
             )
             if frame is not None:
                 X_train, y_train, X_test, y_test, sig_train, sig_test = data
-                self.units_frame = frame
-                self.variable_names = list(frame.groups)
-                self._set_inputs(len(frame.groups))
-                log.info("dimensional analysis: %s", frame.describe())
         ds = kt.dataset_from_arrays(X_train, y_train, X_test, y_test, self.device)
+        # Nothing above changed this object: a call that raises leaves it as it was.
+        self.units_frame = frame
+        if frame is not None:
+            self.variable_names = list(frame.groups)
+            self._set_inputs(len(frame.groups))
+            log.info("dimensional analysis: %s", frame.describe())
+        elif old is not None:  # a dataset set before with units: back to the columns
+            self.variable_names = columns
+            self._set_inputs(len(old.columns))
         if sig_train is not None:
             ds["train_sigma"], ds["test_sigma"] = sig_train, sig_test
         self.dataset = ds
@@ -320,6 +324,7 @@ class KANLEX(ReferenceMethods):
         self,
         units: Any,
         target_units: Any,
+        columns: Sequence[str] | None,
         X_train: Any,
         y_train: Any,
         X_test: Any,
@@ -337,7 +342,7 @@ class KANLEX(ReferenceMethods):
             )
         X, Xt = (np.asarray(kt.as_2d(a), dtype=float) for a in (X_train, X_test))
         Y, Yt = (np.asarray(kt.as_2d(a), dtype=float) for a in (y_train, y_test))
-        columns = self.variable_names or [f"x{k}" for k in range(X.shape[1])]
+        columns = list(columns or [f"x{k}" for k in range(X.shape[1])])
         if len(columns) != X.shape[1]:
             raise ValueError(f"{len(columns)} variable_names for {X.shape[1]} columns")
         frame = frame_for(units, target_units, columns, X, Y, Xt, Yt)

@@ -210,3 +210,18 @@ def test_plot_results_with_units_draws_the_columns_data():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+@needs_kan
+def test_a_failed_set_dataset_with_units_changes_nothing_and_without_units_restores_columns():
+    X, y = _energy_data(40, 0)
+    kl = KANLEX(None, [4, 1, 1], variable_names=["m", "v", "g", "h"])
+    kl.set_dataset(X, y, X, y, **ENERGY_UNITS)
+    dataset, frame = kl.dataset, kl.units_frame
+    with pytest.raises(ValueError, match="one entry per column"):
+        kl.set_dataset(X, y, X, y, units=["kg"], target_units="J")
+    assert kl.dataset is dataset and kl.units_frame is frame
+    assert kl.variable_names == ["pi0"] and kl.width[0] == 1
+    kl.set_dataset(X, y, X, y)  # the columns again
+    assert kl.units_frame is None and kl.variable_names == ["m", "v", "g", "h"]
+    assert kl.width[0] == 4 and kl.dataset["train_input"].shape == (40, 4)
