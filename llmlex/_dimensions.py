@@ -297,6 +297,16 @@ class Reduction:
         cols = [_monomial(X, g) for g in self.groups]
         return np.column_stack(cols) if cols else np.empty((X.shape[0], 0))
 
+    def group_names(self, taken: Sequence[str]) -> list[str]:
+        """Names ``pi0, pi1, ...`` of the groups, prefixed with ``_`` past any in ``taken``."""
+        names = []
+        for j in range(len(self.groups)):
+            name = f"pi{j}"
+            while name in taken:
+                name = "_" + name
+            names.append(name)
+        return names
+
     def describe(self, names: Sequence[str]) -> str:
         """``P`` and the groups in the inputs' names, for logs and reports."""
         groups = ", ".join(f"pi{j} = {_text(g, names)}" for j, g in enumerate(self.groups))

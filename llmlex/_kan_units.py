@@ -192,17 +192,10 @@ def frame_for(
                 f"the units' prefactor {reduction.describe(list(columns)).split(' * f(')[0]} "
                 f"is zero or not finite on the {label} data"
             )
-    taken = set(columns)
-    groups = []
-    for j in range(len(reduction.groups)):
-        name = f"pi{j}"
-        while name in taken:
-            name = "_" + name
-        groups.append(name)
     return UnitsFrame(
         reduction,
         tuple(columns),
-        tuple(groups),
+        tuple(reduction.group_names(columns)),
         X_train,
         y_train,
         X_test,

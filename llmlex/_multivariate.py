@@ -457,13 +457,7 @@ def _reduced(
     problem: Problem,
     variables: Sequence[sympy.Symbol],
 ) -> _Reduced:
-    taken = {v.name for v in variables}
-    names = []
-    for j in range(len(reduction.groups)):
-        name = f"pi{j}"
-        while name in taken:
-            name = "_" + name
-        names.append(name)
+    names = reduction.group_names([v.name for v in variables])
     factor_train = reduction.factor(problem.X_train)
     factor_test = reduction.factor(problem.X_test)
     if not (np.all(np.isfinite(factor_train)) and np.all(factor_train != 0)):
