@@ -289,14 +289,27 @@ def run_equation(eq: dict, args: argparse.Namespace, seed: int) -> dict:
         row["groups"] = None if kl.units_frame is None else kl.units_frame.describe()
     else:
         kl.set_dataset(X, y, Xt, yt)
-    kl.train_kan(
-        steps=args.steps,
-        n_restarts=args.restarts,
-        time_budget=args.train_budget,
-        lamb=args.lamb,
-        prune=args.prune,
-        progress=False,
-    )
+    try:
+        kl.train_kan(
+            steps=args.steps,
+            n_restarts=args.restarts,
+            time_budget=args.train_budget,
+            lamb=args.lamb,
+            prune=args.prune,
+            progress=False,
+        )
+    except Exception as err:  # pykan can fail inside training (curve2coef): a miss for both
+        row["train_time"] = row["ours_total_time"] = time.perf_counter() - t0
+        row["ours_time"] = 0.0
+        row["ours_r2"] = -math.inf
+        row["ours_expr"] = f"ERROR in training {type(err).__name__}: {err}"
+        row["ours_exact"] = False
+        if not args.no_pykan:
+            row["pykan_expr"] = row["ours_expr"]
+            row["pykan_r2"] = row["pykan_refit_r2"] = -math.inf
+            row["pykan_time"] = 0.0
+            row["pykan_exact"] = row["pykan_refit_exact"] = False
+        return row
     rep = kl.training
     row["train_time"] = time.perf_counter() - t0
     row["kan_test_rmse"] = rep.best_test_loss
