@@ -33,7 +33,7 @@ import numpy as np
 
 from llmlex.exceptions import UnitsError
 
-__all__ = ["BASE_UNITS", "Reduction", "parse_units", "reduce_dimensions"]
+__all__ = ["BASE_UNITS", "Reduction", "parse_units", "reduce_dimensions", "units_by_column"]
 
 #: The SI base units, in the order of a dimension vector.
 BASE_UNITS = ("m", "kg", "s", "A", "K", "mol", "cd")
@@ -379,6 +379,29 @@ def _cost(powers: Sequence[Fraction], large: bool = False) -> tuple:
 #: A group whose median magnitude on the data is above this is "large": its inverse is
 #: preferred.
 _LARGE = 1.5
+
+
+def units_by_column(units: object, columns: Sequence[str]) -> list[object]:
+    """One units entry per column, from a sequence or a mapping from column name.
+
+    Raises
+    ------
+    UnitsError
+        If a mapping does not name every column exactly, or a sequence (or a single
+        string) does not give one entry per column.
+    """
+    if isinstance(units, Mapping):
+        unknown = set(map(str, units)) - set(columns)
+        missing = [c for c in columns if c not in units]
+        if unknown or missing:
+            raise UnitsError(
+                f"units must name every column ({', '.join(columns)}): "
+                f"missing {missing or 'none'}, unknown {sorted(unknown) or 'none'}"
+            )
+        return [units[c] for c in columns]
+    if isinstance(units, str) or not hasattr(units, "__len__") or len(units) != len(columns):
+        raise UnitsError(f"units must give one entry per column ({len(columns)}), got {units!r}")
+    return list(units)  # type: ignore[call-overload]
 
 
 def reduce_dimensions(

@@ -10,6 +10,7 @@ per point, is the same in both: ``(y/P - f) / (sigma/|P|) = (y - P*f) / sigma``)
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmlex._dimensions import Reduction, reduce_dimensions
+from llmlex._dimensions import Reduction, reduce_dimensions, units_by_column
 from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex.exceptions import AnsatzError, DataError, UnitsError
 from llmlex.fit import nchi2, r2
@@ -59,7 +60,9 @@ class UnitsFrame:
         """The form searched, in the columns' names."""
         return self.reduction.describe(list(self.columns))
 
+    @functools.cached_property
     def _back(self) -> tuple[dict[str, sympy.Expr], sympy.Expr, list[sympy.Symbol]]:
+        """Each group and ``P`` as monomials of the column symbols (built once)."""
         import sympy
 
         cols = [sympy.Symbol(c, real=True) for c in self.columns]
@@ -77,7 +80,7 @@ class UnitsFrame:
 
     def lift_expression(self, expr: sympy.Expr) -> sympy.Expr:
         """A formula of the groups as a formula of the columns."""
-        back, prefactor, _ = self._back()
+        back, prefactor, _ = self._back
         subs = {s: back[s.name] for s in expr.free_symbols if s.name in back}
         return prefactor * expr.xreplace(subs)
 
@@ -94,7 +97,7 @@ class UnitsFrame:
         from llmlex._kan_sympy import evaluate, parse_expression
         from llmlex._symbolic import node_count, sympy_to_text
 
-        _, _, cols = self._back()
+        _, _, cols = self._back
         o = result.output
         expr = self.lift_expression(result.expression)
         raw = self.lift_expression(result.raw_expression)
@@ -162,20 +165,7 @@ def frame_for(
     DataError
         If ``P`` is zero or not finite on the data.
     """
-    n = X_train.shape[1]
-    if isinstance(units, Mapping):
-        unknown = set(map(str, units)) - set(columns)
-        missing = [c for c in columns if c not in units]
-        if unknown or missing:
-            raise UnitsError(
-                f"units must name every column ({', '.join(columns)}): "
-                f"missing {missing or 'none'}, unknown {sorted(unknown) or 'none'}"
-            )
-        given = [units[c] for c in columns]
-    elif isinstance(units, str) or len(units) != n:
-        raise UnitsError(f"units must give one entry per column ({n}), got {units!r}")
-    else:
-        given = list(units)
+    given = units_by_column(units, columns)
     reduction = reduce_dimensions(given, target_units, X_train)
     if reduction.trivial:
         return None

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from llmlex._dimensions import Reduction, reduce_dimensions
+from llmlex._dimensions import Reduction, reduce_dimensions, units_by_column
 from llmlex._estimator_kan import KANOptions, points_needed, run_kan
 from llmlex._noise import estimate_noise, estimate_noise_nd
 from llmlex._progress import progress_bar
 from llmlex._settings import DEFAULTS
 from llmlex._validation import check_magnitude, check_sample_weight
 from llmlex.ansatz import parse_ansatz
-from llmlex.exceptions import MissingDependencyError, UnitsError
+from llmlex.exceptions import MissingDependencyError
 from llmlex.fit import FitResult
 from llmlex.genetic import run_genetic
 
@@ -440,22 +440,11 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         """The columns' dimensional analysis, when ``units`` and ``target_units`` are set."""
         if self.units is None or self.target_units is None:
             return None
-        n = X.shape[1]
-        if isinstance(self.units, Mapping):
-            given = getattr(self, "feature_names_in_", None)
-            keys = [str(c) for c in given] if given is not None else [f"x{k}" for k in range(n)]
-            unknown = set(map(str, self.units)) - set(keys)
-            missing = [k for k in keys if k not in self.units]
-            if unknown or missing:
-                raise UnitsError(
-                    f"units must name every column ({', '.join(keys)}): "
-                    f"missing {missing or 'none'}, unknown {sorted(unknown) or 'none'}"
-                )
-            units = [self.units[k] for k in keys]
-        elif isinstance(self.units, str) or len(self.units) != n:
-            raise UnitsError(f"units must give one entry per column ({n}), got {self.units!r}")
-        else:
-            units = list(self.units)
+        given = getattr(self, "feature_names_in_", None)
+        keys = (
+            [str(c) for c in given] if given is not None else [f"x{k}" for k in range(X.shape[1])]
+        )
+        units = units_by_column(self.units, keys)
         return reduce_dimensions(units, self.target_units, X)
 
     def _fit_constant(self, value: float, message: str) -> None:
