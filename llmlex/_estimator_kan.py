@@ -44,6 +44,7 @@ class KANOptions:
     restarts: int
     search: bool
     simplify: bool
+    prune: bool
     population: int
     generations: int
     temperature: float
@@ -123,6 +124,7 @@ def run_kan(
             steps=options.steps,
             n_restarts=max(1, options.restarts),
             warmup=min(100, max(1, options.steps)),
+            prune=options.prune,
             time_budget=None if budget is None else 0.5 * budget,
             progress=options.progress,
         )

@@ -201,6 +201,11 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     kan_simplify : bool
         Simplify the assembled KAN formula (sympy under a time limit, constant snapping);
         every simplification is kept only if the held-out fit stays as good.
+    kan_prune : bool
+        Prune the trained network (pykan's pruning of small edges and nodes, then half
+        the steps again) and keep the pruned one unless its held-out loss is more than
+        twice the unpruned network's: fewer edges to regress and shorter formulas on
+        wide data, where inputs or hidden nodes go unused.
     test_size : float
         Fraction of the samples held out to choose between KAN restarts and formulas.
     generators : sequence of {"sparse", "kan"}
@@ -293,6 +298,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         kan_restarts: int = 2,
         kan_edges: Literal["search", "polynomial"] = "search",
         kan_simplify: bool = True,
+        kan_prune: bool = False,
         test_size: float = 0.2,
         generators: Sequence[str] = ("sparse", "kan"),
         units: Sequence[Any] | Mapping[str, Any] | None = None,
@@ -317,6 +323,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
         self.kan_restarts = kan_restarts
         self.kan_edges = kan_edges
         self.kan_simplify = kan_simplify
+        self.kan_prune = kan_prune
         self.test_size = test_size
         self.generators = generators
         self.units = units
@@ -672,6 +679,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             restarts=int(self.kan_restarts),
             search=self.kan_edges == "search",
             simplify=bool(self.kan_simplify),
+            prune=bool(self.kan_prune),
             population=int(self.population_size),
             generations=int(self.num_of_generations),
             temperature=float(self.temperature),

@@ -398,3 +398,31 @@ def test_bad_units_raise_a_units_error(units, target, match):
     X = np.random.default_rng(0).uniform(1, 2, (30, 2))
     with pytest.raises(UnitsError, match=match):
         LLMLExRegressor(units=units, target_units=target).fit(X, X[:, 0] * X[:, 1])
+
+
+@pytest.mark.kan
+def test_kan_prune_prunes_the_trained_network_and_the_formula_keeps_its_inputs(monkeypatch):
+    # kan_prune hands the network to pykan's pruning (small edges and nodes out, half
+    # the steps again); the estimator's formula is the pruned network's.
+    pytest.importorskip("torch")
+    pytest.importorskip("kan")
+    import llmlex._kanlex as kanlex
+
+    pruned = []
+    real = kanlex.kt.prune
+
+    def recording(*args, **kwargs):
+        pruned.append(real(*args, **kwargs))
+        return pruned[-1]
+
+    monkeypatch.setattr(kanlex.kt, "prune", recording)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (200, 3))
+    y = 1.5 * X[:, 0] + X[:, 1] ** 2  # x2 unused
+    options = {**TINY_KAN, "kan_steps": 20, "progress": False}
+    LLMLExRegressor(random_state=0, **options).fit(X, y)
+    assert not pruned
+    reg = LLMLExRegressor(random_state=0, kan_prune=True, **options).fit(X, y)
+    assert len(pruned) == 1
+    assert reg.method_ == "kan" and reg.score(X, y) > 0.999
+    assert {s.name for s in reg.expression_.free_symbols} == {"x0", "x1"}
