@@ -594,11 +594,15 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 return None
 
         bar = progress_bar(3, bool(self.progress), "multivariate fit", unit="stage")
+        started: list[str] = []
 
         def stage(name: str) -> None:
+            # Called as a stage starts: the count is of the stages finished.
             if bar is not None:
+                if started:
+                    bar.update(1)
+                started.append(name)
                 bar.set_postfix_str(name)
-                bar.update(1)
 
         try:
             result = choose_formula(
@@ -615,6 +619,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
                 deadline=None if budget is None else t0 + budget,
                 progress=stage,
             )
+            if bar is not None:  # done, the KAN's stage included when it was not needed
+                bar.update(bar.total - bar.n)
         finally:
             if bar is not None:
                 bar.close()

@@ -426,3 +426,18 @@ def test_kan_prune_prunes_the_trained_network_and_the_formula_keeps_its_inputs(m
     assert len(pruned) == 1
     assert reg.method_ == "kan" and reg.score(X, y) > 0.999
     assert {s.name for s in reg.expression_.free_symbols} == {"x0", "x1"}
+
+
+def test_the_multivariate_bar_counts_finished_stages(capsys):
+    # The stage just started is named, not counted; a fit that needs no KAN ends at 3/3.
+    import re
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 3, (200, 2))
+    y = 3 * X[:, 0] - 2 * X[:, 0] * X[:, 1]
+    LLMLExRegressor(random_state=0, progress=True).fit(X, y)
+    err = capsys.readouterr().err
+    assert re.search(r"multivariate fit: +0%\| +\| 0/3 \[[^\]]*sparse regression\]", err)
+    assert "3/3" in err
+    LLMLExRegressor(random_state=0, progress=False).fit(X, y)
+    assert "multivariate fit" not in capsys.readouterr().err
