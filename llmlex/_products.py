@@ -76,6 +76,10 @@ _BEAM = 10
 _INTEGER_TOLERANCE = 0.2
 #: Composites whose log values beside the powers are this parallel are one factor.
 _SAME_DIRECTION = 0.99
+#: Most monomial arguments of the composite factors: arguments of fewer inputs are taken
+#: beyond it (their number grows as ``C(d, k) 2**k``: 34,000 of three of 30 inputs, each
+#: giving a dozen factors, for minutes of work on a wide table of a few rows).
+_MOST_ARGUMENTS = 2000
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,10 +269,20 @@ def _monomial_args(
     return out
 
 
+def _argument_inputs(d: int) -> int:
+    """Most inputs of a monomial argument on ``d`` inputs: five up to six inputs, three
+    beyond, fewer where the arguments would outnumber :data:`_MOST_ARGUMENTS`."""
+    most = 5 if d <= 6 else 3
+    while most > 1 and sum(math.comb(d, k) * 2**k for k in range(1, most + 1)) > _MOST_ARGUMENTS:
+        most -= 1
+    return most
+
+
 def composite_factors(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[Factor]:
     """Factors of a monomial argument ``M``: ``exp(a*M)`` and ``g(k*M)**a`` for ``g`` in
     ``exp(.) - 1``, ``cosh``, ``tanh``, ``sin``, ``cos``: Boltzmann factors, gaussians,
-    Planck's law.  ``M`` has exponents +-1 on up to five inputs (three beyond six inputs),
+    Planck's law.  ``M`` has exponents +-1 on up to five inputs (three beyond six inputs,
+    fewer beyond 11: at most :data:`_MOST_ARGUMENTS` such arguments),
     or +-2 and +-1 on up to two (``exp`` only), or is ``(x_i - x_j)**2`` or
     ``((x_i - x_j)/x_k)**2`` (``exp`` only); the scale ``k`` is a float the refit frees.
 
@@ -299,7 +313,7 @@ def composite_factors(X: np.ndarray, variables: Sequence[sympy.Symbol]) -> list[
             if k not in (i, j) and np.all(X[:, k] != 0):
                 q = diff / X[:, k]
                 squares.append((((variables[i] - variables[j]) / variables[k]) ** 2, q * q))
-    plain = _monomial_args(X, variables, (-1, 1), 5 if d <= 6 else 3)
+    plain = _monomial_args(X, variables, (-1, 1), _argument_inputs(d))
     for expr, vals in [*plain, *squares]:
         if float(np.max(np.abs(vals))) <= 700.0 and np.ptp(vals) > 0:
             out.append(Factor(expr, vals, kind="exp", variables=len(expr.free_symbols)))
@@ -679,7 +693,10 @@ def product_candidates(
         A = np.concatenate([A, Ac[:, chosen]], axis=1)
         mean_L = np.concatenate([mean_L, (ww @ Lc[rows] / ww.sum())[chosen]])
         cost_all = np.concatenate([cost, cost_c[chosen]])
-        supports += _powers_and_others(A, bc, powers, cost_all, screen, floor)
+        # Every power with up to three others: a fit only where the rows outnumber them
+        # (on fewer, each support fits the data exactly and says nothing).
+        if len(powers) + 3 < A.shape[0]:
+            supports += _powers_and_others(A, bc, powers, cost_all, screen, floor)
         ranked: list[tuple[float, float, tuple[int, ...], np.ndarray]] = []
         for s in dict.fromkeys(_pruned(A, bc, s, cost_all, floor) for s in supports):
             if not s or len(s) > max_factors:

@@ -197,3 +197,26 @@ def test_with_units_the_relativistic_mass_is_found_through_noise():
     assert reg.dimensional_analysis_ == "y = x0 * f(pi0 = x1/x2)"
     assert len(reg.expression_.atoms(sympy.Float)) == 0  # every constant snapped
     np.testing.assert_allclose(reg.predict(X), clean, rtol=1e-12)
+
+
+def test_monomial_arguments_of_a_wide_table_stay_a_bounded_library():
+    # Arguments of three of 30 inputs would be 34,000 (a dozen factors each: minutes of
+    # work on a table of ten rows); on up to 11 inputs the library is as before.
+    from llmlex._products import _argument_inputs
+
+    assert [_argument_inputs(d) for d in (2, 6, 7, 11, 12, 30)] == [5, 5, 3, 3, 2, 2]
+    X = np.random.default_rng(0).uniform(1.0, 2.0, (10, 30))
+    comp = composite_factors(X, sympy.symbols("x0:30", real=True))
+    # Of three inputs only the gaussians ((x_i - x_j)/x_k)**2: 435 pairs, 28 others each.
+    assert sum(f.variables == 3 for f in comp) == 435 * 28
+
+
+def test_a_product_of_two_of_30_inputs_is_found_from_ten_rows():
+    # Fewer rows than powers: no support of every power (it would fit any ten rows
+    # exactly), and the sparsity paths still find the law.
+    X = np.random.default_rng(0).uniform(1.0, 2.0, (10, 30))
+    found = product_candidates(
+        X, 2.0 * X[:, 0] * X[:, 1], np.full(10, 1e-6), sympy.symbols("x0:30", real=True)
+    )
+    best = found[0].expression
+    assert best.free_symbols == set(sympy.symbols("x0 x1", real=True))
