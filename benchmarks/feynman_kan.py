@@ -537,6 +537,34 @@ def summarise(rows: list[dict], with_pykan: bool, peers: Sequence[str] = ()) -> 
                 f"{sum(r['pykan_refit_r2'] > 0.999 for r in rows)}/{n}; median time "
                 f"{statistics.median(r['pykan_time'] for r in rows):.0f} s (training excluded)"
             )
+        lines += ["", by_variables(rows, with_pykan)]
+    return "\n".join(lines)
+
+
+def by_variables(rows: Sequence[dict], with_pykan: bool) -> str:
+    """A markdown table of the rows by their number of variables (KAN.md's)."""
+    head = "| variables | equations | llmlex exact | llmlex R2 > 0.999 | llmlex median s |"
+    if with_pykan:
+        head += " pykan exact | pykan R2 > 0.999 | pykan+refit exact | pykan+refit R2 > 0.999 |"
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    groups = sorted({r["n_var"] for r in rows})
+    for n_var in [*groups, None]:
+        sel = [r for r in rows if n_var is None or r["n_var"] == n_var]
+        if n_var is None and len(groups) < 2:
+            break
+        n = len(sel)
+        line = (
+            f"| {'all' if n_var is None else n_var} | {n} | {sum(r['ours_exact'] for r in sel)} "
+            f"| {sum(r['ours_r2'] > 0.999 for r in sel)} "
+            f"| {statistics.median(r['ours_total_time'] for r in sel):.0f} |"
+        )
+        if with_pykan:
+            line += (
+                f" {sum(r['pykan_exact'] for r in sel)} | {sum(r['pykan_r2'] > 0.999 for r in sel)}"
+                f" | {sum(r['pykan_refit_exact'] for r in sel)}"
+                f" | {sum(r['pykan_refit_r2'] > 0.999 for r in sel)} |"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -668,7 +696,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--units: with --estimator, or the KAN route with --no-pykan")
     if args.recheck:
         rows = recheck(args.recheck)
-        feyn = [r for r in rows if r["name"] in {e["name"] for e in load_equations(CSV)}]
+        every = {e["name"] for e in load_equations(CSV, tuple(range(1, 10)))}
+        feyn = [r for r in rows if r["name"] in every]
         print(summarise(feyn, all("pykan_exact" in r for r in feyn)))
         if args.json is not None:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
