@@ -17,8 +17,10 @@ The estimator's route for several input columns (:class:`llmlex.LLMLExRegressor`
    pipeline (:mod:`llmlex.kan`, with its
    separability tests and, with a client, the LLM) adds its formulas.
 With the columns' physical units (``reduction``, :mod:`llmlex._dimensions`), steps 2 and
-3 search ``y / P(x) = f(pi)`` over the dimensionless groups ``pi`` instead, and every
-formula found is written back in the inputs before it is scored.
+3 search ``y / P(x) = f(pi)`` over the dimensionless groups ``pi`` instead; without them,
+columns far from order one are searched in powers of ten of their units
+(:mod:`llmlex._frames`).  Every formula found is written back in the inputs before it is
+scored.
 
 4. Every candidate is scored by its description length on the training data
    (:mod:`llmlex._criterion`: every constant and every node costs, fit beyond the noise
@@ -44,6 +46,7 @@ import sympy
 
 from llmlex._criterion import description_length
 from llmlex._dimensions import Reduction
+from llmlex._frames import Frame, Problem, decimal_frame, units_frame
 from llmlex._kan_results import Candidate, KANSymbolicResult
 from llmlex._kan_sympy import compile_expr, evaluate, fit_constants, parameterise
 from llmlex._noise import estimate_noise_nd
@@ -356,13 +359,13 @@ _ROUNDING = 1e-12
 
 def _lifted(
     pool: Sequence[Scored],
-    red: _Reduced,
+    red: Frame,
     variables: Sequence[sympy.Symbol],
     X: np.ndarray,
     y: np.ndarray,
     sigma: np.ndarray,
 ) -> list[Scored]:
-    """Formulas of the groups written in the inputs and scored there (the same fit: the
+    """Formulas of a frame written in the inputs and scored there (the same fit: the
     chi-squared does not change, the description length does)."""
     out = []
     for s in pool:
@@ -409,83 +412,6 @@ def _revised_noise(pool: Sequence[Scored], noise: float, y: np.ndarray) -> float
             break
         level = new
     return level if level < noise else None
-
-
-@dataclass(frozen=True, eq=False)
-class Problem:
-    """The data a generator is asked to explain: the inputs as given, or the
-    dimensionless groups of a :class:`~llmlex._dimensions.Reduction` (then ``y`` is the
-    target over the prefactor, and ``sigma`` its error bars)."""
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    names: tuple[str, ...]
-    sigma_train: np.ndarray | None
-    sigma_test: np.ndarray | None
-
-
-@dataclass(frozen=True, eq=False)
-class _Reduced:
-    """A problem in dimensionless groups and the way back to the inputs."""
-
-    problem: Problem
-    variables: list[sympy.Symbol]
-    factor: np.ndarray  # the prefactor on the training rows
-    back: dict[sympy.Symbol, sympy.Expr]
-    prefactor: sympy.Expr
-
-    def lift(self, expr: sympy.Expr) -> sympy.Expr:
-        """A formula of the groups as a formula of the inputs."""
-        by_name = {s.name: e for s, e in self.back.items()}
-        subs = {s: by_name[s.name] for s in expr.free_symbols if s.name in by_name}
-        return self.prefactor * expr.xreplace(subs)
-
-
-def _monomial(variables: Sequence[sympy.Symbol], powers: Sequence[Fraction]) -> sympy.Expr:
-    return sympy.Mul(
-        *(
-            v ** sympy.Rational(p.numerator, p.denominator)
-            for v, p in zip(variables, powers, strict=True)
-        )
-    )
-
-
-def _reduced(
-    reduction: Reduction,
-    problem: Problem,
-    variables: Sequence[sympy.Symbol],
-) -> _Reduced:
-    names = reduction.group_names([v.name for v in variables])
-    factor_train = reduction.factor(problem.X_train)
-    factor_test = reduction.factor(problem.X_test)
-    if not (np.all(np.isfinite(factor_train)) and np.all(factor_train != 0)):
-        raise ValueError("the units' prefactor is zero or not finite on the data")
-
-    def scaled(sigma: np.ndarray | None, factor: np.ndarray) -> np.ndarray | None:
-        return None if sigma is None else sigma / np.abs(factor)
-
-    reduced = Problem(
-        reduction.inputs(problem.X_train),
-        problem.y_train / factor_train,
-        reduction.inputs(problem.X_test),
-        problem.y_test / factor_test,
-        tuple(names),
-        scaled(problem.sigma_train, factor_train),
-        scaled(problem.sigma_test, factor_test),
-    )
-    groups = [sympy.Symbol(n, real=True) for n in names]
-    return _Reduced(
-        reduced,
-        groups,
-        factor_train,
-        {
-            g: _monomial(variables, powers)
-            for g, powers in zip(groups, reduction.groups, strict=True)
-        },
-        _monomial(variables, reduction.prefactor),
-    )
 
 
 def choose_formula(
@@ -544,10 +470,13 @@ def choose_formula(
         sigma = np.asarray(sigma_train, dtype=float)
         noise = math.nan
     problem = Problem(X_train, y_train, X_test, y_test, tuple(names), sigma_train, sigma_test)
-    red = None
+    red: Frame | None
     if reduction is not None and not reduction.trivial:
-        red = _reduced(reduction, problem, variables)
+        red = units_frame(reduction, problem, variables)
         log.info("dimensional analysis: %s", reduction.describe(names))
+    else:  # columns far from order one: searched in powers of ten of their units
+        red = decimal_frame(problem, variables)
+    if red is not None:
         problem = red.problem
     search_vars = variables if red is None else red.variables
     X_s, y_s = problem.X_train, problem.y_train
@@ -570,7 +499,7 @@ def choose_formula(
     libraries = (
         _Libraries(
             term_library(X_s, search_vars),
-            product_library(X_s, search_vars, dimensionless=red is not None),
+            product_library(X_s, search_vars, dimensionless=red is not None and red.dimensionless),
         )
         if sparse and X_s.shape[1] > 0
         else None
@@ -615,7 +544,7 @@ def choose_formula(
             scored = score_expression("kan", expr, variables, X_train, y_train, sigma, refit=False)
             if scored is not None:
                 pool.append(scored)
-            if red is not None:  # its own candidates are formulas of the groups
+            if red is not None:  # its own candidates are formulas of the frame
                 kan_result = replace(
                     kan_result,
                     raw_expression=red.lift(kan_result.raw_expression),

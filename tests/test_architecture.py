@@ -46,7 +46,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "_separable _kan_types _kan_torch _kan_edges _kan_checkpoint _kan_assembly _kan_select "
         "_kan_units "
         # and beside it, the other multivariate generators and the choice among them
-        "_kan_simplify _kanlex_ref _kanlex kan _sparse _transforms _products _multivariate "
+        "_kan_simplify _kanlex_ref _kanlex kan _frames _sparse _transforms _products _multivariate "
         "_estimator_kan",
         # user-facing adapters
         "export plots estimator cli response llmlex kanlex __init__",
