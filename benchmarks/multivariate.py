@@ -430,10 +430,17 @@ def run_one(p: Problem, method: str, noise: float, seed: int, args: argparse.Nam
     y = p.y.copy()
     if noise:  # (noise 0 leaves y as it is: 0 * an overflowing RMS would be nan)
         y = y + noise * float(np.sqrt(np.mean(p.y**2))) * rng.normal(size=p.y.size)
+    scale = args.x_scale
     try:
-        out = METHODS[method](p.X, y, seed, args)
+        out = METHODS[method](p.X * scale, y, seed, args)
     except Exception as err:  # a peer's crash is a miss, with its reason
         return {"error": f"{type(err).__name__}: {str(err)[:200]}", "exact": False, "r2": -math.inf}
+    if scale != 1.0 and out.expr is not None:
+        # Fitted on the columns in other units (x * scale): written back in the units of
+        # the truth, x -> scale * x, and judged there like any other formula.
+        xs = symbols(p.X.shape[1])
+        back = {v: sympy.Float(scale) * v for v in xs}
+        out = Outcome(out.expr.xreplace(back), out.time, out.text)
     try:
         r2 = (
             r2_score(p.y_test, _evaluate(out.expr, p.X_test)) if out.expr is not None else -math.inf
@@ -499,6 +506,13 @@ def main(argv: list[str] | None = None) -> int:
         default=LLMLExRegressor().time_budget,
         help="llmlex's time_budget (default: the estimator's; 'none': no clock)",
     )
+    ap.add_argument(
+        "--x-scale",
+        type=float,
+        default=1.0,
+        help="give the methods every column times this (other units); the formulas are "
+        "written back in the truth's units before they are judged",
+    )
     ap.add_argument("--log", type=Path, default=HERE / "results" / "multivariate-runs.jsonl")
     args = ap.parse_args(argv)
 
@@ -529,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
                 for m in args.methods:
                     cfg = args.time_budget if m == "llmlex" else None
                     key = f"{p.name}|{m}|{noise:g}|{seed}|{cfg}"
+                    if args.x_scale != 1.0:
+                        key += f"|x*{args.x_scale:g}"
                     if key not in done:
                         rec = run_one(p, m, noise, seed, args)
                         rec |= {
