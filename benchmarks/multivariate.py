@@ -439,7 +439,7 @@ def run_one(p: Problem, method: str, noise: float, seed: int, args: argparse.Nam
         # Fitted on the columns in other units (x * scale): written back in the units of
         # the truth, x -> scale * x, and judged there like any other formula.
         xs = symbols(p.X.shape[1])
-        back = {v: sympy.Float(scale) * v for v in xs}
+        back = {v: sympy.nsimplify(scale) * v for v in xs}  # exact: no rounding added
         out = Outcome(out.expr.xreplace(back), out.time, out.text)
     try:
         r2 = (
