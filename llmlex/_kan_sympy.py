@@ -525,22 +525,26 @@ def simplify_bounded(expr: sympy.Expr, calls: int = SIMPLIFY_CALLS) -> sympy.Exp
     return out if isinstance(out, sympy.Basic) else None
 
 
-def simplify_with_timeout(expr: sympy.Expr, timeout: float | None) -> sympy.Expr | None:
-    """:func:`sympy.simplify` of ``expr`` in a child process; ``None`` on timeout or error.
+def simplify_with_timeout(
+    expr: sympy.Expr, timeout: float | None, *, calls: int = SIMPLIFY_CALLS
+) -> sympy.Expr | None:
+    """:func:`simplify_bounded` of ``expr``, also stopped after ``timeout`` seconds;
+    ``None`` when stopped or failing.
 
-    A child process (not a thread) because a single long C operation cannot be
-    interrupted in-process; ``subprocess`` (not ``multiprocessing``) so that nothing of the
-    caller's ``__main__`` is re-imported and no forked copy of torch's threads is made.
-    The expression travels as a pickle we made ourselves from sympy objects.  With
-    ``timeout=None``: :func:`simplify_bounded` (here, bounded by work, not by the clock).
+    With a timeout it runs in a child process (not a thread) because a single long C
+    operation cannot be interrupted in-process; ``subprocess`` (not ``multiprocessing``)
+    so that nothing of the caller's ``__main__`` is re-imported and no forked copy of
+    torch's threads is made.  The expression travels as a pickle we made ourselves from
+    sympy objects.  The child does the same work-bounded simplification as ``timeout=None``
+    does here: the clock may stop it, never change what it yields.
     """
-    if timeout is None:  # no clock: a bound on work instead
-        return simplify_bounded(expr)
+    if timeout is None:  # no clock: the bound on work alone
+        return simplify_bounded(expr, calls)
     if timeout <= 0:
         return None
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "llmlex._kan_sympy"],
+            [sys.executable, "-m", "llmlex._kan_sympy", str(int(calls))],
             input=pickle.dumps(expr),
             capture_output=True,
             timeout=timeout,
@@ -558,8 +562,8 @@ def simplify_with_timeout(expr: sympy.Expr, timeout: float | None) -> sympy.Expr
 
 def _worker() -> None:  # pragma: no cover - runs in the child process
     expr = pickle.loads(sys.stdin.buffer.read())
-    out = sympy.simplify(expr)
-    sys.stdout.buffer.write(pickle.dumps(out))
+    calls = int(sys.argv[1]) if len(sys.argv) > 1 else SIMPLIFY_CALLS
+    sys.stdout.buffer.write(pickle.dumps(simplify_bounded(expr, calls)))
 
 
 if __name__ == "__main__":  # pragma: no cover

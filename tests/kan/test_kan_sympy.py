@@ -77,6 +77,19 @@ def test_simplify_with_timeout():
     assert ks.simplify_with_timeout(x, 0) is None
 
 
+def test_a_timeout_stops_the_simplification_and_never_changes_its_work():
+    # Under a clock the child does the work-bounded simplification too: where the work
+    # bound stops it, a generous timeout gives the same answer (None), not sympy's
+    # unbounded one (``y + 4``), so a fit under a time budget that does not bind chooses
+    # what the fit without one chooses.
+    x, y = sympy.symbols("x y", real=True)
+    expr = sum(sympy.sin(x + i) ** 2 + sympy.cos(x + i) ** 2 for i in range(4))
+    expr += sympy.exp(x) * sympy.exp(-x) * y
+    assert ks.simplify_bounded(expr, 200_000) is None
+    assert ks.simplify_with_timeout(expr, 60, calls=200_000) is None
+    assert ks.simplify_with_timeout(expr, 60) == ks.simplify_bounded(expr) == y + 4
+
+
 def test_constant_refit_stops_at_its_deadline_keeping_the_best_point():
     import time
 
