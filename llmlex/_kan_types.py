@@ -29,6 +29,8 @@ __all__ = [
     "EdgeTask",
     "KANEdges",
     "Key",
+    "TrainingReport",
+    "TrainingRun",
 ]
 
 #: Default per-edge exit condition (nchi2): edges reaching it stop being searched.
@@ -235,3 +237,47 @@ class KANEdges(Mapping[Key, EdgeResult]):
     def by_status(self, status: EdgeStatus) -> tuple[EdgeResult, ...]:
         """The edges with the given status, in key order."""
         return tuple(e for _, e in sorted(self.edges.items()) if e.status == status)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training restart: its seed, final train/test RMSE and wall time.
+
+    With error bars the RMSEs are weighted, ``sqrt(mean(w * r**2))`` with weights
+    ``1/sigma**2`` normalised to mean 1 (the plain RMSE when all error bars are equal).
+    A restart that failed inside pykan has infinite losses and says why in ``error``.
+    """
+
+    seed: int
+    train_loss: float
+    test_loss: float
+    time: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """Outcome of :meth:`KANLEX.train_kan`.
+
+    Attributes
+    ----------
+    runs : tuple of TrainingRun
+        Every restart tried, in order.
+    best_seed : int
+        Seed of the model kept.
+    best_test_loss : float
+        Its test RMSE (after pruning if pruning was kept).
+    pruned : bool
+        Whether the kept model is the pruned one.
+    time : float
+        Total wall time.
+    stop_reason : str
+        ``all restarts run`` or ``time budget``.
+    """
+
+    runs: tuple[TrainingRun, ...]
+    best_seed: int
+    best_test_loss: float
+    pruned: bool
+    time: float
+    stop_reason: str

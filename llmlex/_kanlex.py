@@ -23,7 +23,6 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from llmlex import _kan_torch as kt
 from llmlex._kan_edges import check_reference_options, kan_to_symbolic, search_size
 from llmlex._kan_results import KANSymbolicResult
 from llmlex._kan_select import check_error_bars, separable_forms, symbolic_from_edges
-from llmlex._kan_types import EdgeRegressor, KANEdges
+from llmlex._kan_types import EdgeRegressor, KANEdges, TrainingReport, TrainingRun
 from llmlex._kan_units import UnitsFrame, frame_for
 from llmlex._kanlex_ref import ReferenceMethods
 from llmlex._progress import progress_bar
@@ -48,48 +47,6 @@ __all__ = ["KANLEX", "TrainingReport", "TrainingRun"]
 
 # One logger for the KAN door: callers tune "llmlex.kan" (the examples do).
 log = logging.getLogger("llmlex.kan")
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """One training restart: its seed, final train/test RMSE and wall time.
-
-    With error bars the RMSEs are weighted, ``sqrt(mean(w * r**2))`` with weights
-    ``1/sigma**2`` normalised to mean 1 (the plain RMSE when all error bars are equal).
-    """
-
-    seed: int
-    train_loss: float
-    test_loss: float
-    time: float
-
-
-@dataclass(frozen=True)
-class TrainingReport:
-    """Outcome of :meth:`KANLEX.train_kan`.
-
-    Attributes
-    ----------
-    runs : tuple of TrainingRun
-        Every restart tried, in order.
-    best_seed : int
-        Seed of the model kept.
-    best_test_loss : float
-        Its test RMSE (after pruning if pruning was kept).
-    pruned : bool
-        Whether the kept model is the pruned one.
-    time : float
-        Total wall time.
-    stop_reason : str
-        ``all restarts run`` or ``time budget``.
-    """
-
-    runs: tuple[TrainingRun, ...]
-    best_seed: int
-    best_test_loss: float
-    pruned: bool
-    time: float
-    stop_reason: str
 
 
 class KANLEX(ReferenceMethods):
@@ -406,7 +363,8 @@ class KANLEX(ReferenceMethods):
         node_th, edge_th``) and return value (the final training loss).  KAN training
         is seed-sensitive (some seeds stall far above the others), so
         restarts are cheap insurance.  A restart is not started when the budget would
-        likely be exceeded (the first always runs).
+        likely be exceeded (the first always runs, and the next ones until one has not
+        failed: a restart that fails inside pykan is recorded and passed over).
 
         Parameters
         ----------
@@ -469,7 +427,7 @@ class KANLEX(ReferenceMethods):
         try:
             for s in seed_list:
                 elapsed = time.perf_counter() - t0
-                if runs and time_budget is not None:
+                if best_model is not None and time_budget is not None:
                     mean = elapsed / len(runs)
                     if elapsed + mean > time_budget:
                         stop = "time budget"
@@ -477,9 +435,21 @@ class KANLEX(ReferenceMethods):
                 t = time.perf_counter()
                 model = self._new_model(s)
                 warm = {"warmup": warmup, "warmup_lr": warmup_lr, **fit_options}
-                train_loss, history = kt.train(
-                    model, ds, s, steps, opt, lamb, verbose, warm, weights=weights
-                )
+                try:
+                    train_loss, history = kt.train(
+                        model, ds, s, steps, opt, lamb, verbose, warm, weights=weights
+                    )
+                except (KeyboardInterrupt, SystemExit, MemoryError):
+                    raise
+                except Exception as err:  # pykan's own failures (curve2coef) end one restart
+                    failed = f"{type(err).__name__}: {err}"
+                    log.warning("restart seed %d failed in pykan (%s)", s, failed)
+                    runs.append(TrainingRun(s, math.inf, math.inf, time.perf_counter() - t, failed))
+                    if bar is not None:
+                        bar.update(1)
+                    if len(runs) == len(seed_list) and best_model is None:
+                        raise  # every restart failed: nothing to keep
+                    continue
                 test_loss = kt.holdout_loss(model, ds, w_test)
                 runs.append(TrainingRun(s, train_loss, test_loss, time.perf_counter() - t))
                 log.info(

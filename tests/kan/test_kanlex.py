@@ -125,6 +125,30 @@ def test_training_and_get_symbolic_show_progress_unless_told_not_to(capsys, prog
         assert "2/2" in err and "best test RMSE" in err and "assembly" in err
 
 
+@needs_kan
+def test_a_restart_that_fails_inside_pykan_is_recorded_and_passed_over(monkeypatch):
+    # pykan's grid update can raise (curve2coef's UnboundLocalError after MKL rejects a
+    # least-squares problem: Feynman I.29.16 with seed 28); the other restarts stand.
+    import llmlex._kanlex as kanlex
+
+    real = kanlex.kt.train
+
+    def failing_on_seed_0(model, ds, seed, *args, **kwargs):
+        if seed == 0:
+            raise UnboundLocalError("cannot access local variable 'coef'")
+        return real(model, ds, seed, *args, **kwargs)
+
+    monkeypatch.setattr(kanlex.kt, "train", failing_on_seed_0)
+    kl = KANLEX(None, [2, 1, 1], grid=3, k=3, seed=0)
+    kl.create_dataset(lambda x: 2 * x[:, [0]] + x[:, [1]] ** 2, n_var=2, train_num=100)
+    kl.train_kan(steps=3, warmup=3, n_restarts=2, time_budget=1e-9, progress=False)
+    first, second = kl.training.runs
+    assert "UnboundLocalError" in first.error and first.test_loss == float("inf")
+    assert second.error == "" and kl.training.best_seed == 1 and kl.model is not None
+    with pytest.raises(UnboundLocalError):  # every restart failed: nothing to keep
+        kl.train_kan(steps=3, warmup=3, seeds=[0], progress=False)
+
+
 def _energy_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Mechanical energy m*v**2/2 + m*g*h of columns m [kg], v [m/s], g [m/s2], h [m]."""
     rng = np.random.default_rng(seed)
