@@ -467,19 +467,25 @@ class KANLEX(ReferenceMethods):
         pruned = False
         self.raw_model = best_model
         if prune and best_model is not None:
-            candidate = kt.prune(best_model, ds, node_th, edge_th, verbose)
-            _, pruned_history = kt.train(
-                candidate,
-                ds,
-                best_seed,
-                max(1, steps // 2),
-                opt,
-                0.0,
-                verbose,
-                fit_options,
-                weights=weights,
-            )
-            pruned_loss = kt.holdout_loss(candidate, ds, w_test)
+            try:
+                candidate = kt.prune(best_model, ds, node_th, edge_th, verbose)
+                _, pruned_history = kt.train(
+                    candidate,
+                    ds,
+                    best_seed,
+                    max(1, steps // 2),
+                    opt,
+                    0.0,
+                    verbose,
+                    fit_options,
+                    weights=weights,
+                )
+                pruned_loss = kt.holdout_loss(candidate, ds, w_test)
+            except (KeyboardInterrupt, SystemExit, MemoryError):
+                raise
+            except Exception as err:  # pykan's failures: the unpruned network stands
+                log.warning("pruning failed in pykan (%s: %s): not used", type(err).__name__, err)
+                pruned_loss = math.inf
             if pruned_loss <= 2.0 * best_loss:
                 best_model, best_loss, pruned = candidate, pruned_loss, True
                 best_history = pruned_history

@@ -149,6 +149,22 @@ def test_a_restart_that_fails_inside_pykan_is_recorded_and_passed_over(monkeypat
         kl.train_kan(steps=3, warmup=3, seeds=[0], progress=False)
 
 
+@needs_kan
+def test_pruning_that_fails_inside_pykan_keeps_the_unpruned_network(monkeypatch, caplog):
+    import llmlex._kanlex as kanlex
+
+    def broken(*args, **kwargs):
+        raise UnboundLocalError("cannot access local variable 'coef'")
+
+    monkeypatch.setattr(kanlex.kt, "prune", broken)
+    kl = KANLEX(None, [2, 1, 1], grid=3, k=3, seed=0)
+    kl.create_dataset(lambda x: 2 * x[:, [0]] + x[:, [1]] ** 2, n_var=2, train_num=100)
+    with caplog.at_level("WARNING", logger="llmlex.kan"):
+        kl.train_kan(steps=3, warmup=3, n_restarts=1, prune=True, progress=False)
+    assert not kl.training.pruned and kl.model is kl.raw_model is not None
+    assert "pruning failed in pykan" in caplog.text
+
+
 def _energy_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Mechanical energy m*v**2/2 + m*g*h of columns m [kg], v [m/s], g [m/s2], h [m]."""
     rng = np.random.default_rng(seed)
