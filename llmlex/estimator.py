@@ -621,6 +621,7 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
             )
             if bar is not None:  # done, the KAN's stage included when it was not needed
                 bar.update(bar.total - bar.n)
+                bar.refresh()  # drawn even within tqdm's redraw interval
         finally:
             if bar is not None:
                 bar.close()
