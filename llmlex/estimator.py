@@ -204,8 +204,8 @@ class LLMLExRegressor(RegressorMixin, BaseEstimator):
     kan_prune : bool
         Prune the trained network (pykan's pruning of small edges and nodes, then half
         the steps again) and keep the pruned one unless its held-out loss is more than
-        twice the unpruned network's: fewer edges to regress and shorter formulas on
-        wide data, where inputs or hidden nodes go unused.
+        twice the unpruned network's.  Off by default: on eight Feynman equations of
+        4-9 variables it did not improve the KAN's formulas (benchmarks/KAN.md).
     test_size : float
         Fraction of the samples held out to choose between KAN restarts and formulas.
     generators : sequence of {"sparse", "kan"}
